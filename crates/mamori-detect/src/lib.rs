@@ -1,0 +1,63 @@
+//! Pure anomaly-detection algorithms for mamori: everything between a system-call event and an
+//! anomaly score, with no I/O, no threads and no clock.
+//!
+//! The pipeline is seed 000's: [`classes`] maps each call to a class of the application's table,
+//! [`window`] cuts the class stream into windows (raw sequence or Bag of System Calls), and a model
+//! trained on normal windows only scores new ones — higher is more anomalous:
+//!
+//! - [`hmm`]: discrete HMM over the sequence (the paper's detector), and a multinomial mixture
+//!   over BoSC counts (what the paper's flattened-BoSC HMM should have been);
+//! - [`autoencoder`]: reconstruction error of a dense autoencoder, on sequences or BoSC;
+//! - [`stide`] and [`kmeans`]: the classic baselines (STIDE n-gram mismatches; k-means +
+//!   Mahalanobis distance on BoSC, Yoon et al.).
+//!
+//! [`calibrate`] turns normal scores into a threshold and [`metrics`] measures detection rate,
+//! false-positive rate and ROC AUC. Every stochastic step takes a seed ([`rng::Rng`]).
+//!
+//! ```
+//! use mamori_detect::classes::{ClassTable, ClassTableConfig};
+//! use mamori_detect::event::SyscallEvent;
+//! use mamori_detect::window::bosc;
+//!
+//! let cfg: ClassTableConfig = toml::from_str(r#"
+//!     name = "demo"
+//!     [[class]]
+//!     syscall = "write"
+//!     [[class]]
+//!     syscall = "close"
+//! "#).unwrap();
+//! let table = ClassTable::new(cfg).unwrap();
+//! let calls = ["write", "close", "write", "mmap"];
+//! let symbols: Vec<u16> = calls
+//!     .iter()
+//!     .filter_map(|c| table.classify(&SyscallEvent::named(*c)).symbol())
+//!     .collect();
+//! assert_eq!(symbols, vec![0, 1, 0]); // mmap is not monitored by this table
+//! assert_eq!(bosc(&symbols, table.n_symbols()), vec![2, 1, 0]);
+//! ```
+#![deny(missing_docs)]
+
+pub mod autoencoder;
+pub mod calibrate;
+pub mod classes;
+pub mod event;
+pub mod hmm;
+pub mod kmeans;
+pub mod metrics;
+pub mod rng;
+pub mod stide;
+pub mod window;
+
+pub use classes::Symbol;
+
+/// A trained model that scores windows of class symbols. Higher is more anomalous; a score is
+/// always finite (never NaN or ±inf), whatever symbols the window holds.
+pub trait WindowScorer {
+    /// Anomaly score of one window (full or partial).
+    fn score(&self, window: &[Symbol]) -> f64;
+
+    /// Scores many windows; models override this when batching is faster.
+    fn score_many(&self, windows: &[&[Symbol]]) -> Vec<f64> {
+        windows.iter().map(|w| self.score(w)).collect()
+    }
+}

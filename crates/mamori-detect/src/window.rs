@@ -1,0 +1,266 @@
+//! Sliding windows over class sequences, and their Bag-of-System-Calls (BoSC) counts.
+//!
+//! Windows are cut per *stream*: one interleaved stream per container (the paper's setting), or
+//! one stream per process or thread (STIDE's). Short-lived processes vanish inside an interleaved
+//! stream; with per-process streams each gets windows of its own, and a process that ends before
+//! filling a window still gets one (partial) window when its stream is flushed.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+
+use crate::classes::Symbol;
+
+/// How events are split into streams before windowing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StreamMode {
+    /// One stream per container / recording, calls interleaved as they happened (the paper).
+    #[default]
+    Interleaved,
+    /// One stream per process (pid).
+    PerProcess,
+    /// One stream per thread (tid).
+    PerThread,
+}
+
+/// Window settings; stored in model files, and scoring with other settings is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    /// Calls per window (the paper: 19, the number of classes).
+    pub size: usize,
+    /// Calls between the starts of consecutive windows.
+    pub stride: usize,
+    /// How calls are split into streams.
+    #[serde(default)]
+    pub stream: StreamMode,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig {
+            size: 19,
+            stride: 1,
+            stream: StreamMode::Interleaved,
+        }
+    }
+}
+
+/// A bad window setting.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WindowError {
+    /// Size zero.
+    #[error("window size must be at least 1")]
+    ZeroSize,
+    /// Stride zero.
+    #[error("window stride must be at least 1")]
+    ZeroStride,
+}
+
+impl WindowConfig {
+    /// Checks the settings.
+    pub fn check(&self) -> Result<(), WindowError> {
+        if self.size == 0 {
+            return Err(WindowError::ZeroSize);
+        }
+        if self.stride == 0 {
+            return Err(WindowError::ZeroStride);
+        }
+        Ok(())
+    }
+}
+
+/// One window of classified calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// Stream key (0 for the interleaved stream, else pid or tid).
+    pub stream: u64,
+    /// Position of the window's first call in its stream (0-based).
+    pub start: u64,
+    /// Time of the first and last call, when known.
+    pub start_time_ns: Option<i64>,
+    /// Time of the last call, when known.
+    pub end_time_ns: Option<i64>,
+    /// The classes, oldest first; shorter than the window size only for a flushed partial window.
+    pub symbols: Vec<Symbol>,
+}
+
+impl Window {
+    /// True when the stream ended before the window filled.
+    pub fn is_partial(&self, size: usize) -> bool {
+        self.symbols.len() < size
+    }
+}
+
+#[derive(Debug, Default)]
+struct StreamState {
+    recent: VecDeque<(Symbol, Option<i64>)>,
+    seen: u64,
+    emitted: bool,
+    until_next: usize,
+}
+
+/// Cuts streams of classified calls into windows, in constant memory per stream.
+#[derive(Debug)]
+pub struct Windower {
+    config: WindowConfig,
+    streams: HashMap<u64, StreamState>,
+}
+
+impl Windower {
+    /// A windower for `config` (which must have passed [`WindowConfig::check`]).
+    pub fn new(config: WindowConfig) -> Self {
+        Windower {
+            config,
+            streams: HashMap::new(),
+        }
+    }
+
+    /// The stream key of a call under this windower's [`StreamMode`].
+    pub fn stream_key(&self, pid: Option<u32>, tid: Option<u32>) -> u64 {
+        match self.config.stream {
+            StreamMode::Interleaved => 0,
+            StreamMode::PerProcess => pid.or(tid).map_or(0, u64::from),
+            StreamMode::PerThread => tid.or(pid).map_or(0, u64::from),
+        }
+    }
+
+    /// Adds one call; returns the window it completes, if any.
+    pub fn push(&mut self, stream: u64, symbol: Symbol, time_ns: Option<i64>) -> Option<Window> {
+        let size = self.config.size;
+        let state = self.streams.entry(stream).or_default();
+        if state.recent.len() == size {
+            state.recent.pop_front();
+        }
+        state.recent.push_back((symbol, time_ns));
+        state.seen += 1;
+        if state.recent.len() < size {
+            return None;
+        }
+        if state.until_next > 0 {
+            state.until_next -= 1;
+            return None;
+        }
+        state.until_next = self.config.stride - 1;
+        state.emitted = true;
+        Some(make_window(stream, state))
+    }
+
+    /// Ends one stream (its process exited): a partial window if it never filled one.
+    pub fn end_stream(&mut self, stream: u64) -> Option<Window> {
+        let state = self.streams.remove(&stream)?;
+        (!state.emitted && !state.recent.is_empty()).then(|| make_window(stream, &state))
+    }
+
+    /// Ends every stream, in key order so output is deterministic.
+    pub fn flush(&mut self) -> Vec<Window> {
+        let mut keys: Vec<u64> = self.streams.keys().copied().collect();
+        keys.sort_unstable();
+        keys.into_iter().filter_map(|k| self.end_stream(k)).collect()
+    }
+
+    /// Number of open streams (for memory accounting).
+    pub fn open_streams(&self) -> usize {
+        self.streams.len()
+    }
+}
+
+fn make_window(stream: u64, state: &StreamState) -> Window {
+    Window {
+        stream,
+        start: state.seen - state.recent.len() as u64,
+        start_time_ns: state.recent.front().and_then(|r| r.1),
+        end_time_ns: state.recent.back().and_then(|r| r.1),
+        symbols: state.recent.iter().map(|r| r.0).collect(),
+    }
+}
+
+/// All full windows of one finished sequence (e.g. an ADFA-LD trace); a sequence shorter than
+/// `size` yields itself as one partial window.
+pub fn sequence_windows(
+    sequence: &[Symbol],
+    size: usize,
+    stride: usize,
+) -> impl Iterator<Item = &[Symbol]> {
+    let short = (sequence.len() < size && !sequence.is_empty()).then_some(sequence);
+    let full = if sequence.len() >= size {
+        sequence.len() - size + 1
+    } else {
+        0
+    };
+    (0..full)
+        .step_by(stride.max(1))
+        .map(move |s| &sequence[s..s + size])
+        .chain(short)
+}
+
+/// Bag of System Calls: the count of each symbol in a window (length `n_symbols`).
+/// Symbols outside the alphabet are counted as the last symbol ("unknown").
+pub fn bosc(window: &[Symbol], n_symbols: usize) -> Vec<u32> {
+    let mut counts = vec![0u32; n_symbols];
+    bosc_into(window, &mut counts);
+    counts
+}
+
+/// [`bosc`] into a caller's buffer (cleared first), to avoid an allocation per window.
+pub fn bosc_into(window: &[Symbol], counts: &mut [u32]) {
+    counts.iter_mut().for_each(|c| *c = 0);
+    let last = counts.len() - 1;
+    for &s in window {
+        counts[(s as usize).min(last)] += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bosc_counts_match_the_papers_figure_1_example() {
+        // 9 monitored calls, window of 10: counts per class.
+        let w = [0, 1, 0, 6, 6, 6, 2, 0, 8, 6];
+        assert_eq!(bosc(&w, 9), vec![3, 1, 1, 0, 0, 0, 4, 0, 1]);
+        // Out-of-alphabet symbols land in the last (unknown) slot.
+        assert_eq!(bosc(&[0, 40], 3), vec![1, 0, 1]);
+    }
+
+    #[test]
+    fn windows_slide_by_stride_per_stream() {
+        let cfg = WindowConfig {
+            size: 3,
+            stride: 2,
+            stream: StreamMode::PerProcess,
+        };
+        let mut w = Windower::new(cfg);
+        let mut got = Vec::new();
+        for (i, s) in [1u16, 2, 3, 4, 5, 6].iter().enumerate() {
+            got.extend(w.push(7, *s, Some(i as i64)));
+            // A second process interleaved; it never fills a window.
+            if i == 2 {
+                assert!(w.push(9, 42, Some(100)).is_none());
+            }
+        }
+        assert_eq!(
+            got.iter().map(|w| w.symbols.clone()).collect::<Vec<_>>(),
+            vec![vec![1, 2, 3], vec![3, 4, 5]]
+        );
+        assert_eq!(got[1].start, 2);
+        assert_eq!(got[1].start_time_ns, Some(2));
+        assert_eq!(got[1].end_time_ns, Some(4));
+        let rest = w.flush();
+        assert_eq!(rest.len(), 1, "only the short process gets a partial window");
+        assert_eq!(rest[0].stream, 9);
+        assert_eq!(rest[0].symbols, vec![42]);
+        assert!(rest[0].is_partial(3));
+    }
+
+    #[test]
+    fn sequence_windows_cover_and_short_sequences_yield_one() {
+        let s = [1u16, 2, 3, 4];
+        let ws: Vec<&[u16]> = sequence_windows(&s, 2, 1).collect();
+        assert_eq!(ws, vec![&[1, 2][..], &[2, 3], &[3, 4]]);
+        let ws: Vec<&[u16]> = sequence_windows(&s, 9, 1).collect();
+        assert_eq!(ws, vec![&s[..]]);
+        assert_eq!(sequence_windows(&[], 3, 1).count(), 0);
+    }
+}
