@@ -1,0 +1,257 @@
+//! SVG plots for `mamori eval`: ROC curves and a score timeline. Plain SVG text, no dependencies,
+//! so the files open in any browser and diff cleanly.
+
+use std::fmt::Write as _;
+
+const W: f64 = 720.0;
+const H: f64 = 480.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 190.0;
+const TOP: f64 = 40.0;
+const BOTTOM: f64 = 60.0;
+const COLOURS: [&str; 8] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+];
+
+/// One ROC curve: label, AUC and (fpr, tpr) points from (0,0) to (1,1).
+pub struct RocSeries {
+    /// Model name.
+    pub label: String,
+    /// Area under the curve.
+    pub auc: f64,
+    /// Points, fpr ascending.
+    pub points: Vec<(f64, f64)>,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+struct Frame {
+    x0: f64,
+    x1: f64,
+    y0: f64,
+    y1: f64,
+}
+
+impl Frame {
+    fn x(&self, v: f64) -> f64 {
+        LEFT + (v - self.x0) / (self.x1 - self.x0).max(f64::MIN_POSITIVE) * (W - LEFT - RIGHT)
+    }
+    fn y(&self, v: f64) -> f64 {
+        H - BOTTOM - (v - self.y0) / (self.y1 - self.y0).max(f64::MIN_POSITIVE) * (H - TOP - BOTTOM)
+    }
+}
+
+fn open(title: &str, xlabel: &str, ylabel: &str, f: &Frame) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="24" font-size="15" text-anchor="middle">{}</text>"#,
+        (LEFT + W - RIGHT) / 2.0,
+        escape(title)
+    );
+    let (px0, px1, py0, py1) = (f.x(f.x0), f.x(f.x1), f.y(f.y0), f.y(f.y1));
+    let _ = writeln!(
+        s,
+        r#"<rect x="{px0}" y="{py1}" width="{}" height="{}" fill="none" stroke="black"/>"#,
+        px1 - px0,
+        py0 - py1
+    );
+    for i in 0..=5 {
+        let t = i as f64 / 5.0;
+        let xv = f.x0 + t * (f.x1 - f.x0);
+        let yv = f.y0 + t * (f.y1 - f.y0);
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            f.x(xv),
+            py0 + 16.0,
+            tick(xv),
+            px0 - 6.0,
+            f.y(yv) + 4.0,
+            tick(yv)
+        );
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        (px0 + px1) / 2.0,
+        H - 18.0,
+        escape(xlabel)
+    );
+    let _ = writeln!(
+        s,
+        r#"<text transform="translate(18 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        (py0 + py1) / 2.0,
+        escape(ylabel)
+    );
+    s
+}
+
+fn tick(v: f64) -> String {
+    if v.abs() >= 1000.0 || (v != 0.0 && v.abs() < 0.01) {
+        format!("{v:.2e}")
+    } else {
+        format!("{:.2}", v)
+    }
+}
+
+fn legend(s: &mut String, row: usize, colour: &str, text: &str) {
+    let x = W - RIGHT + 14.0;
+    let y = TOP + 10.0 + row as f64 * 18.0;
+    let _ = writeln!(
+        s,
+        r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{colour}" stroke-width="3"/><text x="{}" y="{}">{}</text>"#,
+        x + 18.0,
+        x + 24.0,
+        y + 4.0,
+        escape(text)
+    );
+}
+
+/// ROC curves of several models on one chart.
+pub fn roc_svg(title: &str, series: &[RocSeries]) -> String {
+    let f = Frame {
+        x0: 0.0,
+        x1: 1.0,
+        y0: 0.0,
+        y1: 1.0,
+    };
+    let mut s = open(title, "false-positive rate", "detection rate", &f);
+    let _ = writeln!(
+        s,
+        r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#999" stroke-dasharray="4 4"/>"##,
+        f.x(0.0),
+        f.y(0.0),
+        f.x(1.0),
+        f.y(1.0)
+    );
+    for (i, r) in series.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let pts: String = r
+            .points
+            .iter()
+            .map(|&(x, y)| format!("{:.2},{:.2} ", f.x(x), f.y(y)))
+            .collect();
+        let _ = writeln!(
+            s,
+            r#"<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>"#
+        );
+        legend(&mut s, i, colour, &format!("{} {:.3}", r.label, r.auc));
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Scores over time with the threshold and the attack periods shaded.
+///
+/// `points` are (x, score) in x order; `attacks` are x ranges. Long series are reduced to the
+/// maximum per pixel column, so a spike is never lost.
+pub fn timeline_svg(
+    title: &str,
+    xlabel: &str,
+    points: &[(f64, f64)],
+    threshold: Option<f64>,
+    attacks: &[(f64, f64)],
+) -> String {
+    let finite = points.iter().filter(|p| p.0.is_finite() && p.1.is_finite());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in finite {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    if let Some(t) = threshold {
+        y0 = y0.min(t);
+        y1 = y1.max(t);
+    }
+    let pad = (y1 - y0).max(1e-9) * 0.05;
+    let f = Frame {
+        x0,
+        x1: x1.max(x0 + 1e-9),
+        y0: y0 - pad,
+        y1: y1 + pad,
+    };
+    let mut s = open(title, xlabel, "anomaly score", &f);
+    for &(a, b) in attacks {
+        let (a, b) = (a.max(f.x0), b.min(f.x1));
+        if a < b {
+            let _ = writeln!(
+                s,
+                r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#d62728" fill-opacity="0.15"/>"##,
+                f.x(a),
+                f.y(f.y1),
+                f.x(b) - f.x(a),
+                f.y(f.y0) - f.y(f.y1)
+            );
+        }
+    }
+    let columns = (W - LEFT - RIGHT) as usize;
+    let mut peak: Vec<Option<(f64, f64)>> = vec![None; columns + 1];
+    for &(x, y) in points.iter().filter(|p| p.0.is_finite() && p.1.is_finite()) {
+        let c = ((f.x(x) - LEFT) as usize).min(columns);
+        if peak[c].is_none_or(|p| y > p.1) {
+            peak[c] = Some((x, y));
+        }
+    }
+    let pts: String = peak
+        .iter()
+        .flatten()
+        .map(|&(x, y)| format!("{:.1},{:.1} ", f.x(x), f.y(y)))
+        .collect();
+    let _ = writeln!(
+        s,
+        r##"<polyline points="{pts}" fill="none" stroke="#1f77b4" stroke-width="1"/>"##
+    );
+    legend(&mut s, 0, "#1f77b4", "score (max per pixel)");
+    if let Some(t) = threshold {
+        let _ = writeln!(
+            s,
+            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ff7f0e" stroke-width="2" stroke-dasharray="6 3"/>"##,
+            W - RIGHT,
+            y = f.y(t)
+        );
+        legend(&mut s, 1, "#ff7f0e", &format!("threshold {}", tick(t)));
+    }
+    if !attacks.is_empty() {
+        legend(&mut s, 2, "#f4c2c2", "attack");
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn svgs_are_well_formed_and_escape_labels() {
+        let roc = roc_svg(
+            "ROC <test>",
+            &[RocSeries {
+                label: "hmm & co".into(),
+                auc: 0.9,
+                points: vec![(0.0, 0.0), (0.1, 0.8), (1.0, 1.0)],
+            }],
+        );
+        assert!(roc.starts_with("<svg") && roc.trim_end().ends_with("</svg>"));
+        assert!(roc.contains("hmm &amp; co 0.900") && roc.contains("ROC &lt;test&gt;"));
+        let pts: Vec<(f64, f64)> = (0..10_000).map(|i| (i as f64, (i % 7) as f64)).collect();
+        let tl = timeline_svg("t", "window", &pts, Some(5.5), &[(100.0, 200.0)]);
+        assert!(tl.contains("threshold 5.50") && tl.contains("fill-opacity"));
+        // Reduced to at most one point per pixel column.
+        assert!(tl.len() < 40_000, "{}", tl.len());
+    }
+}
