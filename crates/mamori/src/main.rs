@@ -1,1 +1,71 @@
-fn main() {}
+//! `mamori`: anomaly detection for IoT gateways and the containers they run.
+//!
+//! Exit codes: 0 success (and, for `score`, no window over the threshold), 1 `score` found windows
+//! over the threshold, 2 error.
+
+mod cmd;
+mod detector;
+mod input;
+mod labels;
+mod modelfile;
+mod plot;
+mod progress;
+mod report;
+
+use clap::{Parser, Subcommand};
+
+/// Learns the normal system-call behaviour of a container and flags windows that depart from it.
+///
+/// A typical session: `mamori train` on a recording of normal operation writes a model file;
+/// `mamori score` scores new recordings window by window; `mamori eval` measures detection and
+/// false-positive rates on labelled data; `mamori convert` turns strace, Falco, Tracee, LID-DS or
+/// ADFA-LD input into mamori's JSON-lines event format.
+#[derive(Parser, Debug)]
+#[command(name = "mamori", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a model on normal system-call events and write a model file.
+    Train(cmd::train::TrainArgs),
+    /// Score events window by window with a trained model (JSON lines on stdout).
+    Score(cmd::score::ScoreArgs),
+    /// Train, calibrate and measure models on labelled data (tables, JSON, ROC and timeline plots).
+    Eval(cmd::eval::EvalArgs),
+    /// Convert any supported input to mamori's JSON-lines event format.
+    Convert(cmd::convert::ConvertArgs),
+    /// Inspect model files.
+    #[command(subcommand)]
+    Model(cmd::model::ModelCommand),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => cmd::train::run(a).map(|()| 0),
+        Command::Score(a) => cmd::score::run(a),
+        Command::Eval(a) => cmd::eval::run(a).map(|()| 0),
+        Command::Convert(a) => cmd::convert::run(a).map(|()| 0),
+        Command::Model(c) => cmd::model::run(c).map(|()| 0),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                std::process::exit(0);
+            }
+            eprintln!("mamori: error: {err:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

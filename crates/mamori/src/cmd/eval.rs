@@ -1,0 +1,662 @@
+//! `mamori eval`: train each model on normal data, calibrate a threshold on held-out normal data,
+//! and measure it on labelled test data — the paper's Tables 3–6 plus ROC AUC, per seed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use mamori_detect::calibrate::calibrate;
+use mamori_detect::classes::ClassTable;
+use mamori_detect::metrics::{rates_at, roc_auc, roc_curve, Rates, ScoreSummary};
+use mamori_detect::window::{sequence_windows, WindowConfig};
+use mamori_detect::Symbol;
+use serde::Serialize;
+
+use crate::detector::{Detector, ModelKind, ModelSettings};
+use crate::input::{self, InputArgs, ProfileArgs, WindowArgs};
+use crate::labels::{self, AttackRange};
+use crate::{plot, progress, report};
+
+/// Measure detection and false-positive rates of models on labelled data.
+///
+/// Data comes in one of three shapes:
+///   --adfa DIR                         ADFA-LD: train on Training_Data_Master, calibrate on half of
+///                                      Validation_Data_Master, test on the other half and on
+///                                      Attack_Data_Master; per-window and per-trace results.
+///   --train F --test F --labels L      one recording with attack periods by time
+///                                      (or --attack-from T --attack-to T).
+///   --train F --normal F --attack F    whole files of normal and of attack behaviour.
+/// Calibration uses --calibrate files (a separate normal recording) when given, else the last
+/// --holdout share of the training windows.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// ADFA-LD root folder (with Training_Data_Master, Validation_Data_Master, Attack_Data_Master).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["train", "test", "normal", "attack"], help_heading = "Data")]
+    pub adfa: Option<PathBuf>,
+    /// Normal recordings to train on.
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub train: Vec<PathBuf>,
+    /// Normal recordings for calibrating thresholds (independent of the training data).
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub calibrate: Vec<PathBuf>,
+    /// Share of training windows held out for calibration when no --calibrate is given.
+    #[arg(long, default_value_t = 0.2, value_name = "SHARE", help_heading = "Data")]
+    pub holdout: f64,
+    /// Recordings whose windows are labelled by --labels or --attack-from/--attack-to.
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub test: Vec<PathBuf>,
+    /// Test recordings that are normal throughout.
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub normal: Vec<PathBuf>,
+    /// Test recordings that are attack throughout.
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub attack: Vec<PathBuf>,
+    /// Attack periods, one `FROM TO [name]` per line (ns, seconds, or HH:MM:SS.frac).
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub labels: Option<PathBuf>,
+    /// Start of the attack period (with --attack-to).
+    #[arg(long, value_name = "TIME", requires = "attack_to", help_heading = "Data")]
+    pub attack_from: Option<String>,
+    /// End of the attack period.
+    #[arg(long, value_name = "TIME", requires = "attack_from", help_heading = "Data")]
+    pub attack_to: Option<String>,
+    /// ADFA-LD: use at most this many validation and attack traces (evenly spread), for quick runs.
+    #[arg(long, value_name = "N", help_heading = "Data")]
+    pub limit_traces: Option<usize>,
+
+    /// Models to evaluate, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "hmm,hmm-bosc-flat,hmm-bosc,ae,ae-bosc,stide,kmeans", help_heading = "Evaluation")]
+    pub models: Vec<ModelKind>,
+    /// Train each model with this many seeds (seed, seed+1, …) and report mean and spread.
+    #[arg(long, default_value_t = 1, value_name = "N", help_heading = "Evaluation")]
+    pub seeds: u64,
+    /// Target false-positive rate for the calibrated threshold.
+    #[arg(long, default_value_t = 0.01, value_name = "RATE", help_heading = "Evaluation")]
+    pub target_fpr: f64,
+    /// Extra thresholds for the sweep table, comma-separated (applied to every model).
+    #[arg(long, value_delimiter = ',', value_name = "SCORE", help_heading = "Evaluation")]
+    pub thresholds: Vec<f64>,
+    /// Print JSON instead of tables.
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+    /// Write roc.svg and one timeline-<model>.svg per model into this folder.
+    #[arg(long, value_name = "DIR", help_heading = "Output")]
+    pub plots: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(short, long, help_heading = "Output")]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[command(flatten)]
+    pub model: ModelSettings,
+}
+
+/// Whether a trace was used for calibration, or is a normal or an attack test trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Role {
+    Calibration,
+    Normal,
+    Attack,
+}
+
+#[derive(Debug)]
+struct Trace {
+    family: Option<String>,
+    role: Role,
+    windows: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct TestWindow {
+    id: u32,
+    attack: bool,
+    x: f64,
+}
+
+/// Everything a model is evaluated on; test windows are interned, so a window that occurs many
+/// times (most do, in system-call data) is scored once.
+#[derive(Default)]
+struct Dataset {
+    train: Vec<Vec<Symbol>>,
+    calibration: Vec<u32>,
+    test: Vec<TestWindow>,
+    traces: Vec<Trace>,
+    uniq: Vec<Vec<Symbol>>,
+    index: HashMap<Vec<Symbol>, u32>,
+    x_label: String,
+    attack_spans: Vec<(f64, f64)>,
+}
+
+impl Dataset {
+    fn intern(&mut self, w: &[Symbol]) -> u32 {
+        if let Some(&id) = self.index.get(w) {
+            return id;
+        }
+        let id = self.uniq.len() as u32;
+        self.uniq.push(w.to_vec());
+        self.index.insert(w.to_vec(), id);
+        id
+    }
+}
+
+#[derive(Serialize)]
+struct RunResult {
+    seed: u64,
+    fit_seconds: f64,
+    score_seconds: f64,
+    threshold: f64,
+    normal: ScoreSummary,
+    attack: ScoreSummary,
+    auc: f64,
+    at_threshold: Rates,
+    sweep: Vec<Rates>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traces: Option<TraceResult>,
+}
+
+#[derive(Serialize)]
+struct TraceResult {
+    normal_traces: usize,
+    attack_traces: usize,
+    auc: f64,
+    at_1pct: Rates,
+    at_5pct: Rates,
+    families: Vec<FamilyResult>,
+}
+
+#[derive(Serialize)]
+struct FamilyResult {
+    family: String,
+    traces: usize,
+    auc: f64,
+    detection_at_1pct: f64,
+    detection_at_5pct: f64,
+}
+
+#[derive(Serialize)]
+struct ModelResult {
+    model: String,
+    representation: &'static str,
+    runs: Vec<RunResult>,
+}
+
+#[derive(Serialize)]
+struct EvalReport {
+    dataset: String,
+    class_table: String,
+    n_symbols: usize,
+    window: WindowConfig,
+    train_windows: usize,
+    calibration_windows: usize,
+    test_normal_windows: usize,
+    test_attack_windows: usize,
+    target_fpr: f64,
+    models: Vec<ModelResult>,
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let window = args.window.config()?;
+    let (table, data, name) = if let Some(root) = &args.adfa {
+        let (t, d) = adfa_dataset(root, &args, window)?;
+        (t, d, format!("ADFA-LD {}", root.display()))
+    } else {
+        let (t, d) = file_dataset(&args, window)?;
+        (t, d, args.train.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))
+    };
+    if data.train.is_empty() {
+        bail!("no training windows");
+    }
+    if data.calibration.is_empty() {
+        bail!("no calibration windows: give --calibrate files or a --holdout share above 0");
+    }
+    let n_attack = data.test.iter().filter(|w| w.attack).count();
+    let n_normal = data.test.len() - n_attack;
+    if n_attack == 0 || n_normal == 0 {
+        bail!("the test data needs both normal and attack windows ({n_normal} normal, {n_attack} attack)");
+    }
+    let train_refs: Vec<&[Symbol]> = args.model.subsample(&data.train);
+    let uniq_refs: Vec<&[Symbol]> = data.uniq.iter().map(Vec::as_slice).collect();
+    let bar = progress::bar("training and scoring", args.models.len() as u64 * args.seeds, args.quiet);
+    let mut results = Vec::new();
+    // The first seed's scores of each model, kept for the plots.
+    let mut plotted: Vec<Vec<f64>> = Vec::new();
+    for &kind in &args.models {
+        let mut runs = Vec::new();
+        for s in 0..args.seeds {
+            let seed = args.model.seed + s;
+            let started = Instant::now();
+            let det = Detector::fit(kind, &args.model, seed, &train_refs, table.n_symbols(), window.size)
+                .with_context(|| format!("training {kind}"))?;
+            let fit_seconds = started.elapsed().as_secs_f64();
+            let started = Instant::now();
+            let scores = det.scorer().score_many(&uniq_refs);
+            let score_seconds = started.elapsed().as_secs_f64();
+            if let Some(bad) = scores.iter().find(|s| !s.is_finite()) {
+                bail!("{kind} produced a non-finite score {bad}; this is a bug");
+            }
+            runs.push(measure(&data, &scores, seed, fit_seconds, score_seconds, &args));
+            if s == 0 && args.plots.is_some() {
+                plotted.push(scores);
+            }
+            bar.inc(1);
+        }
+        results.push(ModelResult {
+            model: kind.to_string(),
+            representation: kind.representation(),
+            runs,
+        });
+    }
+    bar.finish_and_clear();
+    let report_data = EvalReport {
+        dataset: name,
+        class_table: table.config().name.clone(),
+        n_symbols: table.n_symbols(),
+        window,
+        train_windows: train_refs.len(),
+        calibration_windows: data.calibration.len(),
+        test_normal_windows: n_normal,
+        test_attack_windows: n_attack,
+        target_fpr: args.target_fpr,
+        models: results,
+    };
+    if let Some(dir) = &args.plots {
+        write_plots(dir, &data, &report_data, &plotted)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report_data)?);
+    } else {
+        print_report(&report_data);
+    }
+    Ok(())
+}
+
+fn measure(
+    data: &Dataset,
+    scores: &[f64],
+    seed: u64,
+    fit_seconds: f64,
+    score_seconds: f64,
+    args: &EvalArgs,
+) -> RunResult {
+    let cal: Vec<f64> = data.calibration.iter().map(|&i| scores[i as usize]).collect();
+    let threshold = calibrate(&cal, args.target_fpr).value;
+    let (mut normal, mut attack) = (Vec::new(), Vec::new());
+    for w in &data.test {
+        let s = scores[w.id as usize];
+        if w.attack {
+            attack.push(s);
+        } else {
+            normal.push(s);
+        }
+    }
+    let mut thresholds: Vec<f64> = [0.5, 0.9, 0.95, 0.99, 0.999]
+        .iter()
+        .map(|&q| quantile(&cal, q))
+        .chain([threshold])
+        .chain(args.thresholds.iter().copied())
+        .collect();
+    thresholds.sort_by(f64::total_cmp);
+    thresholds.dedup();
+    let sweep = thresholds
+        .iter()
+        .map(|&t| rates_at(&normal, &attack, t))
+        .collect();
+    let traces = (!data.traces.is_empty()).then(|| trace_level(data, scores));
+    RunResult {
+        seed,
+        fit_seconds,
+        score_seconds,
+        threshold,
+        normal: ScoreSummary::of(&normal),
+        attack: ScoreSummary::of(&attack),
+        auc: roc_auc(&normal, &attack),
+        at_threshold: rates_at(&normal, &attack, threshold),
+        sweep,
+        traces,
+    }
+}
+
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+/// Per-trace results: a trace's score is its highest window score.
+fn trace_level(data: &Dataset, scores: &[f64]) -> TraceResult {
+    let trace_score = |t: &Trace| {
+        t.windows
+            .iter()
+            .map(|&i| scores[i as usize])
+            .fold(f64::MIN, f64::max)
+    };
+    let by_role = |role: Role| -> Vec<(Option<&str>, f64)> {
+        data.traces
+            .iter()
+            .filter(|t| t.role == role && !t.windows.is_empty())
+            .map(|t| (t.family.as_deref(), trace_score(t)))
+            .collect()
+    };
+    let cal: Vec<f64> = by_role(Role::Calibration).into_iter().map(|t| t.1).collect();
+    let normal: Vec<f64> = by_role(Role::Normal).into_iter().map(|t| t.1).collect();
+    let attacks = by_role(Role::Attack);
+    let attack: Vec<f64> = attacks.iter().map(|t| t.1).collect();
+    let t1 = calibrate(&cal, 0.01).value;
+    let t5 = calibrate(&cal, 0.05).value;
+    let mut families: Vec<String> = attacks.iter().filter_map(|t| t.0.map(str::to_string)).collect();
+    families.sort();
+    families.dedup();
+    let families = families
+        .into_iter()
+        .map(|f| {
+            let fam: Vec<f64> = attacks.iter().filter(|t| t.0 == Some(f.as_str())).map(|t| t.1).collect();
+            FamilyResult {
+                traces: fam.len(),
+                auc: roc_auc(&normal, &fam),
+                detection_at_1pct: rates_at(&normal, &fam, t1).detection_rate,
+                detection_at_5pct: rates_at(&normal, &fam, t5).detection_rate,
+                family: f,
+            }
+        })
+        .collect();
+    TraceResult {
+        normal_traces: normal.len(),
+        attack_traces: attack.len(),
+        auc: roc_auc(&normal, &attack),
+        at_1pct: rates_at(&normal, &attack, t1),
+        at_5pct: rates_at(&normal, &attack, t5),
+        families,
+    }
+}
+
+/// ADFA-LD's protocol: Training to train, Validation split alternately into calibration and
+/// normal test traces, every Attack trace to test.
+fn adfa_dataset(root: &Path, args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Dataset)> {
+    let ds = mamori_ingest::read_adfa_dataset(root)
+        .with_context(|| format!("cannot read ADFA-LD from {}", root.display()))?;
+    let table = match &args.profile.profile {
+        Some(p) => input::load_profile(p)?,
+        None => {
+            let events = ds.training.iter().flat_map(|t| t.events.iter());
+            let params = mamori_detect::classes::LearnParams {
+                name: "adfa-ld".into(),
+                max_syscalls: args.profile.max_syscalls,
+                ..Default::default()
+            };
+            ClassTable::new(mamori_detect::classes::learn_profile(events, &params))?
+        }
+    };
+    let mut data = Dataset {
+        x_label: "test window (validation traces, then attack traces)".into(),
+        ..Dataset::default()
+    };
+    for t in &ds.training {
+        let sym = input::classify_trace(&table, &t.events);
+        data.train
+            .extend(sequence_windows(&sym, window.size, window.stride).map(<[Symbol]>::to_vec));
+    }
+    let spread = |n: usize| -> Vec<usize> {
+        match args.limit_traces {
+            Some(k) if k < n => (0..k).map(|i| i * n / k).collect(),
+            _ => (0..n).collect(),
+        }
+    };
+    let mut add = |data: &mut Dataset, events: &[mamori_detect::event::SyscallEvent], role: Role, family: Option<String>| {
+        let sym = input::classify_trace(&table, events);
+        let ids: Vec<u32> = sequence_windows(&sym, window.size, window.stride)
+            .map(|w| data.intern(w))
+            .collect();
+        match role {
+            Role::Calibration => data.calibration.extend(&ids),
+            Role::Normal | Role::Attack => {
+                let start = data.test.len() as f64;
+                for &id in &ids {
+                    let x = data.test.len() as f64;
+                    data.test.push(TestWindow { id, attack: role == Role::Attack, x });
+                }
+                if role == Role::Attack && !ids.is_empty() {
+                    data.attack_spans.push((start, data.test.len() as f64));
+                }
+            }
+        }
+        data.traces.push(Trace { family, role, windows: ids });
+    };
+    let chosen = spread(ds.validation.len());
+    for (k, &i) in chosen.iter().enumerate() {
+        let role = if k % 2 == 0 { Role::Calibration } else { Role::Normal };
+        add(&mut data, &ds.validation[i].events, role, None);
+    }
+    for i in spread(ds.attacks.len()) {
+        let t = &ds.attacks[i];
+        add(&mut data, &t.events, Role::Attack, t.family.clone());
+    }
+    Ok((table, data))
+}
+
+/// Recordings on disk, labelled by file or by time.
+fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Dataset)> {
+    if args.train.is_empty() {
+        bail!("give --adfa DIR, or --train with --test/--normal/--attack");
+    }
+    if !(0.0..1.0).contains(&args.holdout) {
+        bail!("--holdout must be in [0, 1), got {}", args.holdout);
+    }
+    let mut ranges: Vec<AttackRange> = match &args.labels {
+        Some(p) => labels::read_labels(p)?,
+        None => Vec::new(),
+    };
+    if let (Some(f), Some(t)) = (&args.attack_from, &args.attack_to) {
+        ranges.push(AttackRange {
+            from_ns: labels::parse_time(f).context("--attack-from")?,
+            to_ns: labels::parse_time(t).context("--attack-to")?,
+            name: "attack".into(),
+        });
+    }
+    if !args.test.is_empty() && ranges.is_empty() {
+        bail!("--test recordings need attack periods: --labels FILE or --attack-from/--attack-to");
+    }
+    let table = input::class_table(&args.profile, &args.train, &args.input)?;
+    let mut data = Dataset::default();
+    input::windows_of(&args.train, &args.input, &table, window, |w| {
+        data.train.push(w.symbols);
+        Ok(())
+    })?;
+    if args.calibrate.is_empty() {
+        let keep = data.train.len() - (data.train.len() as f64 * args.holdout) as usize;
+        let held = data.train.split_off(keep.max(1));
+        data.calibration = held.iter().map(|w| data.intern(w)).collect();
+    } else {
+        let mut cal = Vec::new();
+        input::windows_of(&args.calibrate, &args.input, &table, window, |w| {
+            cal.push(w.symbols);
+            Ok(())
+        })?;
+        data.calibration = cal.iter().map(|w| data.intern(w)).collect();
+    }
+    let timed = !args.test.is_empty();
+    data.x_label = if timed { "seconds from the first test window".into() } else { "test window".into() };
+    let mut t0: Option<i64> = None;
+    let mut missing_time = 0u64;
+    let mut in_attack = false;
+    for path in &args.test {
+        input::windows_of(std::slice::from_ref(path), &args.input, &table, window, |w| {
+            let (Some(a), Some(b)) = (w.start_time_ns, w.end_time_ns) else {
+                missing_time += 1;
+                return Ok(());
+            };
+            let t0 = *t0.get_or_insert(a);
+            let attack = labels::overlaps(&ranges, a, b);
+            let x = (a - t0) as f64 / 1e9;
+            track_span(&mut data.attack_spans, &mut in_attack, attack, x);
+            let id = data.intern(&w.symbols);
+            data.test.push(TestWindow { id, attack, x });
+            Ok(())
+        })?;
+    }
+    if missing_time > 0 {
+        bail!("{missing_time} test windows have no timestamps, so time labels cannot apply to them");
+    }
+    for (paths, attack) in [(&args.normal, false), (&args.attack, true)] {
+        for path in paths {
+            input::windows_of(std::slice::from_ref(path), &args.input, &table, window, |w| {
+                let x = data.test.len() as f64;
+                track_span(&mut data.attack_spans, &mut in_attack, attack, x);
+                let id = data.intern(&w.symbols);
+                data.test.push(TestWindow { id, attack, x });
+                Ok(())
+            })?;
+        }
+    }
+    Ok((table, data))
+}
+
+fn track_span(spans: &mut Vec<(f64, f64)>, inside: &mut bool, attack: bool, x: f64) {
+    if attack {
+        if *inside {
+            if let Some(last) = spans.last_mut() {
+                last.1 = x;
+            }
+        } else {
+            spans.push((x, x));
+        }
+    }
+    *inside = attack;
+}
+
+fn write_plots(dir: &Path, data: &Dataset, rep: &EvalReport, plotted: &[Vec<f64>]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut roc = Vec::new();
+    for (m, scores) in rep.models.iter().zip(plotted) {
+        let (normal, attack): (Vec<_>, Vec<_>) = data.test.iter().partition(|w| !w.attack);
+        let normal: Vec<f64> = normal.iter().map(|w| scores[w.id as usize]).collect();
+        let attack: Vec<f64> = attack.iter().map(|w| scores[w.id as usize]).collect();
+        let run = &m.runs[0];
+        roc.push(plot::RocSeries {
+            label: m.model.clone(),
+            auc: run.auc,
+            points: roc_curve(&normal, &attack).iter().map(|p| (p.fpr, p.tpr)).collect(),
+        });
+        let points: Vec<(f64, f64)> = data.test.iter().map(|w| (w.x, scores[w.id as usize])).collect();
+        let svg = plot::timeline_svg(
+            &format!("{} scores ({})", m.model, rep.dataset),
+            &data.x_label,
+            &points,
+            Some(run.threshold),
+            &data.attack_spans,
+        );
+        let path = dir.join(format!("timeline-{}.svg", m.model));
+        std::fs::write(&path, svg).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let path = dir.join("roc.svg");
+    std::fs::write(&path, plot::roc_svg(&format!("ROC, window level: {}", rep.dataset), &roc))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("mamori: plots written to {}", dir.display());
+    Ok(())
+}
+
+fn print_report(rep: &EvalReport) {
+    println!(
+        "dataset {}\nclass table `{}` ({} symbols), window {} stride {} ({:?} streams)",
+        rep.dataset, rep.class_table, rep.n_symbols, rep.window.size, rep.window.stride, rep.window.stream
+    );
+    println!(
+        "windows: {} train, {} calibration, {} normal test, {} attack test; threshold for {:.2}% FPR on calibration\n",
+        rep.train_windows,
+        rep.calibration_windows,
+        rep.test_normal_windows,
+        rep.test_attack_windows,
+        rep.target_fpr * 100.0
+    );
+    let mut t = report::Table::new(&[
+        "model", "input", "normal scores", "attack scores", "AUC", "threshold", "detection", "false pos.", "fit s",
+    ]);
+    for m in &rep.models {
+        let r0 = &m.runs[0];
+        let auc: Vec<f64> = m.runs.iter().map(|r| r.auc).collect();
+        let dr: Vec<f64> = m.runs.iter().map(|r| r.at_threshold.detection_rate).collect();
+        let fp: Vec<f64> = m.runs.iter().map(|r| r.at_threshold.false_positive_rate).collect();
+        let fit: Vec<f64> = m.runs.iter().map(|r| r.fit_seconds).collect();
+        t.row(vec![
+            m.model.clone(),
+            m.representation.to_string(),
+            format!("{}–{}", report::num(r0.normal.min), report::num(r0.normal.max)),
+            format!("{}–{}", report::num(r0.attack.min), report::num(r0.attack.max)),
+            report::mean_sd(&auc, 3, 1.0),
+            report::num(r0.threshold),
+            report::mean_sd(&dr, 1, 100.0) + "%",
+            report::mean_sd(&fp, 2, 100.0) + "%",
+            report::mean_sd(&fit, 2, 1.0),
+        ]);
+    }
+    print!("{}", t.render());
+    if rep.models.first().is_some_and(|m| m.runs.len() > 1) {
+        println!("(mean ± standard deviation over {} seeds; score ranges from the first seed)", rep.models[0].runs.len());
+    }
+    for m in &rep.models {
+        println!("\n{} / {}: detection and false positives by threshold (seed {})", m.model, m.representation, m.runs[0].seed);
+        let mut t = report::Table::new(&["threshold", "detection", "false positives"]);
+        for r in &m.runs[0].sweep {
+            t.row(vec![
+                report::num(r.threshold),
+                format!("{:.1}%", r.detection_rate * 100.0),
+                format!("{:.2}%", r.false_positive_rate * 100.0),
+            ]);
+        }
+        print!("{}", t.render());
+    }
+    if rep.models.iter().any(|m| m.runs[0].traces.is_some()) {
+        println!("\nper trace (a trace's score is its highest window score; thresholds from calibration traces)");
+        let mut t = report::Table::new(&["model", "AUC", "DR @1% FP", "FPR", "DR @5% FP", "FPR"]);
+        for m in &rep.models {
+            let tr: Vec<&TraceResult> = m.runs.iter().filter_map(|r| r.traces.as_ref()).collect();
+            if tr.is_empty() {
+                continue;
+            }
+            let col = |f: &dyn Fn(&TraceResult) -> f64, d: usize, k: f64| {
+                report::mean_sd(&tr.iter().map(|x| f(x)).collect::<Vec<_>>(), d, k)
+            };
+            t.row(vec![
+                m.model.clone(),
+                col(&|x| x.auc, 3, 1.0),
+                col(&|x| x.at_1pct.detection_rate, 1, 100.0) + "%",
+                col(&|x| x.at_1pct.false_positive_rate, 2, 100.0) + "%",
+                col(&|x| x.at_5pct.detection_rate, 1, 100.0) + "%",
+                col(&|x| x.at_5pct.false_positive_rate, 2, 100.0) + "%",
+            ]);
+        }
+        print!("{}", t.render());
+        println!("\nper attack family (trace AUC / detection at 1% and 5% FP, seed {})", rep.models[0].runs[0].seed);
+        let families: Vec<String> = rep.models[0].runs[0]
+            .traces
+            .as_ref()
+            .map(|x| x.families.iter().map(|f| f.family.clone()).collect())
+            .unwrap_or_default();
+        let mut header = vec!["model".to_string()];
+        header.extend(families.iter().cloned());
+        let hdr: Vec<&str> = header.iter().map(String::as_str).collect();
+        let mut t = report::Table::new(&hdr);
+        for m in &rep.models {
+            let Some(tr) = &m.runs[0].traces else { continue };
+            let mut row = vec![m.model.clone()];
+            for f in &tr.families {
+                row.push(format!(
+                    "{:.3} {:.0}%/{:.0}%",
+                    f.auc,
+                    f.detection_at_1pct * 100.0,
+                    f.detection_at_5pct * 100.0
+                ));
+            }
+            t.row(row);
+        }
+        print!("{}", t.render());
+    }
+}

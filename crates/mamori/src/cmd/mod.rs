@@ -1,0 +1,7 @@
+//! One module per subcommand: clap argument structs (what was typed) and a `run` that does it.
+
+pub mod convert;
+pub mod eval;
+pub mod model;
+pub mod score;
+pub mod train;

@@ -1,0 +1,141 @@
+//! `mamori train`: normal events → class table → windows → fitted model → calibrated threshold.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use mamori_detect::calibrate::{calibrate, Threshold, ThresholdMethod};
+use mamori_detect::Symbol;
+
+use crate::detector::{Detector, ModelKind, ModelSettings, TrainedModel, TrainingInfo};
+use crate::input::{self, InputArgs, ProfileArgs, WindowArgs};
+use crate::{modelfile, progress};
+
+/// Train a model on recordings of normal operation.
+///
+/// Example: mamori train --profile profiles/motion.toml --model hmm normal.strace -o motion-hmm.json
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Recordings of normal operation (strace, Falco/Tracee JSON, LID-DS .sc, ADFA-LD, JSON lines).
+    #[arg(required = true, value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
+    /// Where to write the model file.
+    #[arg(short, long, value_name = "MODEL")]
+    pub output: PathBuf,
+    /// Separate normal recording for calibrating the threshold. Without it the last
+    /// `--holdout` share of the training windows is held out for calibration.
+    #[arg(long, value_name = "FILE")]
+    pub calibrate: Vec<PathBuf>,
+    /// Share of training windows (the most recent ones) held out for calibration.
+    #[arg(long, default_value_t = 0.2, value_name = "SHARE")]
+    pub holdout: f64,
+    /// Target false-positive rate on the calibration windows.
+    #[arg(long, default_value_t = 0.01, value_name = "RATE")]
+    pub target_fpr: f64,
+    /// Use this threshold instead of calibrating one.
+    #[arg(long, value_name = "SCORE")]
+    pub threshold: Option<f64>,
+    /// Which model to train.
+    #[arg(long = "model", value_enum, default_value_t = ModelKind::AeBosc)]
+    pub kind: ModelKind,
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[command(flatten)]
+    pub model: ModelSettings,
+    /// No progress bars.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    if !(0.0..1.0).contains(&args.holdout) {
+        bail!("--holdout must be in [0, 1), got {}", args.holdout);
+    }
+    let window = args.window.config()?;
+    let table = input::class_table(&args.profile, &args.inputs, &args.input)?;
+    let bar = progress::counter("windows", args.quiet);
+    let mut windows: Vec<Vec<Symbol>> = Vec::new();
+    let (events, monitored) = input::windows_of(&args.inputs, &args.input, &table, window, |w| {
+        bar.inc(1);
+        windows.push(w.symbols);
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    if windows.is_empty() {
+        bail!(
+            "no windows: {events} events read, {monitored} matched the class table `{}`",
+            table.config().name
+        );
+    }
+    let mut calibration: Vec<Vec<Symbol>> = Vec::new();
+    if !args.calibrate.is_empty() {
+        input::windows_of(&args.calibrate, &args.input, &table, window, |w| {
+            calibration.push(w.symbols);
+            Ok(())
+        })?;
+    } else if args.threshold.is_none() && args.holdout > 0.0 {
+        let keep = windows.len() - ((windows.len() as f64 * args.holdout) as usize);
+        calibration = windows.split_off(keep.max(1));
+    }
+    let train: Vec<&[Symbol]> = args.model.subsample(&windows);
+    let started = Instant::now();
+    let detector = Detector::fit(
+        args.kind,
+        &args.model,
+        args.model.seed,
+        &train,
+        table.n_symbols(),
+        window.size,
+    )?;
+    let fit_seconds = started.elapsed().as_secs_f64();
+    let threshold = match args.threshold {
+        Some(v) => Some(Threshold {
+            value: v,
+            method: ThresholdMethod::Explicit(v),
+        }),
+        None if !calibration.is_empty() => {
+            let refs: Vec<&[Symbol]> = calibration.iter().map(Vec::as_slice).collect();
+            let scores = detector.scorer().score_many(&refs);
+            Some(calibrate(&scores, args.target_fpr))
+        }
+        None => None,
+    };
+    let model = TrainedModel {
+        mamori_version: env!("CARGO_PKG_VERSION").to_string(),
+        kind: args.kind,
+        classes: table.config().clone(),
+        window,
+        threshold,
+        training: TrainingInfo {
+            inputs: args.inputs.iter().map(|p| p.display().to_string()).collect(),
+            events,
+            monitored_events: monitored,
+            windows: train.len() as u64,
+            calibration_windows: calibration.len() as u64,
+            seed: args.model.seed,
+            fit_seconds,
+        },
+        detector,
+    };
+    modelfile::save(&args.output, &model)
+        .with_context(|| format!("cannot write model {}", args.output.display()))?;
+    eprintln!(
+        "mamori: trained {} on {} windows ({} events, {} monitored) in {:.2}s; threshold {}; wrote {}",
+        args.kind,
+        train.len(),
+        events,
+        monitored,
+        fit_seconds,
+        model
+            .threshold
+            .as_ref()
+            .map_or("none".to_string(), |t| format!("{:.4}", t.value)),
+        args.output.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! The models `mamori` can train, behind one serialisable enum, and the model-file body.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use mamori_detect::autoencoder::{Autoencoder, AutoencoderParams, Encoding};
+use mamori_detect::calibrate::Threshold;
+use mamori_detect::classes::ClassTableConfig;
+use mamori_detect::hmm::{CategoricalHmm, CategoricalHmmParams, FlatBoscHmm, MultinomialMixture, MultinomialMixtureParams};
+use mamori_detect::kmeans::{KMeansMahalanobis, KMeansParams};
+use mamori_detect::stide::{Stide, StideParams};
+use mamori_detect::window::WindowConfig;
+use mamori_detect::{Symbol, WindowScorer};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// Which detector, on which window representation.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// Discrete HMM over the window's class sequence (the paper's HMM/sequence).
+    Hmm,
+    /// The paper's HMM/BoSC: the count vector flattened into a symbol sequence (fails; kept to
+    /// reproduce Table 3).
+    HmmBoscFlat,
+    /// Multinomial-emission mixture over the BoSC count vector (what works for BoSC).
+    HmmBosc,
+    /// Autoencoder on the one-hot encoded sequence.
+    Ae,
+    /// Autoencoder on class indices scaled to [0, 1] (the paper's literal input).
+    AeIndex,
+    /// Autoencoder on the BoSC count vector (the paper's best).
+    AeBosc,
+    /// STIDE: share of the window's n-grams never seen in training.
+    Stide,
+    /// k-means clusters of BoSC vectors, Mahalanobis distance to the nearest (Yoon et al.).
+    Kmeans,
+}
+
+impl ModelKind {
+    /// The window representation the model reads.
+    pub fn representation(self) -> &'static str {
+        match self {
+            ModelKind::Hmm | ModelKind::Ae | ModelKind::AeIndex | ModelKind::Stide => "sequence",
+            ModelKind::HmmBoscFlat | ModelKind::HmmBosc | ModelKind::AeBosc | ModelKind::Kmeans => {
+                "BoSC"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum;
+        let v = self.to_possible_value().map(|v| v.get_name().to_string());
+        f.write_str(v.as_deref().unwrap_or("?"))
+    }
+}
+
+/// Hyper-parameters of every model (each model reads its own).
+#[derive(Args, Debug, Clone)]
+pub struct ModelSettings {
+    /// Seed of every random step (initialisation, shuffling, restarts).
+    #[arg(long, default_value_t = 1, help_heading = "Models")]
+    pub seed: u64,
+    /// Train on at most this many windows (evenly spread over the input); 0 = all.
+    #[arg(long, default_value_t = 200_000, value_name = "N", help_heading = "Models")]
+    pub max_train_windows: usize,
+    /// HMM: hidden states.
+    #[arg(long, default_value_t = 3, value_name = "N", help_heading = "HMM")]
+    pub states: usize,
+    /// HMM and mixture: random restarts (the best likelihood is kept).
+    #[arg(long, default_value_t = 3, value_name = "N", help_heading = "HMM")]
+    pub restarts: usize,
+    /// HMM and mixture: at most this many EM iterations.
+    #[arg(long, default_value_t = 100, value_name = "N", help_heading = "HMM")]
+    pub max_iter: usize,
+    /// HMM and mixture: stop when the log-likelihood gains less than this.
+    #[arg(long, default_value_t = 1e-2, value_name = "X", help_heading = "HMM")]
+    pub tol: f64,
+    /// BoSC mixture (hmm-bosc): components.
+    #[arg(long, default_value_t = 8, value_name = "N", help_heading = "HMM")]
+    pub components: usize,
+    /// Autoencoder: hidden units of the encoder (mirrored by the decoder), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "160", value_name = "N,..", help_heading = "Autoencoder")]
+    pub hidden: Vec<usize>,
+    /// Autoencoder: bottleneck units.
+    #[arg(long, value_name = "N", help_heading = "Autoencoder")]
+    pub bottleneck: Option<usize>,
+    /// Autoencoder: training epochs.
+    #[arg(long, value_name = "N", help_heading = "Autoencoder")]
+    pub epochs: Option<usize>,
+    /// Autoencoder: mini-batch size.
+    #[arg(long, value_name = "N", help_heading = "Autoencoder")]
+    pub batch_size: Option<usize>,
+    /// Autoencoder: L1 activity regularisation of the bottleneck (the paper: ~1e-6).
+    #[arg(long, value_name = "X", help_heading = "Autoencoder")]
+    pub activity_l1: Option<f64>,
+    /// Autoencoder: Adam learning rate.
+    #[arg(long, value_name = "X", help_heading = "Autoencoder")]
+    pub learning_rate: Option<f64>,
+    /// STIDE: n-gram length.
+    #[arg(long, default_value_t = 6, value_name = "N", help_heading = "Baselines")]
+    pub ngram: usize,
+    /// k-means: clusters.
+    #[arg(long, default_value_t = 8, value_name = "N", help_heading = "Baselines")]
+    pub clusters: usize,
+}
+
+impl ModelSettings {
+    /// At most `max_train_windows` windows, evenly spread so the whole recording is represented.
+    pub fn subsample<'a>(&self, windows: &'a [Vec<Symbol>]) -> Vec<&'a [Symbol]> {
+        let n = windows.len();
+        let k = self.max_train_windows;
+        if k == 0 || n <= k {
+            return windows.iter().map(Vec::as_slice).collect();
+        }
+        (0..k).map(|i| windows[i * n / k].as_slice()).collect()
+    }
+
+    fn autoencoder(&self, encoding: Encoding, seed: u64) -> AutoencoderParams {
+        let mut p = AutoencoderParams::new()
+            .encoding(encoding)
+            .hidden(self.hidden.clone())
+            .seed(seed);
+        if let Some(b) = self.bottleneck {
+            p = p.bottleneck(b);
+        }
+        if let Some(e) = self.epochs {
+            p = p.epochs(e);
+        }
+        if let Some(b) = self.batch_size {
+            p = p.batch_size(b);
+        }
+        if let Some(a) = self.activity_l1 {
+            p = p.activity_l1(a);
+        }
+        if let Some(l) = self.learning_rate {
+            p = p.learning_rate(l);
+        }
+        p
+    }
+
+    fn hmm(&self, seed: u64) -> CategoricalHmmParams {
+        CategoricalHmmParams::new()
+            .n_states(self.states)
+            .n_restarts(self.restarts)
+            .max_iter(self.max_iter)
+            .tol(self.tol)
+            .seed(seed)
+    }
+}
+
+/// A fitted model of any kind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", content = "model", rename_all = "kebab-case")]
+pub enum Detector {
+    /// See [`ModelKind::Hmm`].
+    Hmm(CategoricalHmm),
+    /// See [`ModelKind::HmmBoscFlat`].
+    HmmBoscFlat(FlatBoscHmm),
+    /// See [`ModelKind::HmmBosc`].
+    HmmBosc(MultinomialMixture),
+    /// See [`ModelKind::Ae`], [`ModelKind::AeIndex`], [`ModelKind::AeBosc`].
+    Autoencoder(Autoencoder),
+    /// See [`ModelKind::Stide`].
+    Stide(Stide),
+    /// See [`ModelKind::Kmeans`].
+    Kmeans(KMeansMahalanobis),
+}
+
+impl Detector {
+    /// Trains a model of `kind` on normal windows.
+    pub fn fit(
+        kind: ModelKind,
+        s: &ModelSettings,
+        seed: u64,
+        windows: &[&[Symbol]],
+        n_symbols: usize,
+        window_size: usize,
+    ) -> Result<Detector> {
+        let ctx = || format!("cannot train {kind}");
+        Ok(match kind {
+            ModelKind::Hmm => Detector::Hmm(s.hmm(seed).fit(windows, n_symbols).with_context(ctx)?),
+            ModelKind::HmmBoscFlat => Detector::HmmBoscFlat(
+                FlatBoscHmm::fit(&s.hmm(seed), windows, n_symbols, window_size).with_context(ctx)?,
+            ),
+            ModelKind::HmmBosc => Detector::HmmBosc(
+                MultinomialMixtureParams::new()
+                    .n_components(s.components)
+                    .n_restarts(s.restarts)
+                    .max_iter(s.max_iter)
+                    .seed(seed)
+                    .fit(windows, n_symbols)
+                    .with_context(ctx)?,
+            ),
+            ModelKind::Ae | ModelKind::AeIndex | ModelKind::AeBosc => {
+                let encoding = match kind {
+                    ModelKind::Ae => Encoding::OneHot,
+                    ModelKind::AeIndex => Encoding::ClassIndex,
+                    _ => Encoding::Bosc,
+                };
+                Detector::Autoencoder(
+                    s.autoencoder(encoding, seed)
+                        .fit(windows, n_symbols, window_size)
+                        .with_context(ctx)?,
+                )
+            }
+            ModelKind::Stide => Detector::Stide(
+                StideParams { ngram: s.ngram }
+                    .fit(windows)
+                    .with_context(ctx)?,
+            ),
+            ModelKind::Kmeans => Detector::Kmeans(
+                KMeansParams::new()
+                    .k(s.clusters)
+                    .seed(seed)
+                    .fit(windows, n_symbols)
+                    .with_context(ctx)?,
+            ),
+        })
+    }
+
+    /// The model as a window scorer.
+    pub fn scorer(&self) -> &dyn WindowScorer {
+        match self {
+            Detector::Hmm(m) => m,
+            Detector::HmmBoscFlat(m) => m,
+            Detector::HmmBosc(m) => m,
+            Detector::Autoencoder(m) => m,
+            Detector::Stide(m) => m,
+            Detector::Kmeans(m) => m,
+        }
+    }
+
+    /// One line for `mamori model show`.
+    pub fn describe(&self) -> String {
+        match self {
+            Detector::Hmm(m) => format!("categorical HMM, {} states, {} symbols", m.n_states(), m.n_symbols()),
+            Detector::HmmBoscFlat(m) => format!("flattened-BoSC HMM (the paper's), {} states", m.hmm().n_states()),
+            Detector::HmmBosc(m) => format!("multinomial mixture over BoSC, {} components", m.n_components()),
+            Detector::Autoencoder(m) => format!(
+                "autoencoder on {:?}, hidden {:?}, final training loss {:.6}",
+                m.encoding(),
+                m.params().hidden,
+                m.history().last().copied().unwrap_or(f64::NAN)
+            ),
+            Detector::Stide(m) => format!("STIDE, {}-grams, {} in the database", m.ngram(), m.len()),
+            Detector::Kmeans(m) => format!("k-means + Mahalanobis, {} clusters", m.n_clusters()),
+        }
+    }
+
+    /// HMM parameters as hmmlearn names and shapes them.
+    pub fn hmmlearn_layout(&self) -> Option<serde_json::Value> {
+        let hmm = match self {
+            Detector::Hmm(m) => m,
+            Detector::HmmBoscFlat(m) => m.hmm(),
+            _ => return None,
+        };
+        let (n, m) = (hmm.n_states(), hmm.n_symbols());
+        let rows = |flat: &[f64], cols: usize| -> Vec<Vec<f64>> {
+            flat.chunks(cols).map(<[f64]>::to_vec).collect()
+        };
+        Some(json!({
+            "n_components": n,
+            "n_features": m,
+            "startprob": hmm.startprob(),
+            "transmat": rows(hmm.transmat(), n),
+            "emissionprob": rows(hmm.emissionprob(), m),
+        }))
+    }
+}
+
+/// Facts about how a model was trained.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainingInfo {
+    /// Input files.
+    pub inputs: Vec<String>,
+    /// Events read.
+    pub events: u64,
+    /// Events that matched the class table.
+    pub monitored_events: u64,
+    /// Windows trained on.
+    pub windows: u64,
+    /// Windows used to calibrate the threshold.
+    pub calibration_windows: u64,
+    /// Seed.
+    pub seed: u64,
+    /// Training time.
+    pub fit_seconds: f64,
+}
+
+/// The body of a model file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainedModel {
+    /// mamori version that trained it.
+    pub mamori_version: String,
+    /// Model kind.
+    pub kind: ModelKind,
+    /// The class table it was trained with.
+    pub classes: ClassTableConfig,
+    /// The window settings it was trained with.
+    pub window: WindowConfig,
+    /// Calibrated or explicit threshold.
+    pub threshold: Option<Threshold>,
+    /// Training facts.
+    pub training: TrainingInfo,
+    /// The fitted model.
+    pub detector: Detector,
+}

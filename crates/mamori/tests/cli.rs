@@ -1,0 +1,194 @@
+//! The real `mamori` binary on real data: ADFA-LD from ../shared/data and a real strace recording.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn mamori() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mamori"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The shared datasets, or `None` (with a message) when this checkout has none beside it.
+fn data() -> Option<PathBuf> {
+    let d = repo().join("../shared/data");
+    if d.join("adfa-ld").is_dir() {
+        Some(d)
+    } else {
+        eprintln!("skipping: no ../shared/data/adfa-ld beside the repository");
+        None
+    }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("mamori runs");
+    if !out.status.success() {
+        panic!(
+            "{:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            cmd,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("mamori-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `mamori eval` on ADFA-LD end to end: every model reports an AUC, and the detectors that work
+/// separate attacks from normal traces clearly.
+#[test]
+fn eval_adfa_reports_auc_per_model() {
+    let Some(data) = data() else { return };
+    let tmp = TempDir::new("adfa");
+    let out = run(mamori()
+        .args(["eval", "--quiet", "--json", "--limit-traces", "400", "--epochs", "8"])
+        .arg("--adfa")
+        .arg(data.join("adfa-ld"))
+        .arg("--plots")
+        .arg(&tmp.0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let models = v["models"].as_array().expect("models");
+    let names: Vec<&str> = models.iter().filter_map(|m| m["model"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["hmm", "hmm-bosc-flat", "hmm-bosc", "ae", "ae-bosc", "stide", "kmeans"]
+    );
+    let trace_auc = |name: &str| {
+        models.iter().find(|m| m["model"] == name).expect("model")["runs"][0]["traces"]["auc"]
+            .as_f64()
+            .expect("trace auc")
+    };
+    for name in &names {
+        let auc = trace_auc(name);
+        assert!((0.0..=1.0).contains(&auc), "{name}: {auc}");
+    }
+    // Published window/trace-level results on ADFA-LD put good sequence models near 0.9.
+    for name in ["hmm", "stide", "ae"] {
+        assert!(trace_auc(name) > 0.8, "{name}: trace AUC {}", trace_auc(name));
+    }
+    for f in ["roc.svg", "timeline-hmm.svg", "timeline-ae-bosc.svg"] {
+        let svg = std::fs::read_to_string(tmp.0.join(f)).expect(f);
+        assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{f}");
+    }
+}
+
+fn adfa_files(data: &Path, dir: &str, n: usize) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("adfa-ld").join(dir))
+        .expect("adfa dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    files.sort();
+    files.truncate(n);
+    files
+}
+
+/// train → model show → score, and the model file refuses tampering and mismatched settings.
+#[test]
+fn train_show_score_and_refuse_bad_models() {
+    let Some(data) = data() else { return };
+    let tmp = TempDir::new("train");
+    let model = tmp.0.join("hmm.json");
+    let train = adfa_files(&data, "Training_Data_Master", 200);
+    run(mamori()
+        .args(["train", "--quiet", "--format", "adfa", "--model", "hmm", "-o"])
+        .arg(&model)
+        .args(&train));
+
+    let show = run(mamori().args(["model", "show", "--json"]).arg(&model));
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
+    assert_eq!(v["kind"], "hmm");
+    let transmat = v["hmm"]["transmat"].as_array().expect("transmat");
+    assert_eq!(transmat.len(), 3);
+    for row in transmat.iter().chain(v["hmm"]["emissionprob"].as_array().expect("emissions")) {
+        let sum: f64 = row.as_array().expect("row").iter().filter_map(|x| x.as_f64()).sum();
+        assert!((sum - 1.0).abs() < 1e-9, "row sums to {sum}");
+    }
+    assert!(v["threshold"]["value"].as_f64().is_some(), "calibrated threshold stored");
+
+    // An attack trace: scores as JSON lines, exit status 1 when windows exceed the threshold.
+    let attack = adfa_files(&data, "Attack_Data_Master/Adduser_1", 1);
+    let out = mamori()
+        .args(["score", "--quiet", "--format", "adfa", "-m"])
+        .arg(&model)
+        .args(&attack)
+        .output()
+        .expect("runs");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert!(!lines.is_empty());
+    assert!(lines.iter().all(|l| l["score"].as_f64().is_some_and(f64::is_finite)));
+    let alerts = lines.iter().filter(|l| l["alert"] == true).count();
+    assert_eq!(out.status.code(), Some(if alerts > 0 { 1 } else { 0 }));
+
+    // Scoring with other window settings than the model's is an error, not a wrong score.
+    let out = mamori()
+        .args(["score", "--format", "adfa", "--window", "7", "-m"])
+        .arg(&model)
+        .args(&attack)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("window size 19"));
+
+    // A changed byte in the model file is caught by the checksum.
+    let text = std::fs::read_to_string(&model).expect("model");
+    let tampered = tmp.0.join("tampered.json");
+    let pos = text.find("\"startprob\"").expect("startprob in body");
+    let mut bytes = text.into_bytes();
+    let digit = bytes[pos..].iter().position(|b| b.is_ascii_digit()).expect("digit") + pos;
+    bytes[digit] = if bytes[digit] == b'1' { b'2' } else { b'1' };
+    std::fs::write(&tampered, bytes).expect("write");
+    let out = mamori()
+        .args(["model", "show"])
+        .arg(&tampered)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"));
+}
+
+/// Malformed input names the file and line; --lenient counts it and keeps every good line.
+#[test]
+fn malformed_lines_are_reported_not_dropped() {
+    let tmp = TempDir::new("bad");
+    let f = tmp.0.join("events.jsonl");
+    std::fs::write(
+        &f,
+        "{\"syscall\":\"write\",\"fd_path\":\"/var/log/motion.log\"}\n{\"syscall\": 12}\n{\"syscall\":\"close\"}\n",
+    )
+    .expect("write");
+    let out = mamori()
+        .args(["convert", "--format", "jsonl"])
+        .arg(&f)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("events.jsonl") && err.contains('2'), "{err}");
+
+    let out = run(mamori().args(["convert", "--lenient", "--format", "jsonl"]).arg(&f));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains('1'));
+}
