@@ -125,7 +125,7 @@ fn parse_time(tok: &str) -> Option<i64> {
         }
         whole.parse().ok()?
     };
-    Some(secs * 1_000_000_000 + frac_ns)
+    secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)
 }
 
 /// The result of [`split_args`].
@@ -632,6 +632,16 @@ mod tests {
         assert_eq!(e.time_ns, Some(1_700_000_000_123_456_000));
         assert_eq!(e.ret, Some(0));
         assert_eq!(e.args, ["0", "", "1"]);
+        let err = EventReader::new(
+            "99999999999.5 read(0) = 0".as_bytes(),
+            "t",
+            Format::Strace,
+            false,
+        )
+        .next()
+        .unwrap()
+        .unwrap_err();
+        assert!(err.to_string().contains("bad timestamp"), "{err}");
         let e = one("[pid  42] 12:00:00 poll([{fd=3, events=POLLIN}], 1, -1) = ? ERESTARTSYS (To be restarted if SA_RESTART is set)");
         assert_eq!(e.pid, Some(42));
         assert_eq!(e.time_ns, Some(12 * 3600 * 1_000_000_000));
