@@ -71,17 +71,49 @@ pub const SKIP_EXAMPLES: usize = 5;
 /// An input format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Format {
-    /// `strace -f -tt -yy` text output.
+    /// `strace -f -tt -yy -s N -o FILE` text.
+    ///
+    /// - Prefix: optional pid (`1234  ` or `[pid 1234] `; strace prints the *thread* id, used for
+    ///   both `pid` and `tid`), optional time: `-t`/`-tt` time of day → **ns since midnight**
+    ///   (strace prints no date), `-ttt` → ns since the epoch. `-T` durations are ignored.
+    /// - Arguments split at top-level commas; string arguments unquoted and unescaped, the
+    ///   truncation marker `...` dropped; `3</path>` becomes `3`; compound arguments (arrays,
+    ///   structs, `/* comments */`) kept as printed.
+    /// - `fd_path`: the first argument's `-yy` annotation, except for `open`/`openat`/`openat2`/
+    ///   `creat`/`open_by_handle_at`, where it is the *returned* descriptor's annotation (the
+    ///   file really opened; `None` when the call failed).
+    /// - `ret`: decimal or `0x` hex; `= ?` → `None`.
+    /// - `<unfinished ...>` / `<... NAME resumed>` are joined per pid (args of both halves,
+    ///   time of the first); an unfinished call is emitted with `ret: None` when its thread
+    ///   starts another call, exits, or the input ends.
+    /// - `--- SIG… ---` lines are skipped; `+++ exited with N +++` / `+++ killed by … +++` become
+    ///   [`Record::Exit`].
     Strace,
-    /// Falco JSON output (or sysdig `-j` events).
+    /// Falco JSON output (or sysdig `-j` events): fields from `output_fields`, else top level.
+    ///
+    /// `evt.type` (required) → `syscall`; `evt.rawtime`/`evt.time` (integer ns, or RFC 3339) or
+    /// the alert's `time` → `time_ns`; `proc.pid`, `thread.tid`, `proc.name`; `container.id`
+    /// (else `container.name`); `fd.name` → `fd_path`; `evt.rawres` (else numeric `evt.res`) →
+    /// `ret`. Arguments: values of `evt.arg.*` sorted by name, else of `evt.args` split into
+    /// `key=value` pairs (`data=` runs to the end); `3(<f>/path)` becomes `3` and gives
+    /// `fd_path` when `fd.name` is absent.
     Falco,
-    /// Tracee JSON events.
+    /// Tracee JSON events: `eventName` (required), `timestamp` (ns), `hostProcessId`/
+    /// `hostThreadId` (else `processId`/`threadId`), `processName`, `containerId` (else
+    /// `container.id`/`.name`), `args[].value` as text in order, `returnValue`. `fd_path` is
+    /// `None`. Non-syscall Tracee events are kept too.
     Tracee,
-    /// LID-DS 2021 `.sc` recordings.
+    /// LID-DS 2021 `.sc`: `timestamp_ns uid pid process tid syscall >|< key=value…`. Enter and
+    /// exit halves are paired per tid into one event (time of the enter; args of both halves
+    /// except `res`; `ret` from `res=`, else the exit's `fd=`); `fd=13(<f>/dev/urandom)` gives
+    /// `fd_path` `/dev/urandom` and the argument `13`. Unpaired halves are emitted alone.
+    /// `procexit` becomes [`Record::Exit`].
     LidDs,
-    /// ADFA-LD traces (i386 system-call numbers).
+    /// ADFA-LD traces: whitespace-separated i386 system-call numbers, named with
+    /// [`i386_syscall_name`]; events carry only `syscall`.
     Adfa,
-    /// mamori's JSON lines ([`SyscallEvent`] per line).
+    /// mamori's JSON lines: one [`SyscallEvent`] per line, blank lines allowed
+    /// (see [`write_jsonl`]).
     Jsonl,
 }
 
@@ -326,7 +358,8 @@ impl LineError {
     }
 }
 
-/// A parsed item: a system call, or a process/thread ending (strace `+++ exited with 0 +++`).
+/// A parsed item: a system call, or a process/thread ending (strace `+++ exited with 0 +++`,
+/// sysdig `procexit` in LID-DS).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// A system call.

@@ -7,7 +7,8 @@
 //! `fd_path` the first descriptor annotation (`fd=13(<f>/dev/urandom)` → `/dev/urandom`; a value
 //! `N(<t>text)` becomes `N`). An exit without an enter (recording started mid-call) is emitted
 //! alone; an enter that never exits is emitted when its thread enters another call, or at the end.
-//! `uid` is not kept (no field for it).
+//! sysdig's `procexit` event becomes [`Record::Exit`] for its tid. `uid` is not kept (no field for
+//! it).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs;
@@ -162,6 +163,17 @@ impl LineParser for LidDsParser {
             return Ok(());
         }
         let p = parse(line)?;
+        if p.syscall == "procexit" {
+            // sysdig's process-exit event, not a system call.
+            if let Some(old) = self.pending.remove(&p.tid) {
+                out.push_back(Record::Call(build(Some(old), None)));
+            }
+            out.push_back(Record::Exit {
+                pid: Some(p.tid),
+                time_ns: Some(p.time_ns),
+            });
+            return Ok(());
+        }
         let half = Half {
             time_ns: p.time_ns,
             pid: p.pid,
@@ -311,6 +323,24 @@ mod tests {
         assert_eq!(v[5].syscall, "brk");
         assert_eq!(v[5].process.as_deref(), Some("my worker"));
         assert_eq!(v[5].ret, None);
+    }
+
+    #[test]
+    fn procexit_is_an_exit() {
+        let text = "5 0 7 sh 8 read > fd=0\n6 0 7 sh 8 procexit > status=0\n";
+        let mut r = EventReader::new(text.as_bytes(), "x.sc", Format::LidDs, false);
+        let recs: Vec<Record> = std::iter::from_fn(|| r.next_record())
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(recs.len(), 2);
+        assert!(matches!(&recs[0], Record::Call(e) if e.syscall == "read" && e.ret.is_none()));
+        assert_eq!(
+            recs[1],
+            Record::Exit {
+                pid: Some(8),
+                time_ns: Some(6)
+            }
+        );
     }
 
     #[test]
