@@ -230,7 +230,9 @@ mod tests {
         assert!(last.threshold < 1.0);
         // Threshold 2: flags normal {3}, attack {4}.
         assert_eq!((c[2].threshold, c[2].fpr, c[2].tpr), (2.0, 1.0 / 3.0, 0.5));
-        assert!(c.windows(2).all(|p| p[0].fpr <= p[1].fpr && p[0].tpr <= p[1].tpr));
+        assert!(c
+            .windows(2)
+            .all(|p| p[0].fpr <= p[1].fpr && p[0].tpr <= p[1].tpr));
         assert!((trapezoid(&c) - 0.75).abs() < 1e-12);
         let c = roc_curve(&[0.5, 0.5], &[0.5]);
         assert!((trapezoid(&c) - 0.5).abs() < 1e-12);
@@ -269,7 +271,10 @@ mod tests {
     #[test]
     fn summary() {
         let s = ScoreSummary::of(&[4.0, 1.0, 3.0, 2.0]);
-        assert_eq!((s.count, s.min, s.max, s.mean, s.p50), (4, 1.0, 4.0, 2.5, 2.5));
+        assert_eq!(
+            (s.count, s.min, s.max, s.mean, s.p50),
+            (4, 1.0, 4.0, 2.5, 2.5)
+        );
         assert!((s.p99 - 3.97).abs() < 1e-12);
         let hundred: Vec<f64> = (1..=101).map(f64::from).collect();
         let s = ScoreSummary::of(&hundred);

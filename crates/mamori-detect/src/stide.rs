@@ -98,7 +98,7 @@ impl TryFrom<StideFile> for Stide {
         if f.ngram == 0 {
             return Err(StideError::ZeroNgram);
         }
-        if f.grams.is_empty() || f.grams.len() % f.ngram != 0 {
+        if f.grams.is_empty() || !f.grams.chunks_exact(f.ngram).remainder().is_empty() {
             return Err(StideError::InvalidModel(format!(
                 "{} gram symbols is not a positive multiple of the n-gram length {}",
                 f.grams.len(),
