@@ -369,9 +369,9 @@ fn merge_small(
         for (i, &a) in assign.iter().enumerate() {
             weights[a] += pts.w[i];
         }
-        // Clusters that lost every point are dropped at once.
+        // A cluster that lost every point is dropped whatever `min_weight` is.
         let smallest = (0..k).fold(0, |b, j| if weights[j] < weights[b] { j } else { b });
-        if k == 1 || weights[smallest] >= min_weight {
+        if k == 1 || (weights[smallest] >= min_weight && weights[smallest] > 0.0) {
             let ms = means(pts, &assign, k);
             return (
                 ms.into_iter()

@@ -96,7 +96,8 @@ pub struct Rates {
     pub fp: usize,
     /// Normal scores not flagged.
     pub tn: usize,
-    /// Attack scores not flagged.
+    /// Attack scores not flagged (`fn` in JSON).
+    #[serde(rename = "fn")]
     pub fn_: usize,
 }
 
@@ -246,6 +247,9 @@ mod tests {
         let r = rates_at(&normal, &attack, 0.3);
         assert_eq!((r.tp, r.fp, r.tn, r.fn_), (2, 1, 3, 1));
         assert_eq!(r.false_positive_rate, 0.25);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains(r#""fn":1"#), "{json}");
+        assert_eq!(serde_json::from_str::<Rates>(&json).unwrap(), r);
         assert!((r.detection_rate - 2.0 / 3.0).abs() < 1e-12);
         let sweep = threshold_sweep(&normal, &attack, &[0.0, 0.3, 1.0]);
         assert_eq!(sweep[1], r);

@@ -26,7 +26,7 @@ use crate::WindowScorer;
 
 /// STIDE settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct StideParams {
     /// Length of the n-grams (Forrest et al. used 6).
     pub ngram: usize,
