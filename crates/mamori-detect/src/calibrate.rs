@@ -1,1 +1,265 @@
-//! (being written)
+//! Thresholds from normal scores, and per-trace aggregation of window scores.
+//!
+//! A window is flagged when its score is **strictly greater** than the threshold ("exceeds the
+//! threshold"), here and in [`crate::metrics`].
+//!
+//! The calibration scores must be **held out from training**: normal windows the model never saw
+//! (a validation split of the normal recordings). Scores of the training windows themselves are
+//! optimistically low, so a threshold taken from them gives a false-positive rate well above the
+//! target on new normal data.
+
+use serde::{Deserialize, Serialize};
+
+/// How a threshold was chosen; stored beside the value in model files.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ThresholdMethod {
+    /// The smallest threshold that flags at most this share of the calibration scores
+    /// ([`calibrate`]).
+    TargetFpr(f64),
+    /// Given by the user.
+    Explicit(f64),
+    /// The largest calibration score plus this fraction of the calibration scores' range
+    /// (`max + margin × (max − min)`; [`max_plus_margin`]).
+    MaxPlusMargin(f64),
+}
+
+/// A decision threshold: a window (or trace) is flagged when its score is strictly greater than
+/// `value`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    /// The threshold.
+    pub value: f64,
+    /// How it was chosen.
+    pub method: ThresholdMethod,
+}
+
+impl Threshold {
+    /// A threshold given by the user.
+    pub fn explicit(value: f64) -> Threshold {
+        Threshold {
+            value,
+            method: ThresholdMethod::Explicit(value),
+        }
+    }
+
+    /// True when `score` exceeds (is strictly greater than) the threshold.
+    pub fn flags(&self, score: f64) -> bool {
+        score > self.value
+    }
+}
+
+/// Why a threshold could not be calibrated.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CalibrateError {
+    /// No calibration scores.
+    #[error("no normal scores to calibrate a threshold on")]
+    Empty,
+    /// A calibration score is NaN or infinite.
+    #[error("calibration score {index} is not finite ({value})")]
+    NonFinite {
+        /// Position of the score.
+        index: usize,
+        /// The score.
+        value: f64,
+    },
+    /// The target false-positive rate is not within `0..=1`.
+    #[error("target false-positive rate {0} is not within 0..=1")]
+    BadTarget(f64),
+    /// The margin is negative or not finite.
+    #[error("margin {0} must be finite and non-negative")]
+    BadMargin(f64),
+}
+
+fn sorted_finite(scores: &[f64]) -> Result<Vec<f64>, CalibrateError> {
+    if scores.is_empty() {
+        return Err(CalibrateError::Empty);
+    }
+    if let Some((index, &value)) = scores.iter().enumerate().find(|(_, s)| !s.is_finite()) {
+        return Err(CalibrateError::NonFinite { index, value });
+    }
+    let mut sorted = scores.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    Ok(sorted)
+}
+
+/// The largest `f64` strictly below a finite `x` (so that every score equal to `x` exceeds it).
+pub(crate) fn just_below(x: f64) -> f64 {
+    if x == 0.0 {
+        -f64::from_bits(1)
+    } else if x > 0.0 {
+        f64::from_bits(x.to_bits() - 1)
+    } else {
+        f64::from_bits(x.to_bits() + 1)
+    }
+}
+
+/// The threshold for a target false-positive rate on held-out normal scores: the empirical
+/// `(1 − target_fpr)` quantile, chosen as the **smallest** threshold such that the share of
+/// calibration scores strictly above it is at most `target_fpr`.
+///
+/// With `n` scores, at most `floor(target_fpr × n)` may lie above, so the threshold is the
+/// `(n − floor(target_fpr × n))`-th smallest score; `target_fpr = 0` gives the largest score, and
+/// `target_fpr = 1` a value just below the smallest (everything flagged). Ties at the threshold
+/// are not flagged, so fewer scores than allowed may lie above it. Scores 1..=100 with target 0.05
+/// give 95, with exactly 5 scores above.
+///
+/// `normal_scores` must come from normal windows held out from training (see the module docs).
+pub fn calibrate(normal_scores: &[f64], target_fpr: f64) -> Result<Threshold, CalibrateError> {
+    if !(0.0..=1.0).contains(&target_fpr) {
+        return Err(CalibrateError::BadTarget(target_fpr));
+    }
+    let sorted = sorted_finite(normal_scores)?;
+    let value = threshold_for_sorted(&sorted, target_fpr);
+    Ok(Threshold {
+        value,
+        method: ThresholdMethod::TargetFpr(target_fpr),
+    })
+}
+
+/// [`calibrate`]'s rule on scores already sorted ascending, finite and non-empty, with a target
+/// in `0..=1`.
+pub(crate) fn threshold_for_sorted(sorted: &[f64], target_fpr: f64) -> f64 {
+    let n = sorted.len();
+    // The tiny slack keeps e.g. 0.07 × 100 = 7.000000000000001 from losing a score to rounding.
+    let allowed = ((target_fpr * n as f64) + 1e-9).floor() as usize;
+    if allowed >= n {
+        just_below(sorted[0])
+    } else {
+        sorted[n - 1 - allowed]
+    }
+}
+
+/// The largest calibration score plus `margin` times the scores' range: `max + margin × (max −
+/// min)`. Flags none of the calibration scores.
+pub fn max_plus_margin(normal_scores: &[f64], margin: f64) -> Result<Threshold, CalibrateError> {
+    if !(margin.is_finite() && margin >= 0.0) {
+        return Err(CalibrateError::BadMargin(margin));
+    }
+    let sorted = sorted_finite(normal_scores)?;
+    let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
+    Ok(Threshold {
+        value: max + margin * (max - min),
+        method: ThresholdMethod::MaxPlusMargin(margin),
+    })
+}
+
+/// How a trace's window scores are reduced to one trace score (per-trace evaluation, as on
+/// ADFA-LD: a trace is flagged when its trace score exceeds a trace threshold).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TraceAggregate {
+    /// The largest window score.
+    Max,
+    /// The mean of the `k` largest window scores (all of them when the trace has fewer; `k = 0`
+    /// is taken as 1).
+    MeanTopK(usize),
+    /// The share of windows whose score exceeds (is strictly greater than) this window threshold.
+    ShareAbove(f64),
+}
+
+/// One score for a whole trace from its window scores. A trace without windows scores 0.0.
+pub fn trace_score(window_scores: &[f64], how: TraceAggregate) -> f64 {
+    if window_scores.is_empty() {
+        return 0.0;
+    }
+    match how {
+        TraceAggregate::Max => window_scores
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max),
+        TraceAggregate::MeanTopK(k) => {
+            let k = k.clamp(1, window_scores.len());
+            let mut sorted = window_scores.to_vec();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            sorted[..k].iter().sum::<f64>() / k as f64
+        }
+        TraceAggregate::ShareAbove(t) => {
+            window_scores.iter().filter(|&&s| s > t).count() as f64 / window_scores.len() as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_to_hundred() -> Vec<f64> {
+        // Shuffled order must not matter.
+        (1..=100).rev().map(f64::from).collect()
+    }
+
+    #[test]
+    fn target_fpr_quantile_has_known_answers() {
+        let s = one_to_hundred();
+        let t = calibrate(&s, 0.05).unwrap();
+        assert_eq!(t.value, 95.0);
+        assert_eq!(s.iter().filter(|&&x| t.flags(x)).count(), 5);
+        assert_eq!(t.method, ThresholdMethod::TargetFpr(0.05));
+        assert_eq!(calibrate(&s, 0.0).unwrap().value, 100.0);
+        assert_eq!(calibrate(&s, 0.01).unwrap().value, 99.0);
+        assert_eq!(calibrate(&s, 0.07).unwrap().value, 93.0);
+        // 0.055 × 100 = 5.5: at most 5 may lie above.
+        assert_eq!(calibrate(&s, 0.055).unwrap().value, 95.0);
+        let all = calibrate(&s, 1.0).unwrap();
+        assert!(all.value < 1.0 && all.value > 0.999);
+        assert_eq!(s.iter().filter(|&&x| all.flags(x)).count(), 100);
+        // Every target keeps the share above ≤ target.
+        for i in 0..=100 {
+            let target = i as f64 / 100.0;
+            let v = calibrate(&s, target).unwrap().value;
+            let above = s.iter().filter(|&&x| x > v).count();
+            assert_eq!(above, i, "target {target}");
+        }
+    }
+
+    #[test]
+    fn ties_at_the_threshold_are_not_flagged() {
+        let s = [1.0, 2.0, 2.0, 2.0, 2.0];
+        // One of five may be above; the 4th smallest is 2, and nothing exceeds it.
+        let t = calibrate(&s, 0.2).unwrap();
+        assert_eq!(t.value, 2.0);
+        assert_eq!(s.iter().filter(|&&x| t.flags(x)).count(), 0);
+        assert_eq!(calibrate(&[0.0], 1.0).unwrap().value, -f64::from_bits(1));
+        assert_eq!(just_below(-1.0), -1.0000000000000002);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        assert_eq!(calibrate(&[], 0.1), Err(CalibrateError::Empty));
+        assert_eq!(calibrate(&[1.0], 1.5), Err(CalibrateError::BadTarget(1.5)));
+        assert!(calibrate(&[1.0], f64::NAN).is_err());
+        assert!(matches!(
+            calibrate(&[1.0, f64::INFINITY], 0.1),
+            Err(CalibrateError::NonFinite { index: 1, .. })
+        ));
+        assert_eq!(
+            max_plus_margin(&[1.0], -0.1),
+            Err(CalibrateError::BadMargin(-0.1))
+        );
+    }
+
+    #[test]
+    fn max_plus_margin_and_explicit() {
+        let t = max_plus_margin(&[2.0, 4.0, 3.0], 0.5).unwrap();
+        assert_eq!(t.value, 5.0);
+        assert_eq!(t.method, ThresholdMethod::MaxPlusMargin(0.5));
+        let e = Threshold::explicit(0.25);
+        assert!(e.flags(0.3) && !e.flags(0.25));
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, r#"{"value":5.0,"method":{"max-plus-margin":0.5}}"#);
+        assert_eq!(serde_json::from_str::<Threshold>(&json).unwrap(), t);
+    }
+
+    #[test]
+    fn trace_aggregates() {
+        let w = [0.1, 0.9, 0.4, 0.7];
+        assert_eq!(trace_score(&w, TraceAggregate::Max), 0.9);
+        assert!((trace_score(&w, TraceAggregate::MeanTopK(2)) - 0.8).abs() < 1e-12);
+        assert!((trace_score(&w, TraceAggregate::MeanTopK(0)) - 0.9).abs() < 1e-12);
+        assert!((trace_score(&w, TraceAggregate::MeanTopK(10)) - 0.525).abs() < 1e-12);
+        assert_eq!(trace_score(&w, TraceAggregate::ShareAbove(0.4)), 0.5);
+        assert_eq!(trace_score(&[], TraceAggregate::Max), 0.0);
+    }
+}
