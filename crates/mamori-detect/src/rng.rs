@@ -88,6 +88,9 @@ mod tests {
             c[r.below(3)] += 1;
             c
         });
-        assert!(counts.iter().all(|&c| (19_000..21_000).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (19_000..21_000).contains(&c)),
+            "{counts:?}"
+        );
     }
 }

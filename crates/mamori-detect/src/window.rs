@@ -156,7 +156,9 @@ impl Windower {
     pub fn flush(&mut self) -> Vec<Window> {
         let mut keys: Vec<u64> = self.streams.keys().copied().collect();
         keys.sort_unstable();
-        keys.into_iter().filter_map(|k| self.end_stream(k)).collect()
+        keys.into_iter()
+            .filter_map(|k| self.end_stream(k))
+            .collect()
     }
 
     /// Number of open streams (for memory accounting).
@@ -248,7 +250,11 @@ mod tests {
         assert_eq!(got[1].start_time_ns, Some(2));
         assert_eq!(got[1].end_time_ns, Some(4));
         let rest = w.flush();
-        assert_eq!(rest.len(), 1, "only the short process gets a partial window");
+        assert_eq!(
+            rest.len(),
+            1,
+            "only the short process gets a partial window"
+        );
         assert_eq!(rest[0].stream, 9);
         assert_eq!(rest[0].symbols, vec![42]);
         assert!(rest[0].is_partial(3));

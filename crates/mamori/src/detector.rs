@@ -5,8 +5,10 @@ use clap::Args;
 use mamori_detect::autoencoder::{Autoencoder, AutoencoderParams, Encoding};
 use mamori_detect::calibrate::Threshold;
 use mamori_detect::classes::ClassTableConfig;
-use mamori_detect::hmm::{CategoricalHmm, CategoricalHmmParams, FlatBoscHmm, MultinomialMixture, MultinomialMixtureParams};
-use mamori_detect::kmeans::{KMeansMahalanobis, KMeansParams};
+use mamori_detect::hmm::{
+    CategoricalHmm, CategoricalHmmParams, FlatBoscHmm, MultinomialMixture, MultinomialMixtureParams,
+};
+use mamori_detect::kmeans::{KMeans, KMeansParams};
 use mamori_detect::stide::{Stide, StideParams};
 use mamori_detect::window::WindowConfig;
 use mamori_detect::{Symbol, WindowScorer};
@@ -63,7 +65,12 @@ pub struct ModelSettings {
     #[arg(long, default_value_t = 1, help_heading = "Models")]
     pub seed: u64,
     /// Train on at most this many windows (evenly spread over the input); 0 = all.
-    #[arg(long, default_value_t = 200_000, value_name = "N", help_heading = "Models")]
+    #[arg(
+        long,
+        default_value_t = 200_000,
+        value_name = "N",
+        help_heading = "Models"
+    )]
     pub max_train_windows: usize,
     /// HMM: hidden states.
     #[arg(long, default_value_t = 3, value_name = "N", help_heading = "HMM")]
@@ -81,7 +88,13 @@ pub struct ModelSettings {
     #[arg(long, default_value_t = 8, value_name = "N", help_heading = "HMM")]
     pub components: usize,
     /// Autoencoder: hidden units of the encoder (mirrored by the decoder), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "160", value_name = "N,..", help_heading = "Autoencoder")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "160",
+        value_name = "N,..",
+        help_heading = "Autoencoder"
+    )]
     pub hidden: Vec<usize>,
     /// Autoencoder: bottleneck units.
     #[arg(long, value_name = "N", help_heading = "Autoencoder")]
@@ -99,10 +112,20 @@ pub struct ModelSettings {
     #[arg(long, value_name = "X", help_heading = "Autoencoder")]
     pub learning_rate: Option<f64>,
     /// STIDE: n-gram length.
-    #[arg(long, default_value_t = 6, value_name = "N", help_heading = "Baselines")]
+    #[arg(
+        long,
+        default_value_t = 6,
+        value_name = "N",
+        help_heading = "Baselines"
+    )]
     pub ngram: usize,
     /// k-means: clusters.
-    #[arg(long, default_value_t = 8, value_name = "N", help_heading = "Baselines")]
+    #[arg(
+        long,
+        default_value_t = 8,
+        value_name = "N",
+        help_heading = "Baselines"
+    )]
     pub clusters: usize,
 }
 
@@ -165,7 +188,7 @@ pub enum Detector {
     /// See [`ModelKind::Stide`].
     Stide(Stide),
     /// See [`ModelKind::Kmeans`].
-    Kmeans(KMeansMahalanobis),
+    Kmeans(KMeans),
 }
 
 impl Detector {
@@ -182,7 +205,8 @@ impl Detector {
         Ok(match kind {
             ModelKind::Hmm => Detector::Hmm(s.hmm(seed).fit(windows, n_symbols).with_context(ctx)?),
             ModelKind::HmmBoscFlat => Detector::HmmBoscFlat(
-                FlatBoscHmm::fit(&s.hmm(seed), windows, n_symbols, window_size).with_context(ctx)?,
+                FlatBoscHmm::fit(&s.hmm(seed), windows, n_symbols, window_size)
+                    .with_context(ctx)?,
             ),
             ModelKind::HmmBosc => Detector::HmmBosc(
                 MultinomialMixtureParams::new()
@@ -206,16 +230,19 @@ impl Detector {
                 )
             }
             ModelKind::Stide => Detector::Stide(
-                StideParams { ngram: s.ngram }
-                    .fit(windows)
-                    .with_context(ctx)?,
+                Stide::fit(windows, &StideParams { ngram: s.ngram }).with_context(ctx)?,
             ),
             ModelKind::Kmeans => Detector::Kmeans(
-                KMeansParams::new()
-                    .k(s.clusters)
-                    .seed(seed)
-                    .fit(windows, n_symbols)
-                    .with_context(ctx)?,
+                KMeans::fit(
+                    windows,
+                    n_symbols,
+                    &KMeansParams {
+                        k: s.clusters,
+                        seed,
+                        ..KMeansParams::default()
+                    },
+                )
+                .with_context(ctx)?,
             ),
         })
     }
@@ -235,17 +262,33 @@ impl Detector {
     /// One line for `mamori model show`.
     pub fn describe(&self) -> String {
         match self {
-            Detector::Hmm(m) => format!("categorical HMM, {} states, {} symbols", m.n_states(), m.n_symbols()),
-            Detector::HmmBoscFlat(m) => format!("flattened-BoSC HMM (the paper's), {} states", m.hmm().n_states()),
-            Detector::HmmBosc(m) => format!("multinomial mixture over BoSC, {} components", m.n_components()),
+            Detector::Hmm(m) => format!(
+                "categorical HMM, {} states, {} symbols",
+                m.n_states(),
+                m.n_symbols()
+            ),
+            Detector::HmmBoscFlat(m) => format!(
+                "flattened-BoSC HMM (the paper's), {} states",
+                m.hmm().n_states()
+            ),
+            Detector::HmmBosc(m) => format!(
+                "multinomial mixture over BoSC, {} components",
+                m.n_components()
+            ),
             Detector::Autoencoder(m) => format!(
                 "autoencoder on {:?}, hidden {:?}, final training loss {:.6}",
                 m.encoding(),
                 m.params().hidden,
                 m.history().last().copied().unwrap_or(f64::NAN)
             ),
-            Detector::Stide(m) => format!("STIDE, {}-grams, {} in the database", m.ngram(), m.len()),
-            Detector::Kmeans(m) => format!("k-means + Mahalanobis, {} clusters", m.n_clusters()),
+            Detector::Stide(m) => format!(
+                "STIDE, {}-grams, {} in the database",
+                m.ngram(),
+                m.n_grams()
+            ),
+            Detector::Kmeans(m) => {
+                format!("k-means + Mahalanobis, {} clusters", m.clusters().len())
+            }
         }
     }
 

@@ -36,7 +36,12 @@ pub struct ProfileArgs {
 #[derive(Args, Debug, Clone)]
 pub struct WindowArgs {
     /// Calls per window (the paper: 19).
-    #[arg(long = "window", default_value_t = 19, value_name = "N", help_heading = "Windows")]
+    #[arg(
+        long = "window",
+        default_value_t = 19,
+        value_name = "N",
+        help_heading = "Windows"
+    )]
     pub size: usize,
     /// Calls between consecutive window starts.
     #[arg(long, default_value_t = 1, value_name = "N", help_heading = "Windows")]
@@ -77,13 +82,13 @@ impl WindowArgs {
 pub fn load_profile(path: &Path) -> Result<ClassTable> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read class table {}", path.display()))?;
-    let cfg: ClassTableConfig = toml::from_str(&text)
-        .with_context(|| format!("invalid class table {}", path.display()))?;
+    let cfg: ClassTableConfig =
+        toml::from_str(&text).with_context(|| format!("invalid class table {}", path.display()))?;
     ClassTable::new(cfg).with_context(|| format!("invalid class table {}", path.display()))
 }
 
 /// Skipped-line report of one file, printed to stderr at the end of a run.
-pub fn report_skipped(path: &Path, reader: &mamori_ingest::EventReader) {
+pub fn report_skipped(path: &Path, reader: &mamori_ingest::EventReader<mamori_ingest::DynBufRead>) {
     let skipped = reader.skipped();
     if skipped.total() > 0 {
         eprintln!("mamori: {}: {}", path.display(), skipped);
@@ -160,9 +165,9 @@ pub fn windows_of(
                     }
                 }
             }
-            Record::Exit { pid, tid, .. } => {
+            Record::Exit { pid, .. } => {
                 if window.stream != StreamMode::Interleaved {
-                    let key = windower.stream_key(pid, tid);
+                    let key = windower.stream_key(pid, pid);
                     if let Some(w) = windower.end_stream(key) {
                         f(w)?;
                     }
@@ -177,10 +182,13 @@ pub fn windows_of(
     Ok((seen, monitored))
 }
 
-/// Classified symbols of one event list (a whole trace, as ADFA-LD gives).
-pub fn classify_trace(table: &ClassTable, events: &[SyscallEvent]) -> Vec<u16> {
+/// Classified symbols of one whole trace (ADFA-LD gives one per file).
+pub fn classify_trace(
+    table: &ClassTable,
+    events: impl IntoIterator<Item = SyscallEvent>,
+) -> Vec<u16> {
     events
-        .iter()
-        .filter_map(|e| table.classify(e).symbol())
+        .into_iter()
+        .filter_map(|e| table.classify(&e).symbol())
         .collect()
 }

@@ -171,6 +171,8 @@ mod tests {
             Err(ModelFileError::Version { found: 0, .. })
         ));
         let err = from_str::<Body>("{\"weights\":[]}", "x.json").unwrap_err();
-        assert!(err.to_string().starts_with("x.json: not a mamori model file"));
+        assert!(err
+            .to_string()
+            .starts_with("x.json: not a mamori model file"));
     }
 }

@@ -60,7 +60,15 @@ fn eval_adfa_reports_auc_per_model() {
     let Some(data) = data() else { return };
     let tmp = TempDir::new("adfa");
     let out = run(mamori()
-        .args(["eval", "--quiet", "--json", "--limit-traces", "400", "--epochs", "8"])
+        .args([
+            "eval",
+            "--quiet",
+            "--json",
+            "--limit-traces",
+            "400",
+            "--epochs",
+            "8",
+        ])
         .arg("--adfa")
         .arg(data.join("adfa-ld"))
         .arg("--plots")
@@ -70,7 +78,15 @@ fn eval_adfa_reports_auc_per_model() {
     let names: Vec<&str> = models.iter().filter_map(|m| m["model"].as_str()).collect();
     assert_eq!(
         names,
-        ["hmm", "hmm-bosc-flat", "hmm-bosc", "ae", "ae-bosc", "stide", "kmeans"]
+        [
+            "hmm",
+            "hmm-bosc-flat",
+            "hmm-bosc",
+            "ae",
+            "ae-bosc",
+            "stide",
+            "kmeans"
+        ]
     );
     let trace_auc = |name: &str| {
         models.iter().find(|m| m["model"] == name).expect("model")["runs"][0]["traces"]["auc"]
@@ -83,7 +99,11 @@ fn eval_adfa_reports_auc_per_model() {
     }
     // Published window/trace-level results on ADFA-LD put good sequence models near 0.9.
     for name in ["hmm", "stide", "ae"] {
-        assert!(trace_auc(name) > 0.8, "{name}: trace AUC {}", trace_auc(name));
+        assert!(
+            trace_auc(name) > 0.8,
+            "{name}: trace AUC {}",
+            trace_auc(name)
+        );
     }
     for f in ["roc.svg", "timeline-hmm.svg", "timeline-ae-bosc.svg"] {
         let svg = std::fs::read_to_string(tmp.0.join(f)).expect(f);
@@ -110,7 +130,9 @@ fn train_show_score_and_refuse_bad_models() {
     let model = tmp.0.join("hmm.json");
     let train = adfa_files(&data, "Training_Data_Master", 200);
     run(mamori()
-        .args(["train", "--quiet", "--format", "adfa", "--model", "hmm", "-o"])
+        .args([
+            "train", "--quiet", "--format", "adfa", "--model", "hmm", "-o",
+        ])
         .arg(&model)
         .args(&train));
 
@@ -119,11 +141,22 @@ fn train_show_score_and_refuse_bad_models() {
     assert_eq!(v["kind"], "hmm");
     let transmat = v["hmm"]["transmat"].as_array().expect("transmat");
     assert_eq!(transmat.len(), 3);
-    for row in transmat.iter().chain(v["hmm"]["emissionprob"].as_array().expect("emissions")) {
-        let sum: f64 = row.as_array().expect("row").iter().filter_map(|x| x.as_f64()).sum();
+    for row in transmat
+        .iter()
+        .chain(v["hmm"]["emissionprob"].as_array().expect("emissions"))
+    {
+        let sum: f64 = row
+            .as_array()
+            .expect("row")
+            .iter()
+            .filter_map(|x| x.as_f64())
+            .sum();
         assert!((sum - 1.0).abs() < 1e-9, "row sums to {sum}");
     }
-    assert!(v["threshold"]["value"].as_f64().is_some(), "calibrated threshold stored");
+    assert!(
+        v["threshold"]["value"].as_f64().is_some(),
+        "calibrated threshold stored"
+    );
 
     // An attack trace: scores as JSON lines, exit status 1 when windows exceed the threshold.
     let attack = adfa_files(&data, "Attack_Data_Master/Adduser_1", 1);
@@ -138,7 +171,9 @@ fn train_show_score_and_refuse_bad_models() {
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
     assert!(!lines.is_empty());
-    assert!(lines.iter().all(|l| l["score"].as_f64().is_some_and(f64::is_finite)));
+    assert!(lines
+        .iter()
+        .all(|l| l["score"].as_f64().is_some_and(f64::is_finite)));
     let alerts = lines.iter().filter(|l| l["alert"] == true).count();
     assert_eq!(out.status.code(), Some(if alerts > 0 { 1 } else { 0 }));
 
@@ -157,7 +192,11 @@ fn train_show_score_and_refuse_bad_models() {
     let tampered = tmp.0.join("tampered.json");
     let pos = text.find("\"startprob\"").expect("startprob in body");
     let mut bytes = text.into_bytes();
-    let digit = bytes[pos..].iter().position(|b| b.is_ascii_digit()).expect("digit") + pos;
+    let digit = bytes[pos..]
+        .iter()
+        .position(|b| b.is_ascii_digit())
+        .expect("digit")
+        + pos;
     bytes[digit] = if bytes[digit] == b'1' { b'2' } else { b'1' };
     std::fs::write(&tampered, bytes).expect("write");
     let out = mamori()
@@ -188,7 +227,9 @@ fn malformed_lines_are_reported_not_dropped() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("events.jsonl") && err.contains('2'), "{err}");
 
-    let out = run(mamori().args(["convert", "--lenient", "--format", "jsonl"]).arg(&f));
+    let out = run(mamori()
+        .args(["convert", "--lenient", "--format", "jsonl"])
+        .arg(&f));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains('1'));
 }

@@ -95,7 +95,11 @@ pub fn learn_profile<'a>(
             .collect();
         own.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(b.0)));
         // A prefix rule only helps if the syscall also has calls outside it.
-        let covered: usize = own.iter().take(params.max_prefixes_per_syscall).map(|o| o.2).sum();
+        let covered: usize = own
+            .iter()
+            .take(params.max_prefixes_per_syscall)
+            .map(|o| o.2)
+            .sum();
         if own.len() > 1 || covered < count {
             for (p, field, _) in own.into_iter().take(params.max_prefixes_per_syscall) {
                 classes.push(ClassRule {
@@ -162,7 +166,11 @@ mod tests {
         let t = ClassTable::new(cfg).unwrap();
         assert_eq!(t.classify(&evs[0]), Classified::Class(0));
         assert_eq!(t.classify(&evs[1]), Classified::Class(1));
-        assert_eq!(t.classify(&evs[2]), Classified::Class(2), "/tmp is too rare");
+        assert_eq!(
+            t.classify(&evs[2]),
+            Classified::Class(2),
+            "/tmp is too rare"
+        );
         assert_eq!(t.classify(&ev("execve", None)), Classified::Unknown(4));
     }
 }

@@ -305,7 +305,10 @@ syscall = "open"
         assert_eq!(t.classify(&o), Classified::Class(2));
         o.args[1] = "/etc/passwd".into();
         assert_eq!(t.classify(&o), Classified::Class(3));
-        assert_eq!(t.classify(&SyscallEvent::named("execve")), Classified::Ignored);
+        assert_eq!(
+            t.classify(&SyscallEvent::named("execve")),
+            Classified::Ignored
+        );
         assert_eq!(t.n_symbols(), 5);
         assert_eq!(t.label(0), "write:motion.log");
         assert_eq!(t.label(4), "unknown");
@@ -331,9 +334,10 @@ syscall = "open"
             .unwrap_err()
             .to_string();
         assert!(err.contains("syscal"), "{err}");
-        let cfg: ClassTableConfig =
-            toml::from_str("name = \"a\"\n[aliases]\na = \"b\"\nb = \"c\"\n[[class]]\nsyscall = \"c\"")
-                .unwrap();
+        let cfg: ClassTableConfig = toml::from_str(
+            "name = \"a\"\n[aliases]\na = \"b\"\nb = \"c\"\n[[class]]\nsyscall = \"c\"",
+        )
+        .unwrap();
         assert!(matches!(
             ClassTable::new(cfg),
             Err(ClassTableError::AliasChain(_))

@@ -42,7 +42,12 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE", help_heading = "Data")]
     pub calibrate: Vec<PathBuf>,
     /// Share of training windows held out for calibration when no --calibrate is given.
-    #[arg(long, default_value_t = 0.2, value_name = "SHARE", help_heading = "Data")]
+    #[arg(
+        long,
+        default_value_t = 0.2,
+        value_name = "SHARE",
+        help_heading = "Data"
+    )]
     pub holdout: f64,
     /// Recordings whose windows are labelled by --labels or --attack-from/--attack-to.
     #[arg(long, value_name = "FILE", help_heading = "Data")]
@@ -57,26 +62,57 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE", help_heading = "Data")]
     pub labels: Option<PathBuf>,
     /// Start of the attack period (with --attack-to).
-    #[arg(long, value_name = "TIME", requires = "attack_to", help_heading = "Data")]
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "attack_to",
+        help_heading = "Data"
+    )]
     pub attack_from: Option<String>,
     /// End of the attack period.
-    #[arg(long, value_name = "TIME", requires = "attack_from", help_heading = "Data")]
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "attack_from",
+        help_heading = "Data"
+    )]
     pub attack_to: Option<String>,
     /// ADFA-LD: use at most this many validation and attack traces (evenly spread), for quick runs.
     #[arg(long, value_name = "N", help_heading = "Data")]
     pub limit_traces: Option<usize>,
 
     /// Models to evaluate, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "hmm,hmm-bosc-flat,hmm-bosc,ae,ae-bosc,stide,kmeans", help_heading = "Evaluation")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "hmm,hmm-bosc-flat,hmm-bosc,ae,ae-bosc,stide,kmeans",
+        help_heading = "Evaluation"
+    )]
     pub models: Vec<ModelKind>,
     /// Train each model with this many seeds (seed, seed+1, …) and report mean and spread.
-    #[arg(long, default_value_t = 1, value_name = "N", help_heading = "Evaluation")]
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_name = "N",
+        help_heading = "Evaluation"
+    )]
     pub seeds: u64,
     /// Target false-positive rate for the calibrated threshold.
-    #[arg(long, default_value_t = 0.01, value_name = "RATE", help_heading = "Evaluation")]
+    #[arg(
+        long,
+        default_value_t = 0.01,
+        value_name = "RATE",
+        help_heading = "Evaluation"
+    )]
     pub target_fpr: f64,
     /// Extra thresholds for the sweep table, comma-separated (applied to every model).
-    #[arg(long, value_delimiter = ',', value_name = "SCORE", help_heading = "Evaluation")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "SCORE",
+        help_heading = "Evaluation"
+    )]
     pub thresholds: Vec<f64>,
     /// Print JSON instead of tables.
     #[arg(long, help_heading = "Output")]
@@ -209,7 +245,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
         (t, d, format!("ADFA-LD {}", root.display()))
     } else {
         let (t, d) = file_dataset(&args, window)?;
-        (t, d, args.train.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))
+        (
+            t,
+            d,
+            args.train
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
     };
     if data.train.is_empty() {
         bail!("no training windows");
@@ -224,7 +268,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let train_refs: Vec<&[Symbol]> = args.model.subsample(&data.train);
     let uniq_refs: Vec<&[Symbol]> = data.uniq.iter().map(Vec::as_slice).collect();
-    let bar = progress::bar("training and scoring", args.models.len() as u64 * args.seeds, args.quiet);
+    let bar = progress::bar(
+        "training and scoring",
+        args.models.len() as u64 * args.seeds,
+        args.quiet,
+    );
     let mut results = Vec::new();
     // The first seed's scores of each model, kept for the plots.
     let mut plotted: Vec<Vec<f64>> = Vec::new();
@@ -233,8 +281,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
         for s in 0..args.seeds {
             let seed = args.model.seed + s;
             let started = Instant::now();
-            let det = Detector::fit(kind, &args.model, seed, &train_refs, table.n_symbols(), window.size)
-                .with_context(|| format!("training {kind}"))?;
+            let det = Detector::fit(
+                kind,
+                &args.model,
+                seed,
+                &train_refs,
+                table.n_symbols(),
+                window.size,
+            )
+            .with_context(|| format!("training {kind}"))?;
             let fit_seconds = started.elapsed().as_secs_f64();
             let started = Instant::now();
             let scores = det.scorer().score_many(&uniq_refs);
@@ -242,7 +297,14 @@ pub fn run(args: EvalArgs) -> Result<()> {
             if let Some(bad) = scores.iter().find(|s| !s.is_finite()) {
                 bail!("{kind} produced a non-finite score {bad}; this is a bug");
             }
-            runs.push(measure(&data, &scores, seed, fit_seconds, score_seconds, &args));
+            runs.push(measure(
+                &data,
+                &scores,
+                seed,
+                fit_seconds,
+                score_seconds,
+                &args,
+            )?);
             if s == 0 && args.plots.is_some() {
                 plotted.push(scores);
             }
@@ -285,9 +347,13 @@ fn measure(
     fit_seconds: f64,
     score_seconds: f64,
     args: &EvalArgs,
-) -> RunResult {
-    let cal: Vec<f64> = data.calibration.iter().map(|&i| scores[i as usize]).collect();
-    let threshold = calibrate(&cal, args.target_fpr).value;
+) -> Result<RunResult> {
+    let cal: Vec<f64> = data
+        .calibration
+        .iter()
+        .map(|&i| scores[i as usize])
+        .collect();
+    let threshold = calibrate(&cal, args.target_fpr)?.value;
     let (mut normal, mut attack) = (Vec::new(), Vec::new());
     for w in &data.test {
         let s = scores[w.id as usize];
@@ -309,8 +375,11 @@ fn measure(
         .iter()
         .map(|&t| rates_at(&normal, &attack, t))
         .collect();
-    let traces = (!data.traces.is_empty()).then(|| trace_level(data, scores));
-    RunResult {
+    let traces = match data.traces.is_empty() {
+        true => None,
+        false => Some(trace_level(data, scores)?),
+    };
+    Ok(RunResult {
         seed,
         fit_seconds,
         score_seconds,
@@ -321,7 +390,7 @@ fn measure(
         at_threshold: rates_at(&normal, &attack, threshold),
         sweep,
         traces,
-    }
+    })
 }
 
 fn quantile(values: &[f64], q: f64) -> f64 {
@@ -332,7 +401,7 @@ fn quantile(values: &[f64], q: f64) -> f64 {
 }
 
 /// Per-trace results: a trace's score is its highest window score.
-fn trace_level(data: &Dataset, scores: &[f64]) -> TraceResult {
+fn trace_level(data: &Dataset, scores: &[f64]) -> Result<TraceResult> {
     let trace_score = |t: &Trace| {
         t.windows
             .iter()
@@ -346,19 +415,29 @@ fn trace_level(data: &Dataset, scores: &[f64]) -> TraceResult {
             .map(|t| (t.family.as_deref(), trace_score(t)))
             .collect()
     };
-    let cal: Vec<f64> = by_role(Role::Calibration).into_iter().map(|t| t.1).collect();
+    let cal: Vec<f64> = by_role(Role::Calibration)
+        .into_iter()
+        .map(|t| t.1)
+        .collect();
     let normal: Vec<f64> = by_role(Role::Normal).into_iter().map(|t| t.1).collect();
     let attacks = by_role(Role::Attack);
     let attack: Vec<f64> = attacks.iter().map(|t| t.1).collect();
-    let t1 = calibrate(&cal, 0.01).value;
-    let t5 = calibrate(&cal, 0.05).value;
-    let mut families: Vec<String> = attacks.iter().filter_map(|t| t.0.map(str::to_string)).collect();
+    let t1 = calibrate(&cal, 0.01)?.value;
+    let t5 = calibrate(&cal, 0.05)?.value;
+    let mut families: Vec<String> = attacks
+        .iter()
+        .filter_map(|t| t.0.map(str::to_string))
+        .collect();
     families.sort();
     families.dedup();
     let families = families
         .into_iter()
         .map(|f| {
-            let fam: Vec<f64> = attacks.iter().filter(|t| t.0 == Some(f.as_str())).map(|t| t.1).collect();
+            let fam: Vec<f64> = attacks
+                .iter()
+                .filter(|t| t.0 == Some(f.as_str()))
+                .map(|t| t.1)
+                .collect();
             FamilyResult {
                 traces: fam.len(),
                 auc: roc_auc(&normal, &fam),
@@ -368,31 +447,35 @@ fn trace_level(data: &Dataset, scores: &[f64]) -> TraceResult {
             }
         })
         .collect();
-    TraceResult {
+    Ok(TraceResult {
         normal_traces: normal.len(),
         attack_traces: attack.len(),
         auc: roc_auc(&normal, &attack),
         at_1pct: rates_at(&normal, &attack, t1),
         at_5pct: rates_at(&normal, &attack, t5),
         families,
-    }
+    })
 }
 
 /// ADFA-LD's protocol: Training to train, Validation split alternately into calibration and
 /// normal test traces, every Attack trace to test.
-fn adfa_dataset(root: &Path, args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Dataset)> {
+fn adfa_dataset(
+    root: &Path,
+    args: &EvalArgs,
+    window: WindowConfig,
+) -> Result<(ClassTable, Dataset)> {
     let ds = mamori_ingest::read_adfa_dataset(root)
         .with_context(|| format!("cannot read ADFA-LD from {}", root.display()))?;
     let table = match &args.profile.profile {
         Some(p) => input::load_profile(p)?,
         None => {
-            let events = ds.training.iter().flat_map(|t| t.events.iter());
+            let events: Vec<_> = ds.training.iter().flat_map(|t| t.events()).collect();
             let params = mamori_detect::classes::LearnParams {
                 name: "adfa-ld".into(),
                 max_syscalls: args.profile.max_syscalls,
                 ..Default::default()
             };
-            ClassTable::new(mamori_detect::classes::learn_profile(events, &params))?
+            ClassTable::new(mamori_detect::classes::learn_profile(&events, &params))?
         }
     };
     let mut data = Dataset {
@@ -400,7 +483,7 @@ fn adfa_dataset(root: &Path, args: &EvalArgs, window: WindowConfig) -> Result<(C
         ..Dataset::default()
     };
     for t in &ds.training {
-        let sym = input::classify_trace(&table, &t.events);
+        let sym = input::classify_trace(&table, t.events());
         data.train
             .extend(sequence_windows(&sym, window.size, window.stride).map(<[Symbol]>::to_vec));
     }
@@ -410,34 +493,47 @@ fn adfa_dataset(root: &Path, args: &EvalArgs, window: WindowConfig) -> Result<(C
             _ => (0..n).collect(),
         }
     };
-    let mut add = |data: &mut Dataset, events: &[mamori_detect::event::SyscallEvent], role: Role, family: Option<String>| {
-        let sym = input::classify_trace(&table, events);
-        let ids: Vec<u32> = sequence_windows(&sym, window.size, window.stride)
-            .map(|w| data.intern(w))
-            .collect();
-        match role {
-            Role::Calibration => data.calibration.extend(&ids),
-            Role::Normal | Role::Attack => {
-                let start = data.test.len() as f64;
-                for &id in &ids {
-                    let x = data.test.len() as f64;
-                    data.test.push(TestWindow { id, attack: role == Role::Attack, x });
-                }
-                if role == Role::Attack && !ids.is_empty() {
-                    data.attack_spans.push((start, data.test.len() as f64));
+    let add =
+        |data: &mut Dataset, trace: &mamori_ingest::Trace, role: Role, family: Option<String>| {
+            let sym = input::classify_trace(&table, trace.events());
+            let ids: Vec<u32> = sequence_windows(&sym, window.size, window.stride)
+                .map(|w| data.intern(w))
+                .collect();
+            match role {
+                Role::Calibration => data.calibration.extend(&ids),
+                Role::Normal | Role::Attack => {
+                    let start = data.test.len() as f64;
+                    for &id in &ids {
+                        let x = data.test.len() as f64;
+                        data.test.push(TestWindow {
+                            id,
+                            attack: role == Role::Attack,
+                            x,
+                        });
+                    }
+                    if role == Role::Attack && !ids.is_empty() {
+                        data.attack_spans.push((start, data.test.len() as f64));
+                    }
                 }
             }
-        }
-        data.traces.push(Trace { family, role, windows: ids });
-    };
+            data.traces.push(Trace {
+                family,
+                role,
+                windows: ids,
+            });
+        };
     let chosen = spread(ds.validation.len());
     for (k, &i) in chosen.iter().enumerate() {
-        let role = if k % 2 == 0 { Role::Calibration } else { Role::Normal };
-        add(&mut data, &ds.validation[i].events, role, None);
+        let role = if k % 2 == 0 {
+            Role::Calibration
+        } else {
+            Role::Normal
+        };
+        add(&mut data, &ds.validation[i], role, None);
     }
     for i in spread(ds.attacks.len()) {
         let t = &ds.attacks[i];
-        add(&mut data, &t.events, Role::Attack, t.family.clone());
+        add(&mut data, t, Role::Attack, t.family.clone());
     }
     Ok((table, data))
 }
@@ -483,37 +579,55 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
         data.calibration = cal.iter().map(|w| data.intern(w)).collect();
     }
     let timed = !args.test.is_empty();
-    data.x_label = if timed { "seconds from the first test window".into() } else { "test window".into() };
+    data.x_label = if timed {
+        "seconds from the first test window".into()
+    } else {
+        "test window".into()
+    };
     let mut t0: Option<i64> = None;
     let mut missing_time = 0u64;
     let mut in_attack = false;
     for path in &args.test {
-        input::windows_of(std::slice::from_ref(path), &args.input, &table, window, |w| {
-            let (Some(a), Some(b)) = (w.start_time_ns, w.end_time_ns) else {
-                missing_time += 1;
-                return Ok(());
-            };
-            let t0 = *t0.get_or_insert(a);
-            let attack = labels::overlaps(&ranges, a, b);
-            let x = (a - t0) as f64 / 1e9;
-            track_span(&mut data.attack_spans, &mut in_attack, attack, x);
-            let id = data.intern(&w.symbols);
-            data.test.push(TestWindow { id, attack, x });
-            Ok(())
-        })?;
-    }
-    if missing_time > 0 {
-        bail!("{missing_time} test windows have no timestamps, so time labels cannot apply to them");
-    }
-    for (paths, attack) in [(&args.normal, false), (&args.attack, true)] {
-        for path in paths {
-            input::windows_of(std::slice::from_ref(path), &args.input, &table, window, |w| {
-                let x = data.test.len() as f64;
+        input::windows_of(
+            std::slice::from_ref(path),
+            &args.input,
+            &table,
+            window,
+            |w| {
+                let (Some(a), Some(b)) = (w.start_time_ns, w.end_time_ns) else {
+                    missing_time += 1;
+                    return Ok(());
+                };
+                let t0 = *t0.get_or_insert(a);
+                let attack = labels::overlaps(&ranges, a, b);
+                let x = (a - t0) as f64 / 1e9;
                 track_span(&mut data.attack_spans, &mut in_attack, attack, x);
                 let id = data.intern(&w.symbols);
                 data.test.push(TestWindow { id, attack, x });
                 Ok(())
-            })?;
+            },
+        )?;
+    }
+    if missing_time > 0 {
+        bail!(
+            "{missing_time} test windows have no timestamps, so time labels cannot apply to them"
+        );
+    }
+    for (paths, attack) in [(&args.normal, false), (&args.attack, true)] {
+        for path in paths {
+            input::windows_of(
+                std::slice::from_ref(path),
+                &args.input,
+                &table,
+                window,
+                |w| {
+                    let x = data.test.len() as f64;
+                    track_span(&mut data.attack_spans, &mut in_attack, attack, x);
+                    let id = data.intern(&w.symbols);
+                    data.test.push(TestWindow { id, attack, x });
+                    Ok(())
+                },
+            )?;
         }
     }
     Ok((table, data))
@@ -543,9 +657,16 @@ fn write_plots(dir: &Path, data: &Dataset, rep: &EvalReport, plotted: &[Vec<f64>
         roc.push(plot::RocSeries {
             label: m.model.clone(),
             auc: run.auc,
-            points: roc_curve(&normal, &attack).iter().map(|p| (p.fpr, p.tpr)).collect(),
+            points: roc_curve(&normal, &attack)
+                .iter()
+                .map(|p| (p.fpr, p.tpr))
+                .collect(),
         });
-        let points: Vec<(f64, f64)> = data.test.iter().map(|w| (w.x, scores[w.id as usize])).collect();
+        let points: Vec<(f64, f64)> = data
+            .test
+            .iter()
+            .map(|w| (w.x, scores[w.id as usize]))
+            .collect();
         let svg = plot::timeline_svg(
             &format!("{} scores ({})", m.model, rep.dataset),
             &data.x_label,
@@ -557,8 +678,11 @@ fn write_plots(dir: &Path, data: &Dataset, rep: &EvalReport, plotted: &[Vec<f64>
         std::fs::write(&path, svg).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let path = dir.join("roc.svg");
-    std::fs::write(&path, plot::roc_svg(&format!("ROC, window level: {}", rep.dataset), &roc))
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(
+        &path,
+        plot::roc_svg(&format!("ROC, window level: {}", rep.dataset), &roc),
+    )
+    .with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("mamori: plots written to {}", dir.display());
     Ok(())
 }
@@ -566,7 +690,12 @@ fn write_plots(dir: &Path, data: &Dataset, rep: &EvalReport, plotted: &[Vec<f64>
 fn print_report(rep: &EvalReport) {
     println!(
         "dataset {}\nclass table `{}` ({} symbols), window {} stride {} ({:?} streams)",
-        rep.dataset, rep.class_table, rep.n_symbols, rep.window.size, rep.window.stride, rep.window.stream
+        rep.dataset,
+        rep.class_table,
+        rep.n_symbols,
+        rep.window.size,
+        rep.window.stride,
+        rep.window.stream
     );
     println!(
         "windows: {} train, {} calibration, {} normal test, {} attack test; threshold for {:.2}% FPR on calibration\n",
@@ -577,19 +706,43 @@ fn print_report(rep: &EvalReport) {
         rep.target_fpr * 100.0
     );
     let mut t = report::Table::new(&[
-        "model", "input", "normal scores", "attack scores", "AUC", "threshold", "detection", "false pos.", "fit s",
+        "model",
+        "input",
+        "normal scores",
+        "attack scores",
+        "AUC",
+        "threshold",
+        "detection",
+        "false pos.",
+        "fit s",
     ]);
     for m in &rep.models {
         let r0 = &m.runs[0];
         let auc: Vec<f64> = m.runs.iter().map(|r| r.auc).collect();
-        let dr: Vec<f64> = m.runs.iter().map(|r| r.at_threshold.detection_rate).collect();
-        let fp: Vec<f64> = m.runs.iter().map(|r| r.at_threshold.false_positive_rate).collect();
+        let dr: Vec<f64> = m
+            .runs
+            .iter()
+            .map(|r| r.at_threshold.detection_rate)
+            .collect();
+        let fp: Vec<f64> = m
+            .runs
+            .iter()
+            .map(|r| r.at_threshold.false_positive_rate)
+            .collect();
         let fit: Vec<f64> = m.runs.iter().map(|r| r.fit_seconds).collect();
         t.row(vec![
             m.model.clone(),
             m.representation.to_string(),
-            format!("{}–{}", report::num(r0.normal.min), report::num(r0.normal.max)),
-            format!("{}–{}", report::num(r0.attack.min), report::num(r0.attack.max)),
+            format!(
+                "{}–{}",
+                report::num(r0.normal.min),
+                report::num(r0.normal.max)
+            ),
+            format!(
+                "{}–{}",
+                report::num(r0.attack.min),
+                report::num(r0.attack.max)
+            ),
             report::mean_sd(&auc, 3, 1.0),
             report::num(r0.threshold),
             report::mean_sd(&dr, 1, 100.0) + "%",
@@ -599,10 +752,16 @@ fn print_report(rep: &EvalReport) {
     }
     print!("{}", t.render());
     if rep.models.first().is_some_and(|m| m.runs.len() > 1) {
-        println!("(mean ± standard deviation over {} seeds; score ranges from the first seed)", rep.models[0].runs.len());
+        println!(
+            "(mean ± standard deviation over {} seeds; score ranges from the first seed)",
+            rep.models[0].runs.len()
+        );
     }
     for m in &rep.models {
-        println!("\n{} / {}: detection and false positives by threshold (seed {})", m.model, m.representation, m.runs[0].seed);
+        println!(
+            "\n{} / {}: detection and false positives by threshold (seed {})",
+            m.model, m.representation, m.runs[0].seed
+        );
         let mut t = report::Table::new(&["threshold", "detection", "false positives"]);
         for r in &m.runs[0].sweep {
             t.row(vec![
@@ -634,7 +793,10 @@ fn print_report(rep: &EvalReport) {
             ]);
         }
         print!("{}", t.render());
-        println!("\nper attack family (trace AUC / detection at 1% and 5% FP, seed {})", rep.models[0].runs[0].seed);
+        println!(
+            "\nper attack family (trace AUC / detection at 1% and 5% FP, seed {})",
+            rep.models[0].runs[0].seed
+        );
         let families: Vec<String> = rep.models[0].runs[0]
             .traces
             .as_ref()
@@ -645,7 +807,9 @@ fn print_report(rep: &EvalReport) {
         let hdr: Vec<&str> = header.iter().map(String::as_str).collect();
         let mut t = report::Table::new(&hdr);
         for m in &rep.models {
-            let Some(tr) = &m.runs[0].traces else { continue };
+            let Some(tr) = &m.runs[0].traces else {
+                continue;
+            };
             let mut row = vec![m.model.clone()];
             for f in &tr.families {
                 row.push(format!(

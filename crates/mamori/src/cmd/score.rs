@@ -65,9 +65,7 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
     check_settings(&args, &model)?;
     let table = ClassTable::new(model.classes.clone())
         .with_context(|| format!("{}: stored class table", args.model.display()))?;
-    let threshold = args
-        .threshold
-        .or(model.threshold.as_ref().map(|t| t.value));
+    let threshold = args.threshold.or(model.threshold.as_ref().map(|t| t.value));
     let scorer = model.detector.scorer();
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

@@ -101,7 +101,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         None if !calibration.is_empty() => {
             let refs: Vec<&[Symbol]> = calibration.iter().map(Vec::as_slice).collect();
             let scores = detector.scorer().score_many(&refs);
-            Some(calibrate(&scores, args.target_fpr))
+            Some(calibrate(&scores, args.target_fpr).context("calibrating the threshold")?)
         }
         None => None,
     };
@@ -112,7 +112,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         window,
         threshold,
         training: TrainingInfo {
-            inputs: args.inputs.iter().map(|p| p.display().to_string()).collect(),
+            inputs: args
+                .inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
             events,
             monitored_events: monitored,
             windows: train.len() as u64,
