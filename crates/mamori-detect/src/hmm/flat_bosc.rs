@@ -102,3 +102,56 @@ impl WindowScorer for FlatBoscHmm {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hmm::MultinomialMixtureParams;
+
+    #[test]
+    fn flattening_reads_counts_as_symbols() {
+        assert_eq!(FlatBoscHmm::flatten(&[0, 2, 2, 9], 4), vec![1, 0, 2, 1]);
+    }
+
+    /// The paper's failure in miniature: normal windows put their calls in classes 2 and 14,
+    /// the "attack" puts the same counts in classes 5 and 16. The flattened HMM barely tells them
+    /// apart; the multinomial mixture does by a wide margin.
+    #[test]
+    fn flattened_bosc_cannot_see_which_classes_were_used() {
+        let n_symbols = 19;
+        let mut train: Vec<Vec<Symbol>> = Vec::new();
+        for k in 0..200usize {
+            let a = 5 + k % 5; // 5..=9 calls of class 2, the rest class 14
+            let mut w = vec![2; a];
+            w.extend(std::iter::repeat_n(14, 19 - a));
+            train.push(w);
+        }
+        let refs: Vec<&[Symbol]> = train.iter().map(Vec::as_slice).collect();
+        let flat =
+            FlatBoscHmm::fit(&CategoricalHmmParams::new().seed(1), &refs, n_symbols).unwrap();
+        let mix = MultinomialMixtureParams::new()
+            .seed(1)
+            .fit(&refs, n_symbols)
+            .unwrap();
+        let mut normal = vec![2; 7];
+        normal.extend([14; 12]);
+        let mut attack = vec![5; 7];
+        attack.extend([16; 12]);
+        let (fn_, fa) = (flat.score(&normal), flat.score(&attack));
+        let (mn, ma) = (mix.score(&normal), mix.score(&attack));
+        assert!(fa.is_finite() && ma.is_finite());
+        eprintln!("flat: {fn_} vs {fa}; mixture: {mn} vs {ma}");
+        assert!(ma - mn > 50.0, "mixture: normal {mn}, attack {ma}");
+        assert!(
+            fa - fn_ < (ma - mn) / 3.0,
+            "flat: normal {fn_}, attack {fa}; mixture gap {}",
+            ma - mn
+        );
+    }
+
+    #[test]
+    fn rejects_out_of_alphabet_training_symbols() {
+        let e = FlatBoscHmm::fit(&CategoricalHmmParams::new(), &[&[0, 7]], 3).unwrap_err();
+        assert!(matches!(e, HmmError::SymbolOutOfRange { symbol: 7, .. }));
+    }
+}

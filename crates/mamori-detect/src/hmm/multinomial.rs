@@ -459,3 +459,118 @@ impl MultinomialMixtureParams {
         self.check()?.fit(windows, n_symbols)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Windows of `size` calls drawn from `profile` (class, weight) pairs.
+    fn windows(
+        profile: &[(Symbol, f64)],
+        count: usize,
+        size: usize,
+        seed: u64,
+    ) -> Vec<Vec<Symbol>> {
+        let total: f64 = profile.iter().map(|p| p.1).sum();
+        let mut rng = Rng::seeded(seed);
+        (0..count)
+            .map(|_| {
+                (0..size)
+                    .map(|_| {
+                        let mut u = rng.f64() * total;
+                        for &(s, w) in profile {
+                            if u < w {
+                                return s;
+                            }
+                            u -= w;
+                        }
+                        profile[profile.len() - 1].0
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn refs(v: &[Vec<Symbol>]) -> Vec<&[Symbol]> {
+        v.iter().map(Vec::as_slice).collect()
+    }
+
+    const A: &[(Symbol, f64)] = &[(0, 5.0), (1, 3.0), (2, 1.0), (3, 1.0)];
+    const B: &[(Symbol, f64)] = &[(4, 4.0), (5, 4.0), (6, 2.0), (0, 1.0)];
+    const C: &[(Symbol, f64)] = &[(8, 3.0), (9, 3.0), (10, 3.0), (1, 1.0)];
+    const N_SYMBOLS: usize = 12;
+
+    #[test]
+    fn a_third_profile_scores_far_above_held_out_normal_windows() {
+        let mut train = windows(A, 300, 19, 1);
+        train.extend(windows(B, 300, 19, 2));
+        let model = MultinomialMixtureParams::new()
+            .n_components(4)
+            .fit(&refs(&train), N_SYMBOLS)
+            .unwrap();
+        let mut held = windows(A, 50, 19, 3);
+        held.extend(windows(B, 50, 19, 4));
+        let odd = windows(C, 50, 19, 5);
+        let held_max = model
+            .score_many(&refs(&held))
+            .into_iter()
+            .fold(f64::MIN, f64::max);
+        let odd_scores = model.score_many(&refs(&odd));
+        let odd_min = odd_scores.iter().copied().fold(f64::MAX, f64::min);
+        assert!(
+            odd_min > held_max + 30.0,
+            "odd {odd_min} vs normal {held_max}"
+        );
+        assert!(odd_scores.iter().all(|s| s.is_finite()));
+        // The unknown symbol and out-of-alphabet symbols are finite too.
+        assert!(model.score(&[11; 19]).is_finite());
+        assert_eq!(model.score(&[11; 19]), model.score(&[500; 19]));
+        for (w, s) in refs(&odd).iter().zip(&odd_scores) {
+            assert_eq!(model.score(w).to_bits(), s.to_bits());
+        }
+    }
+
+    #[test]
+    fn score_is_minus_log_mixture_probability() {
+        let m = MultinomialMixture::new(vec![0.25, 0.75], vec![0.5, 0.25, 0.25, 0.1, 0.1, 0.8], 3)
+            .unwrap();
+        // Window 0 0 2: 0.25·0.5²·0.25 + 0.75·0.1²·0.8 = 0.015625 + 0.006 = 0.021625.
+        let s = m.score(&[0, 2, 0]);
+        assert!((s + 0.021625f64.ln()).abs() < 1e-12, "{s}");
+        assert!(m.score(&[]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fit_is_deterministic_and_round_trips_through_json() {
+        let mut train = windows(A, 100, 19, 1);
+        train.extend(windows(B, 100, 19, 2));
+        let p = MultinomialMixtureParams::new().seed(7);
+        let a = p.fit(&refs(&train), N_SYMBOLS).unwrap();
+        let b = p.fit(&refs(&train), N_SYMBOLS).unwrap();
+        assert_eq!(a, b);
+        let json = serde_json::to_string(&a).unwrap();
+        let back: MultinomialMixture = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.score(&train[0]), a.score(&train[0]));
+        assert!(a.probs().iter().all(|&x| x > 0.0));
+        assert!((a.weights().iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn bad_input_is_rejected() {
+        let p = MultinomialMixtureParams::new();
+        assert_eq!(p.fit(&[], 3).unwrap_err(), HmmError::NoSequences);
+        assert_eq!(p.fit(&[&[]], 3).unwrap_err(), HmmError::NoSequences);
+        assert_eq!(p.fit(&[&[0]], 0).unwrap_err(), HmmError::ZeroSymbols);
+        assert!(matches!(
+            p.fit(&[&[0, 3]], 3).unwrap_err(),
+            HmmError::SymbolOutOfRange {
+                sequence: 0,
+                symbol: 3,
+                ..
+            }
+        ));
+        // Fewer distinct windows than components still fits.
+        assert!(p.fit(&[&[0, 1], &[0, 1]], 3).is_ok());
+        assert!(MultinomialMixture::new(vec![1.0], vec![1.0, 0.0], 2).is_err());
+    }
+}
