@@ -592,111 +592,151 @@ fn estep_impl(
     stats: &mut Stats,
     ws: &mut Workspace,
 ) -> Result<f64, usize> {
-    let trans = &k.trans[..n * n];
     let mut total = 0.0;
     for u in 0..corpus.len() {
         let seq = corpus.seq(u);
         let w = corpus.weights[u];
-        let len = seq.len();
-        let alpha = &mut ws.alpha[..len * n];
-        let inv_c = &mut ws.inv_c[..len];
-        // Forward.
-        let mut acc = LogAcc::new();
-        let o = seq[0] as usize;
-        let b = &k.emit_t[o * n..o * n + n];
-        let mut c = 0.0;
-        for i in 0..n {
-            let a = k.start[i] * b[i];
-            alpha[i] = a;
-            c += a;
-        }
-        if c <= 0.0 || !c.is_finite() {
-            return Err(corpus.origin[u]);
-        }
+        let ll = match estep_seq(n, k, seq, w, stats, ws, true) {
+            Some(ll) => ll,
+            // Lazy scaling underflowed within one step: redo with a rescale at every step
+            // (nothing was accumulated for this sequence yet).
+            None => estep_seq(n, k, seq, w, stats, ws, false).ok_or(corpus.origin[u])?,
+        };
+        total += w * ll;
+    }
+    Ok(total)
+}
+
+/// Forward mass below which the E-step rescales (lazy scaling).
+const RESCALE_BELOW: f64 = 1e-100;
+
+/// Forward–backward on one sequence of weight `w`; adds expected counts to `stats` and returns
+/// the log-likelihood, or `None` (and adds nothing) if the forward mass reached zero.
+///
+/// Scaling is lazy when `lazy`: the forward variables are renormalised only when their sum falls
+/// below [`RESCALE_BELOW`] (always otherwise). Any scale factors give the same posteriors as long
+/// as the backward pass uses the same ones, so this is exact; it takes the division out of the
+/// step-to-step dependency chain. With scaled `α̂`, `β̂`, `Σ_i α̂_t(i) β̂_t(i)` is the same for
+/// every `t` (the unscaled forward mass left at the end), so one normaliser serves all posteriors.
+#[inline(always)]
+fn estep_seq(
+    n: usize,
+    k: &Kernel,
+    seq: &[Symbol],
+    w: f64,
+    stats: &mut Stats,
+    ws: &mut Workspace,
+    lazy: bool,
+) -> Option<f64> {
+    let trans = &k.trans[..n * n];
+    let len = seq.len();
+    let alpha = &mut ws.alpha[..len * n];
+    let inv_c = &mut ws.inv_c[..len];
+    let threshold = if lazy { RESCALE_BELOW } else { f64::INFINITY };
+    // Forward.
+    let mut acc = LogAcc::new();
+    let o = seq[0] as usize;
+    let b = &k.emit_t[o * n..o * n + n];
+    let mut c = 0.0;
+    for i in 0..n {
+        let a = k.start[i] * b[i];
+        alpha[i] = a;
+        c += a;
+    }
+    let mut tail = c;
+    if !(c > 0.0 && c.is_finite()) {
+        return None;
+    }
+    if c < threshold {
         acc.add(c);
-        inv_c[0] = 1.0 / c;
-        for x in &mut alpha[..n] {
-            *x *= inv_c[0];
-        }
-        for t in 1..len {
-            let o = seq[t] as usize;
-            let b = &k.emit_t[o * n..o * n + n];
-            let (done, next) = alpha.split_at_mut(t * n);
-            let prev = &done[(t - 1) * n..t * n];
-            let cur = &mut next[..n];
-            cur.fill(0.0);
-            for i in 0..n {
-                let a = prev[i];
-                let row = &trans[i * n..i * n + n];
-                for j in 0..n {
-                    cur[j] += a * row[j];
-                }
-            }
-            let mut c = 0.0;
+        let inv = 1.0 / c;
+        inv_c[0] = inv;
+        alpha[..n].iter_mut().for_each(|x| *x *= inv);
+        tail = 1.0;
+    } else {
+        inv_c[0] = 1.0;
+    }
+    for t in 1..len {
+        let o = seq[t] as usize;
+        let b = &k.emit_t[o * n..o * n + n];
+        let (done, next) = alpha.split_at_mut(t * n);
+        let prev = &done[(t - 1) * n..t * n];
+        let cur = &mut next[..n];
+        cur.fill(0.0);
+        for i in 0..n {
+            let a = prev[i];
+            let row = &trans[i * n..i * n + n];
             for j in 0..n {
-                cur[j] *= b[j];
-                c += cur[j];
+                cur[j] += a * row[j];
             }
-            if c <= 0.0 || !c.is_finite() {
-                return Err(corpus.origin[u]);
-            }
+        }
+        let mut c = 0.0;
+        for j in 0..n {
+            cur[j] *= b[j];
+            c += cur[j];
+        }
+        if !(c > 0.0 && c.is_finite()) {
+            return None;
+        }
+        if c < threshold {
             acc.add(c);
             let inv = 1.0 / c;
             inv_c[t] = inv;
-            for x in cur.iter_mut() {
-                *x *= inv;
+            cur.iter_mut().for_each(|x| *x *= inv);
+            tail = 1.0;
+        } else {
+            inv_c[t] = 1.0;
+            tail = c;
+        }
+    }
+    acc.add(tail);
+    let ll = acc.total();
+    // Backward, with posteriors and transition counts on the fly.
+    let scale = w / tail;
+    let (beta, rest) = ws.beta.split_at_mut(n);
+    let (v, bic) = rest.split_at_mut(n);
+    let bic = &mut bic[..n];
+    beta.fill(1.0);
+    for t in (0..len).rev() {
+        let a_t = &alpha[t * n..t * n + n];
+        if t + 1 < len {
+            // v(j) = B(j, o_{t+1}) β_{t+1}(j) / c_{t+1}; β_t(i) = Σ_j A(i, j) v(j);
+            // ξ_t(i, j) = α_t(i) A(i, j) v(j) (A applied once per iteration, in the M-step).
+            let o = seq[t + 1] as usize;
+            let b = &k.emit_t[o * n..o * n + n];
+            let ic = inv_c[t + 1];
+            for j in 0..n {
+                bic[j] = b[j] * ic;
+            }
+            for j in 0..n {
+                v[j] = bic[j] * beta[j];
+            }
+            for i in 0..n {
+                let row = &trans[i * n..i * n + n];
+                let mut s = 0.0;
+                for j in 0..n {
+                    s += row[j] * v[j];
+                }
+                beta[i] = s;
+                let wa = scale * a_t[i];
+                let xi = &mut stats.xi[i * n..i * n + n];
+                for j in 0..n {
+                    xi[j] += wa * v[j];
+                }
             }
         }
-        total += w * acc.total();
-        // Backward, with posteriors and transition counts on the fly.
-        let (beta, rest) = ws.beta.split_at_mut(n);
-        let (v, gamma) = rest.split_at_mut(n);
-        let gamma = &mut gamma[..n];
-        beta.fill(1.0);
-        for t in (0..len).rev() {
-            let a_t = &alpha[t * n..t * n + n];
-            if t + 1 < len {
-                // v(j) = B(j, o_{t+1}) β_{t+1}(j) / c_{t+1}; β_t(i) = Σ_j A(i, j) v(j);
-                // ξ_t(i, j) = α_t(i) A(i, j) v(j).
-                let o = seq[t + 1] as usize;
-                let b = &k.emit_t[o * n..o * n + n];
-                let ic = inv_c[t + 1];
-                for j in 0..n {
-                    v[j] = b[j] * beta[j] * ic;
-                }
-                for i in 0..n {
-                    let row = &trans[i * n..i * n + n];
-                    let mut s = 0.0;
-                    for j in 0..n {
-                        s += row[j] * v[j];
-                    }
-                    beta[i] = s;
-                    let wa = w * a_t[i];
-                    let xi = &mut stats.xi[i * n..i * n + n];
-                    for j in 0..n {
-                        xi[j] += wa * v[j];
-                    }
-                }
-            }
-            let mut s = 0.0;
+        let o = seq[t] as usize;
+        let obs = &mut stats.obs_t[o * n..o * n + n];
+        for i in 0..n {
+            obs[i] += a_t[i] * beta[i] * scale;
+        }
+        if t == 0 {
             for i in 0..n {
-                gamma[i] = a_t[i] * beta[i];
-                s += gamma[i];
-            }
-            let scale = if s > 0.0 { w / s } else { 0.0 };
-            let o = seq[t] as usize;
-            let obs = &mut stats.obs_t[o * n..o * n + n];
-            for i in 0..n {
-                obs[i] += gamma[i] * scale;
-            }
-            if t == 0 {
-                for i in 0..n {
-                    stats.start[i] += gamma[i] * scale;
-                }
+                stats.start[i] += a_t[i] * beta[i] * scale;
             }
         }
     }
-    Ok(total)
+    Some(ll)
 }
 
 /// Weighted total log-likelihood of the corpus (forward only).
@@ -1114,6 +1154,26 @@ mod tests {
         for (x, y) in all_a.zip(all_b) {
             assert!((x - y).abs() < 1e-9 * y.abs().max(1.0), "{x} {y}");
         }
+    }
+
+    #[test]
+    fn lazy_scaling_equals_scaling_at_every_step() {
+        // 3000 steps: the forward mass crosses the rescale threshold many times.
+        let m = generator();
+        let seq = sample_set(&m, 1, 3000, 12).remove(0);
+        let st = EmState::from_model(&m);
+        let mut ws = Workspace::new(3, 3000);
+        let (mut lazy, mut full) = (Stats::new(3, 6), Stats::new(3, 6));
+        let a = estep_seq(3, &st.kernel(), &seq, 2.0, &mut lazy, &mut ws, true).unwrap();
+        let b = estep_seq(3, &st.kernel(), &seq, 2.0, &mut full, &mut ws, false).unwrap();
+        assert!(((a - b) / b).abs() < 1e-12, "{a} {b}");
+        assert!((a - m.log_likelihood(&seq)).abs() < 1e-9 * a.abs());
+        let all_a = lazy.start.iter().chain(&lazy.xi).chain(&lazy.obs_t);
+        let all_b = full.start.iter().chain(&full.xi).chain(&full.obs_t);
+        for (x, y) in all_a.zip(all_b) {
+            assert!((x - y).abs() < 1e-9 * y.abs().max(1.0), "{x} {y}");
+        }
+        assert!((lazy.obs_t.iter().sum::<f64>() - 6000.0).abs() < 1e-6);
     }
 
     #[test]
