@@ -145,7 +145,7 @@ impl CategoricalHmm {
         if emissionprob.is_empty() {
             return Err(HmmError::ZeroSymbols);
         }
-        if emissionprob.len() % n != 0 {
+        if emissionprob.len().checked_rem(n) != Some(0) {
             return Err(HmmError::InvalidModel(format!(
                 "emissionprob has {} entries, not a multiple of {n} states",
                 emissionprob.len()
@@ -693,6 +693,15 @@ fn estep_seq(
     let ll = acc.total();
     // Backward, with posteriors and transition counts on the fly.
     let scale = w / tail;
+    // Small models accumulate this sequence's transition counts in a local array (registers,
+    // once unrolled) and add them to `stats` at the end.
+    let mut xi_local = [0.0f64; 64];
+    let local = n * n <= xi_local.len();
+    let xi_acc: &mut [f64] = if local {
+        &mut xi_local[..n * n]
+    } else {
+        &mut stats.xi[..n * n]
+    };
     let (beta, rest) = ws.beta.split_at_mut(n);
     let (v, bic) = rest.split_at_mut(n);
     let bic = &mut bic[..n];
@@ -719,7 +728,7 @@ fn estep_seq(
                 }
                 beta[i] = s;
                 let wa = scale * a_t[i];
-                let xi = &mut stats.xi[i * n..i * n + n];
+                let xi = &mut xi_acc[i * n..i * n + n];
                 for j in 0..n {
                     xi[j] += wa * v[j];
                 }
@@ -734,6 +743,11 @@ fn estep_seq(
             for i in 0..n {
                 stats.start[i] += a_t[i] * beta[i] * scale;
             }
+        }
+    }
+    if local {
+        for (d, x) in stats.xi.iter_mut().zip(&xi_local[..n * n]) {
+            *d += x;
         }
     }
     Some(ll)
@@ -807,9 +821,14 @@ impl EmState {
         for s in sums.iter_mut() {
             *s = if *s > 0.0 { 1.0 / *s } else { 1.0 };
         }
-        for sym in 0..m {
-            for i in 0..n {
-                self.emit_t[sym * n + i] = stats.obs_t[sym * n + i] * sums[i];
+        for (dst, src) in self
+            .emit_t
+            .chunks_exact_mut(n)
+            .zip(stats.obs_t.chunks_exact(n))
+            .take(m)
+        {
+            for ((d, o), inv) in dst.iter_mut().zip(src).zip(&sums) {
+                *d = o * inv;
             }
         }
     }
