@@ -65,7 +65,10 @@ fn adfa_windows(dir: &Path) -> Vec<Vec<Symbol>> {
         .collect();
     let mut all: Vec<Vec<Symbol>> = Vec::new();
     for t in &traces {
-        let sym: Vec<Symbol> = t.iter().map(|s| *rank.get(s).unwrap_or(&(TOP as Symbol))).collect();
+        let sym: Vec<Symbol> = t
+            .iter()
+            .map(|s| *rank.get(s).unwrap_or(&(TOP as Symbol)))
+            .collect();
         all.extend(sym.windows(SIZE).map(<[Symbol]>::to_vec));
     }
     let step = (all.len() / N_WINDOWS).max(1);
@@ -160,9 +163,15 @@ fn categorical_hmm_matches_hmmlearn_on_adfa_ld_windows() {
     for (w, &py_ll) in refs.iter().zip(&scores) {
         let ll = scorer.log_likelihood(w);
         worst = worst.max(rel(ll, py_ll));
-        assert!(rel(ll, py_ll) < 1e-9, "window {w:?}: ours {ll}, hmmlearn {py_ll}");
+        assert!(
+            rel(ll, py_ll) < 1e-9,
+            "window {w:?}: ours {ll}, hmmlearn {py_ll}"
+        );
     }
-    eprintln!("scores: {} windows, worst relative difference {worst:e}", scores.len());
+    eprintln!(
+        "scores: {} windows, worst relative difference {worst:e}",
+        scores.len()
+    );
 
     let history = floats(&reference["fit_history"]);
     assert_eq!(history.len(), ours.history.len(), "iterations run");
@@ -171,8 +180,13 @@ fn categorical_hmm_matches_hmmlearn_on_adfa_ld_windows() {
     }
     let fit_loglik = reference["fit_loglik"].as_f64().expect("fit_loglik");
     let last = *ours.history.last().expect("history");
-    assert!(rel(last, fit_loglik) < 1e-6, "ours {last}, hmmlearn {fit_loglik}");
-    let final_score = reference["fit_final_score"].as_f64().expect("fit_final_score");
+    assert!(
+        rel(last, fit_loglik) < 1e-6,
+        "ours {last}, hmmlearn {fit_loglik}"
+    );
+    let final_score = reference["fit_final_score"]
+        .as_f64()
+        .expect("fit_final_score");
     assert!(
         rel(ours.log_likelihood, final_score) < 1e-6,
         "final: ours {}, hmmlearn {final_score}",
@@ -185,8 +199,16 @@ fn categorical_hmm_matches_hmmlearn_on_adfa_ld_windows() {
     );
     // Fitted parameters agree too (ours carry the 1e-6 emission floor).
     let p = &reference["fit_params"];
-    let theirs = [floats(&p["startprob"]), floats(&p["transmat"]), floats(&p["emissionprob"])];
-    let mine = [ours.model.startprob(), ours.model.transmat(), ours.model.emissionprob()];
+    let theirs = [
+        floats(&p["startprob"]),
+        floats(&p["transmat"]),
+        floats(&p["emissionprob"]),
+    ];
+    let mine = [
+        ours.model.startprob(),
+        ours.model.transmat(),
+        ours.model.emissionprob(),
+    ];
     for (t, m) in theirs.iter().zip(mine) {
         assert_eq!(t.len(), m.len());
         for (a, b) in t.iter().zip(m) {
