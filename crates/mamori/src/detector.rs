@@ -205,8 +205,7 @@ impl Detector {
         Ok(match kind {
             ModelKind::Hmm => Detector::Hmm(s.hmm(seed).fit(windows, n_symbols).with_context(ctx)?),
             ModelKind::HmmBoscFlat => Detector::HmmBoscFlat(
-                FlatBoscHmm::fit(&s.hmm(seed), windows, n_symbols, window_size)
-                    .with_context(ctx)?,
+                FlatBoscHmm::fit(&s.hmm(seed), windows, n_symbols).with_context(ctx)?,
             ),
             ModelKind::HmmBosc => Detector::HmmBosc(
                 MultinomialMixtureParams::new()
