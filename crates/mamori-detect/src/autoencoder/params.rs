@@ -18,7 +18,7 @@ use crate::classes::Symbol;
 /// |---|---|---|
 /// | `encoding` | [`Encoding::OneHot`] | keeps call order without inventing an order between classes |
 /// | `hidden` | `[160]` | the paper's encoder/decoder width; mirrored in the decoder |
-/// | `bottleneck` | `32` | the paper does not give it: about the size of a class alphabet (≈20–30), so a BoSC vector fits almost whole, while a one-hot sequence (`W·K` ≈ 475 features) must be compressed ~15×, and 5× narrower than the 160-unit layers |
+/// | `bottleneck` | `32` | the paper does not give it: 5× narrower than the 160-unit layers, compressing a one-hot sequence (`W·K` ≈ 19·25 = 475 features) ~15×. Keep it well below the feature count: for [`Encoding::ClassIndex`] (`W` features) or [`Encoding::Bosc`] (`K` features) a 32-wide code can learn to copy its input and then reconstructs attacks as well as normal windows (seen on ADFA-LD with class-index inputs); use ~8 there |
 /// | `bottleneck_activation` | ReLU | the usual Keras `Dense(…, activation="relu")` middle layer |
 /// | `output_activation` | linear | inputs are min-max scaled to `[0, 1]` on training data; a linear output does not saturate, so MSE gradients stay alive (a sigmoid is available) |
 /// | `activity_l1` | `1e-6` | the paper's activity regulariser on the middle layer |
