@@ -77,9 +77,9 @@ pub struct Window {
     pub stream: u64,
     /// Position of the window's first call in its stream (0-based).
     pub start: u64,
-    /// Time of the first and last call, when known.
+    /// Earliest call time in the window, when known.
     pub start_time_ns: Option<i64>,
-    /// Time of the last call, when known.
+    /// Latest call time in the window, when known.
     pub end_time_ns: Option<i64>,
     /// The classes, oldest first; shorter than the window size only for a flushed partial window.
     pub symbols: Vec<Symbol>,
@@ -168,11 +168,14 @@ impl Windower {
 }
 
 fn make_window(stream: u64, state: &StreamState) -> Window {
+    // Sources emit calls when they complete but stamp them when they start, so times inside a
+    // window need not be in order: the window spans its earliest to its latest call.
+    let times = state.recent.iter().filter_map(|r| r.1);
     Window {
         stream,
         start: state.seen - state.recent.len() as u64,
-        start_time_ns: state.recent.front().and_then(|r| r.1),
-        end_time_ns: state.recent.back().and_then(|r| r.1),
+        start_time_ns: times.clone().min(),
+        end_time_ns: times.max(),
         symbols: state.recent.iter().map(|r| r.0).collect(),
     }
 }

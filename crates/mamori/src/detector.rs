@@ -96,7 +96,7 @@ pub struct ModelSettings {
         help_heading = "Autoencoder"
     )]
     pub hidden: Vec<usize>,
-    /// Autoencoder: bottleneck units.
+    /// Autoencoder: bottleneck units [default: 32 for one-hot, 8 for class-index and BoSC].
     #[arg(long, value_name = "N", help_heading = "Autoencoder")]
     pub bottleneck: Option<usize>,
     /// Autoencoder: training epochs.
@@ -145,8 +145,12 @@ impl ModelSettings {
             .encoding(encoding)
             .hidden(self.hidden.clone())
             .seed(seed);
-        if let Some(b) = self.bottleneck {
-            p = p.bottleneck(b);
+        // A code layer as wide as a compact input (class index: W features, BoSC: K) can copy
+        // it and reconstruct anomalies as well as normal windows; keep those narrow.
+        match (self.bottleneck, encoding) {
+            (Some(b), _) => p = p.bottleneck(b),
+            (None, Encoding::ClassIndex | Encoding::Bosc) => p = p.bottleneck(8),
+            (None, Encoding::OneHot) => {}
         }
         if let Some(e) = self.epochs {
             p = p.epochs(e);
@@ -155,10 +159,10 @@ impl ModelSettings {
             p = p.batch_size(b);
         }
         if let Some(a) = self.activity_l1 {
-            p = p.activity_l1(a);
+            p = p.activity_l1(a as f32);
         }
         if let Some(l) = self.learning_rate {
-            p = p.learning_rate(l);
+            p = p.learning_rate(l as f32);
         }
         p
     }

@@ -113,11 +113,13 @@ pub fn for_each_record(
     Ok(())
 }
 
-/// The class table: the given profile, or one learned from `paths` (a first pass over them).
+/// The class table: the given profile, or one learned from `paths` (a first pass over them),
+/// from the events before `until_ns` when given.
 pub fn class_table(
     profile: &ProfileArgs,
     paths: &[PathBuf],
     input: &InputArgs,
+    until_ns: Option<i64>,
 ) -> Result<ClassTable> {
     if let Some(p) = &profile.profile {
         return load_profile(p);
@@ -126,6 +128,9 @@ pub fn class_table(
     // Learning needs counts only; keep the name and path fields, drop buffers.
     for_each_record(paths, input, |_, r| {
         if let Record::Call(mut e) = r {
+            if until_ns.is_some_and(|t| e.time_ns.is_none_or(|et| et >= t)) {
+                return Ok(());
+            }
             e.args.retain(|a| a.starts_with('/'));
             e.args.truncate(1);
             events.push(e);

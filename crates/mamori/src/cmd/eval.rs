@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use mamori_detect::calibrate::calibrate;
+use mamori_detect::calibrate::{calibrate, trace_score, TraceAggregate};
 use mamori_detect::classes::ClassTable;
 use mamori_detect::metrics::{rates_at, roc_auc, roc_curve, Rates, ScoreSummary};
 use mamori_detect::window::{sequence_windows, WindowConfig};
@@ -77,10 +77,22 @@ pub struct EvalArgs {
         help_heading = "Data"
     )]
     pub attack_to: Option<String>,
+    /// Train on the windows of the --test recordings that end before this time (and test on
+    /// those that start after it), for a single recording whose attack comes late.
+    #[arg(long, value_name = "TIME", help_heading = "Data")]
+    pub train_before: Option<String>,
+    /// LID-DS recordings: label everything from the exploit time in the recording's .json as
+    /// attack and train on what comes before it (implies --train-before).
+    #[arg(long, help_heading = "Data")]
+    pub lidds_exploit: bool,
     /// ADFA-LD: use at most this many validation and attack traces (evenly spread), for quick runs.
     #[arg(long, value_name = "N", help_heading = "Data")]
     pub limit_traces: Option<usize>,
 
+    /// How a whole trace is scored from its window scores (per-trace datasets such as ADFA-LD):
+    /// the mean window score, the highest, or the share of windows over the window threshold.
+    #[arg(long, value_enum, default_value_t = TraceScore::Mean, help_heading = "Evaluation")]
+    pub trace_score: TraceScore,
     /// Models to evaluate, comma-separated.
     #[arg(
         long,
@@ -132,6 +144,18 @@ pub struct EvalArgs {
     pub window: WindowArgs,
     #[command(flatten)]
     pub model: ModelSettings,
+}
+
+/// `--trace-score` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TraceScore {
+    /// Mean window score: long normal traces do not win by having more chances of one odd window.
+    Mean,
+    /// Highest window score.
+    Max,
+    /// Share of windows over the calibrated window threshold (STIDE's classic "mismatch rate").
+    Share,
 }
 
 /// Whether a trace was used for calibration, or is a normal or an attack test trace.
@@ -235,6 +259,7 @@ struct EvalReport {
     test_normal_windows: usize,
     test_attack_windows: usize,
     target_fpr: f64,
+    trace_score: TraceScore,
     models: Vec<ModelResult>,
 }
 
@@ -327,6 +352,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         test_normal_windows: n_normal,
         test_attack_windows: n_attack,
         target_fpr: args.target_fpr,
+        trace_score: args.trace_score,
         models: results,
     };
     if let Some(dir) = &args.plots {
@@ -377,7 +403,7 @@ fn measure(
         .collect();
     let traces = match data.traces.is_empty() {
         true => None,
-        false => Some(trace_level(data, scores)?),
+        false => Some(trace_level(data, scores, args.trace_score, threshold)?),
     };
     Ok(RunResult {
         seed,
@@ -400,13 +426,21 @@ fn quantile(values: &[f64], q: f64) -> f64 {
     v[i.min(v.len() - 1)]
 }
 
-/// Per-trace results: a trace's score is its highest window score.
-fn trace_level(data: &Dataset, scores: &[f64]) -> Result<TraceResult> {
+/// Per-trace results: each trace scored from its window scores as `--trace-score` says.
+fn trace_level(
+    data: &Dataset,
+    scores: &[f64],
+    how: TraceScore,
+    window_threshold: f64,
+) -> Result<TraceResult> {
+    let how = match how {
+        TraceScore::Mean => TraceAggregate::MeanTopK(usize::MAX),
+        TraceScore::Max => TraceAggregate::Max,
+        TraceScore::Share => TraceAggregate::ShareAbove(window_threshold),
+    };
     let trace_score = |t: &Trace| {
-        t.windows
-            .iter()
-            .map(|&i| scores[i as usize])
-            .fold(f64::MIN, f64::max)
+        let ws: Vec<f64> = t.windows.iter().map(|&i| scores[i as usize]).collect();
+        trace_score(&ws, how)
     };
     let by_role = |role: Role| -> Vec<(Option<&str>, f64)> {
         data.traces
@@ -540,16 +574,36 @@ fn adfa_dataset(
 
 /// Recordings on disk, labelled by file or by time.
 fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Dataset)> {
-    if args.train.is_empty() {
-        bail!("give --adfa DIR, or --train with --test/--normal/--attack");
+    let mut train_before = match &args.train_before {
+        Some(t) => Some(labels::parse_time(t).context("--train-before")?),
+        None => None,
+    };
+    let mut ranges: Vec<AttackRange> = Vec::new();
+    if args.lidds_exploit {
+        for path in &args.test {
+            let t = mamori_ingest::lidds_exploit_time_ns(path)?.with_context(|| {
+                format!(
+                    "{}: the LID-DS metadata names no exploit time",
+                    path.display()
+                )
+            })?;
+            ranges.push(AttackRange {
+                from_ns: t,
+                to_ns: i64::MAX,
+                name: "exploit".into(),
+            });
+            train_before = Some(train_before.map_or(t, |b: i64| b.min(t)));
+        }
+    }
+    if args.train.is_empty() && train_before.is_none() {
+        bail!("give --adfa DIR, or --train with --test/--normal/--attack, or --test with --train-before");
     }
     if !(0.0..1.0).contains(&args.holdout) {
         bail!("--holdout must be in [0, 1), got {}", args.holdout);
     }
-    let mut ranges: Vec<AttackRange> = match &args.labels {
-        Some(p) => labels::read_labels(p)?,
-        None => Vec::new(),
-    };
+    if let Some(p) = &args.labels {
+        ranges.extend(labels::read_labels(p)?);
+    }
     if let (Some(f), Some(t)) = (&args.attack_from, &args.attack_to) {
         ranges.push(AttackRange {
             from_ns: labels::parse_time(f).context("--attack-from")?,
@@ -560,24 +614,17 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
     if !args.test.is_empty() && ranges.is_empty() {
         bail!("--test recordings need attack periods: --labels FILE or --attack-from/--attack-to");
     }
-    let table = input::class_table(&args.profile, &args.train, &args.input)?;
+    let learn_from = if args.train.is_empty() {
+        &args.test
+    } else {
+        &args.train
+    };
+    let table = input::class_table(&args.profile, learn_from, &args.input, train_before)?;
     let mut data = Dataset::default();
     input::windows_of(&args.train, &args.input, &table, window, |w| {
         data.train.push(w.symbols);
         Ok(())
     })?;
-    if args.calibrate.is_empty() {
-        let keep = data.train.len() - (data.train.len() as f64 * args.holdout) as usize;
-        let held = data.train.split_off(keep.max(1));
-        data.calibration = held.iter().map(|w| data.intern(w)).collect();
-    } else {
-        let mut cal = Vec::new();
-        input::windows_of(&args.calibrate, &args.input, &table, window, |w| {
-            cal.push(w.symbols);
-            Ok(())
-        })?;
-        data.calibration = cal.iter().map(|w| data.intern(w)).collect();
-    }
     let timed = !args.test.is_empty();
     data.x_label = if timed {
         "seconds from the first test window".into()
@@ -586,6 +633,8 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
     };
     let mut t0: Option<i64> = None;
     let mut missing_time = 0u64;
+    // Windows of --test recordings before --train-before, with their x position.
+    let mut test_train: Vec<(Vec<Symbol>, f64)> = Vec::new();
     let mut in_attack = false;
     for path in &args.test {
         input::windows_of(
@@ -599,6 +648,15 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
                     return Ok(());
                 };
                 let t0 = *t0.get_or_insert(a);
+                if let Some(t) = train_before {
+                    if b < t {
+                        test_train.push((w.symbols, (a - t0) as f64 / 1e9));
+                        return Ok(());
+                    }
+                    if a < t {
+                        return Ok(()); // straddles the split: neither trained on nor tested
+                    }
+                }
                 let attack = labels::overlaps(&ranges, a, b);
                 let x = (a - t0) as f64 / 1e9;
                 track_span(&mut data.attack_spans, &mut in_attack, attack, x);
@@ -607,6 +665,37 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
                 Ok(())
             },
         )?;
+    }
+    if !test_train.is_empty() && args.normal.is_empty() && args.calibrate.is_empty() {
+        // One recording: the first part trains, then the held-out share of the normal part is
+        // split into calibration and normal test windows, so neither is trained on.
+        let keep = test_train.len() - (test_train.len() as f64 * args.holdout) as usize;
+        let held = test_train.split_off(keep.max(1));
+        let (cal, normal) = held.split_at(held.len() / 2);
+        data.calibration = cal.iter().map(|w| data.intern(&w.0)).collect();
+        let normal: Vec<TestWindow> = normal
+            .iter()
+            .map(|(w, x)| TestWindow {
+                id: data.intern(w),
+                attack: false,
+                x: *x,
+            })
+            .collect();
+        data.test.splice(0..0, normal);
+        data.train.extend(test_train.into_iter().map(|w| w.0));
+    } else if args.calibrate.is_empty() {
+        data.train.extend(test_train.into_iter().map(|w| w.0));
+        let keep = data.train.len() - (data.train.len() as f64 * args.holdout) as usize;
+        let held = data.train.split_off(keep.max(1));
+        data.calibration = held.iter().map(|w| data.intern(w)).collect();
+    } else {
+        data.train.extend(test_train.into_iter().map(|w| w.0));
+        let mut cal = Vec::new();
+        input::windows_of(&args.calibrate, &args.input, &table, window, |w| {
+            cal.push(w.symbols);
+            Ok(())
+        })?;
+        data.calibration = cal.iter().map(|w| data.intern(w)).collect();
     }
     if missing_time > 0 {
         bail!(
@@ -773,7 +862,10 @@ fn print_report(rep: &EvalReport) {
         print!("{}", t.render());
     }
     if rep.models.iter().any(|m| m.runs[0].traces.is_some()) {
-        println!("\nper trace (a trace's score is its highest window score; thresholds from calibration traces)");
+        println!(
+            "\nper trace (trace score: {:?} of its window scores; thresholds from calibration traces)",
+            rep.trace_score
+        );
         let mut t = report::Table::new(&["model", "AUC", "DR @1% FP", "FPR", "DR @5% FP", "FPR"]);
         for m in &rep.models {
             let tr: Vec<&TraceResult> = m.runs.iter().filter_map(|r| r.traces.as_ref()).collect();

@@ -57,7 +57,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bail!("--holdout must be in [0, 1), got {}", args.holdout);
     }
     let window = args.window.config()?;
-    let table = input::class_table(&args.profile, &args.inputs, &args.input)?;
+    let table = input::class_table(&args.profile, &args.inputs, &args.input, None)?;
     let bar = progress::counter("windows", args.quiet);
     let mut windows: Vec<Vec<Symbol>> = Vec::new();
     let (events, monitored) = input::windows_of(&args.inputs, &args.input, &table, window, |w| {
