@@ -30,11 +30,11 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train a model on normal system-call events and write a model file.
-    Train(cmd::train::TrainArgs),
+    Train(Box<cmd::train::TrainArgs>),
     /// Score events window by window with a trained model (JSON lines on stdout).
     Score(cmd::score::ScoreArgs),
     /// Train, calibrate and measure models on labelled data (tables, JSON, ROC and timeline plots).
-    Eval(cmd::eval::EvalArgs),
+    Eval(Box<cmd::eval::EvalArgs>),
     /// Convert any supported input to mamori's JSON-lines event format.
     Convert(cmd::convert::ConvertArgs),
     /// Inspect model files.
@@ -45,9 +45,9 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(a) => cmd::train::run(a).map(|()| 0),
+        Command::Train(a) => cmd::train::run(*a).map(|()| 0),
         Command::Score(a) => cmd::score::run(a),
-        Command::Eval(a) => cmd::eval::run(a).map(|()| 0),
+        Command::Eval(a) => cmd::eval::run(*a).map(|()| 0),
         Command::Convert(a) => cmd::convert::run(a).map(|()| 0),
         Command::Model(c) => cmd::model::run(c).map(|()| 0),
     };
