@@ -275,6 +275,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             d,
             args.train
                 .iter()
+                .chain(&args.test)
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
@@ -627,7 +628,7 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
     })?;
     let timed = !args.test.is_empty();
     data.x_label = if timed {
-        "seconds from the first test window".into()
+        "seconds from the first window of the test recording".into()
     } else {
         "test window".into()
     };
@@ -725,8 +726,10 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
 fn track_span(spans: &mut Vec<(f64, f64)>, inside: &mut bool, attack: bool, x: f64) {
     if attack {
         if *inside {
+            // Calls are stamped when they start but arrive when they end, so x is not monotonic.
             if let Some(last) = spans.last_mut() {
-                last.1 = x;
+                last.0 = last.0.min(x);
+                last.1 = last.1.max(x);
             }
         } else {
             spans.push((x, x));
