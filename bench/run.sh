@@ -83,7 +83,8 @@ json.dump({
     "python": platform.python_version(),
     "numpy": ver("numpy"), "hmmlearn": ver("hmmlearn"), "torch": ver("torch"),
     "git_head": sh("git", "rev-parse", "--short", "HEAD"),
-    "crates_dirty": bool(sh("git", "status", "--porcelain", "--", "crates")),
+    # The examples are built from crates/mamori-detect as it is in the work tree.
+    "crates_dirty": bool(sh("git", "status", "--porcelain", "--", "crates/mamori-detect")),
     "load_average_start": sys.argv[2],
     "windows": $WINDOWS, "size": $SIZE, "epochs": $EPOCHS, "batch_size": $BATCH,
     "n_iter": $N_ITER, "states": $STATES, "repeats": $REPEATS, "quick": bool($quick),
@@ -160,7 +161,7 @@ def row(task, ours, ours_key, ref, ref_key, ref_label, quality):
 
 print(f"Machine: {m['nproc']} × {m['cpu_model']}, {m['rustc']}, Python {m['python']}, numpy {m['numpy']}, "
       f"hmmlearn {m['hmmlearn']}, torch {m['torch']}; mamori {m['git_head']}"
-      f"{' (crates/ had uncommitted edits)' if m['crates_dirty'] else ''}.")
+      f"{' (crates/mamori-detect had uncommitted edits)' if m['crates_dirty'] else ''}.")
 print(f"Load average (1/5/15 min) at start {m['load_average_start']}, at end {m['load_average_end']}.")
 print(f"Data: {m['windows']} ADFA-LD training windows of {m['size']}; median of up to {m['repeats']} runs "
       f"(n = runs of the reference; mamori ran {m['repeats']}×). Ratio = reference time / mamori time.\n")
