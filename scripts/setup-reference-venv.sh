@@ -28,7 +28,7 @@ py="$venv/bin/python"
 # Pinned to versions known to install on the project's machines.
 pkgs=(numpy==2.3.5 scikit-learn==1.9.1 hmmlearn==0.3.3)
 if [ "$bench" = 1 ]; then
-    pkgs+=(torch)
+    pkgs+=(torch==2.15.0)
 fi
 
 # Skip pip entirely when everything is already importable at the pinned versions.
