@@ -136,11 +136,16 @@ pub fn roc_svg(title: &str, series: &[RocSeries]) -> String {
     );
     for (i, r) in series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
-        let pts: String = r
-            .points
-            .iter()
-            .map(|&(x, y)| format!("{:.2},{:.2} ", f.x(x), f.y(y)))
-            .collect();
+        // Millions of thresholds draw the same few hundred pixels: keep one point per pixel.
+        let mut pts = String::new();
+        let mut last = (f64::NAN, f64::NAN);
+        for &(x, y) in &r.points {
+            let p = (f.x(x).round(), f.y(y).round());
+            if p != last {
+                let _ = write!(pts, "{},{} ", p.0, p.1);
+                last = p;
+            }
+        }
         let _ = writeln!(
             s,
             r#"<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>"#
@@ -248,6 +253,22 @@ mod tests {
         );
         assert!(roc.starts_with("<svg") && roc.trim_end().ends_with("</svg>"));
         assert!(roc.contains("hmm &amp; co 0.900") && roc.contains("ROC &lt;test&gt;"));
+        let dense: Vec<(f64, f64)> = (0..=1_000_000)
+            .map(|i| (i as f64 / 1e6, (i as f64 / 1e6).sqrt()))
+            .collect();
+        let big = roc_svg(
+            "dense",
+            &[RocSeries {
+                label: "m".into(),
+                auc: 0.6,
+                points: dense,
+            }],
+        );
+        assert!(
+            big.len() < 50_000,
+            "one point per pixel: {} bytes",
+            big.len()
+        );
         let pts: Vec<(f64, f64)> = (0..10_000).map(|i| (i as f64, (i % 7) as f64)).collect();
         let tl = timeline_svg("t", "window", &pts, Some(5.5), &[(100.0, 200.0)]);
         assert!(tl.contains("threshold 5.50") && tl.contains("fill-opacity"));
