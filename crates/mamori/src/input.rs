@@ -28,8 +28,29 @@ pub struct ProfileArgs {
     #[arg(long, value_name = "TOML", help_heading = "Classes")]
     pub profile: Option<PathBuf>,
     /// At most this many syscalls get classes in a learned table.
-    #[arg(long, default_value_t = 32, value_name = "N", help_heading = "Classes")]
+    #[arg(long, default_value_t = 64, value_name = "N", help_heading = "Classes")]
     pub max_syscalls: usize,
+    /// A syscall needs at least this share of the training calls to get a class in a learned
+    /// table (rarer ones map to "unknown").
+    #[arg(
+        long,
+        default_value_t = 0.0005,
+        value_name = "SHARE",
+        help_heading = "Classes"
+    )]
+    pub min_syscall_share: f64,
+}
+
+impl ProfileArgs {
+    /// Settings for learning a class table.
+    pub fn learn_params(&self, name: &str) -> LearnParams {
+        LearnParams {
+            name: name.to_string(),
+            max_syscalls: self.max_syscalls,
+            min_syscall_share: self.min_syscall_share,
+            ..LearnParams::default()
+        }
+    }
 }
 
 /// Window settings.
@@ -140,10 +161,7 @@ pub fn class_table(
     if events.is_empty() {
         bail!("no system-call events in the training input; cannot learn a class table");
     }
-    let params = LearnParams {
-        max_syscalls: profile.max_syscalls,
-        ..LearnParams::default()
-    };
+    let params = profile.learn_params("learned");
     Ok(ClassTable::new(learn_profile(&events, &params))?)
 }
 

@@ -505,11 +505,7 @@ fn adfa_dataset(
         Some(p) => input::load_profile(p)?,
         None => {
             let events: Vec<_> = ds.training.iter().flat_map(|t| t.events()).collect();
-            let params = mamori_detect::classes::LearnParams {
-                name: "adfa-ld".into(),
-                max_syscalls: args.profile.max_syscalls,
-                ..Default::default()
-            };
+            let params = args.profile.learn_params("adfa-ld");
             ClassTable::new(mamori_detect::classes::learn_profile(&events, &params))?
         }
     };
