@@ -611,12 +611,13 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
     if !args.test.is_empty() && ranges.is_empty() {
         bail!("--test recordings need attack periods: --labels FILE or --attack-from/--attack-to");
     }
-    let learn_from = if args.train.is_empty() {
-        &args.test
+    // Learn the table from the training recordings, or from the normal start of the test ones.
+    let (learn_from, until) = if args.train.is_empty() {
+        (&args.test, train_before)
     } else {
-        &args.train
+        (&args.train, None)
     };
-    let table = input::class_table(&args.profile, learn_from, &args.input, train_before)?;
+    let table = input::class_table(&args.profile, learn_from, &args.input, until)?;
     let mut data = Dataset::default();
     input::windows_of(&args.train, &args.input, &table, window, |w| {
         data.train.push(w.symbols);
