@@ -566,6 +566,9 @@ struct Workspace {
     alpha: Vec<f64>,
     inv_c: Vec<f64>,
     beta: Vec<f64>,
+    /// The same, for four sequences at once (`[t][i][lane]`).
+    alpha4: Vec<[f64; LANES]>,
+    inv_c4: Vec<[f64; LANES]>,
 }
 
 impl Workspace {
@@ -574,9 +577,14 @@ impl Workspace {
             alpha: vec![0.0; n * max_len],
             inv_c: vec![0.0; max_len],
             beta: vec![0.0; 3 * n],
+            alpha4: vec![[0.0; LANES]; n * max_len],
+            inv_c4: vec![[0.0; LANES]; max_len],
         }
     }
 }
+
+/// Sequences run side by side by [`estep_seq4`].
+const LANES: usize = 4;
 
 /// One E-step over the corpus: adds weighted expected counts to `stats` and returns the total
 /// weighted log-likelihood, or the index of a sequence with zero likelihood.
@@ -593,7 +601,22 @@ fn estep_impl(
     ws: &mut Workspace,
 ) -> Result<f64, usize> {
     let mut total = 0.0;
-    for u in 0..corpus.len() {
+    let mut u = 0;
+    while u < corpus.len() {
+        // Four sequences of one length (stride-1 windows all are) go through the lanes together:
+        // their step-to-step dependency chains overlap instead of waiting on each other.
+        if u + LANES <= corpus.len() {
+            let len = corpus.seq(u).len();
+            if (1..LANES).all(|l| corpus.seq(u + l).len() == len) {
+                let seqs: [&[Symbol]; LANES] = std::array::from_fn(|l| corpus.seq(u + l));
+                let w: [f64; LANES] = std::array::from_fn(|l| corpus.weights[u + l]);
+                if let Some(ll) = estep_seq4(n, k, seqs, w, stats, ws) {
+                    total += (0..LANES).map(|l| w[l] * ll[l]).sum::<f64>();
+                    u += LANES;
+                    continue;
+                }
+            }
+        }
         let seq = corpus.seq(u);
         let w = corpus.weights[u];
         let ll = match estep_seq(n, k, seq, w, stats, ws, true) {
@@ -603,8 +626,140 @@ fn estep_impl(
             None => estep_seq(n, k, seq, w, stats, ws, false).ok_or(corpus.origin[u])?,
         };
         total += w * ll;
+        u += 1;
     }
     Ok(total)
+}
+
+/// [`estep_seq`] for four sequences of equal length at once, rescaling at every step. Returns
+/// `None` (having added nothing) if any lane's forward mass leaves the finite positive range;
+/// the caller then runs those sequences one by one.
+#[inline(always)]
+fn estep_seq4(
+    n: usize,
+    k: &Kernel,
+    seqs: [&[Symbol]; LANES],
+    w: [f64; LANES],
+    stats: &mut Stats,
+    ws: &mut Workspace,
+) -> Option<[f64; LANES]> {
+    let trans = &k.trans[..n * n];
+    let len = seqs[0].len();
+    let alpha = &mut ws.alpha4[..len * n];
+    let inv_c = &mut ws.inv_c4[..len];
+    let mut ll: [LogAcc; LANES] = std::array::from_fn(|_| LogAcc::new());
+    for t in 0..len {
+        let (done, next) = alpha.split_at_mut(t * n);
+        let cur = &mut next[..n];
+        if t == 0 {
+            for (i, c) in cur.iter_mut().enumerate() {
+                for l in 0..LANES {
+                    let o = seqs[l][0] as usize;
+                    c[l] = k.start[i] * k.emit_t[o * n + i];
+                }
+            }
+        } else {
+            let prev = &done[(t - 1) * n..t * n];
+            for (j, c) in cur.iter_mut().enumerate() {
+                let mut acc = [0.0f64; LANES];
+                for i in 0..n {
+                    let a = trans[i * n + j];
+                    for l in 0..LANES {
+                        acc[l] += prev[i][l] * a;
+                    }
+                }
+                for l in 0..LANES {
+                    let o = seqs[l][t] as usize;
+                    c[l] = acc[l] * k.emit_t[o * n + j];
+                }
+            }
+        }
+        let mut c = [0.0f64; LANES];
+        for x in cur.iter() {
+            for l in 0..LANES {
+                c[l] += x[l];
+            }
+        }
+        if c.iter().any(|&c| !(c > 0.0 && c.is_finite())) {
+            return None;
+        }
+        let inv: [f64; LANES] = std::array::from_fn(|l| 1.0 / c[l]);
+        for x in cur.iter_mut() {
+            for l in 0..LANES {
+                x[l] *= inv[l];
+            }
+        }
+        inv_c[t] = inv;
+        for l in 0..LANES {
+            ll[l].add(c[l]);
+        }
+    }
+    let ll: [f64; LANES] = std::array::from_fn(|l| ll[l].total());
+    // Backward: with every step rescaled, Σ_i α̂_t(i) β̂_t(i) = 1, so posteriors need no
+    // normaliser beyond the sequence weight.
+    let mut beta = [[1.0f64; LANES]; 64];
+    let mut v = [[0.0f64; LANES]; 64];
+    if n > beta.len() {
+        return None;
+    }
+    let beta = &mut beta[..n];
+    let v = &mut v[..n];
+    let mut xi_local = [0.0f64; 64];
+    let local = n * n <= xi_local.len();
+    for t in (0..len).rev() {
+        let a_t = &alpha[t * n..t * n + n];
+        if t + 1 < len {
+            let ic = inv_c[t + 1];
+            for j in 0..n {
+                for l in 0..LANES {
+                    let o = seqs[l][t + 1] as usize;
+                    v[j][l] = k.emit_t[o * n + j] * ic[l] * beta[j][l];
+                }
+            }
+            for i in 0..n {
+                let row = &trans[i * n..i * n + n];
+                let mut b = [0.0f64; LANES];
+                for j in 0..n {
+                    for l in 0..LANES {
+                        b[l] += row[j] * v[j][l];
+                    }
+                }
+                beta[i] = b;
+                let wa: [f64; LANES] = std::array::from_fn(|l| w[l] * a_t[i][l]);
+                for j in 0..n {
+                    let mut x = 0.0;
+                    for l in 0..LANES {
+                        x += wa[l] * v[j][l];
+                    }
+                    if local {
+                        xi_local[i * n + j] += x;
+                    } else {
+                        stats.xi[i * n + j] += x;
+                    }
+                }
+            }
+        }
+        for l in 0..LANES {
+            let o = seqs[l][t] as usize;
+            let obs = &mut stats.obs_t[o * n..o * n + n];
+            for i in 0..n {
+                obs[i] += a_t[i][l] * beta[i][l] * w[l];
+            }
+        }
+        if t == 0 {
+            for i in 0..n {
+                for l in 0..LANES {
+                    stats.start[i] += a_t[i][l] * beta[i][l] * w[l];
+                }
+            }
+        }
+    }
+    if local {
+        for (d, x) in stats.xi.iter_mut().zip(&xi_local[..n * n]) {
+            *d += x;
+        }
+    }
+    Some(ll)
 }
 
 /// Forward mass below which the E-step rescales (lazy scaling).
@@ -1172,6 +1327,48 @@ mod tests {
         let all_b = sb.start.iter().chain(&sb.xi).chain(&sb.obs_t);
         for (x, y) in all_a.zip(all_b) {
             assert!((x - y).abs() < 1e-9 * y.abs().max(1.0), "{x} {y}");
+        }
+    }
+
+    #[test]
+    fn four_lane_estep_equals_one_sequence_at_a_time() {
+        // 10 sequences of one length and a shorter one: two groups of four go through the lanes,
+        // the rest one by one. Weighted differently so a lane mix-up would show.
+        let m = generator();
+        let mut data = sample_set(&m, 10, 19, 3);
+        data.push(sample_set(&m, 1, 7, 4).remove(0));
+        let corpus = Corpus::build(&refs(&data), 6, false).unwrap();
+        let st = EmState::from_model(&m);
+        let mut ws = Workspace::new(3, 19);
+        let mut lanes = Stats::new(3, 6);
+        let total = estep(&st.kernel(), &corpus, &mut lanes, &mut ws).unwrap();
+        let mut single = Stats::new(3, 6);
+        let mut expected = 0.0;
+        for seq in &data {
+            expected += estep_seq(3, &st.kernel(), seq, 1.0, &mut single, &mut ws, false).unwrap();
+        }
+        assert!(
+            ((total - expected) / expected).abs() < 1e-12,
+            "{total} {expected}"
+        );
+        let all_a = lanes.start.iter().chain(&lanes.xi).chain(&lanes.obs_t);
+        let all_b = single.start.iter().chain(&single.xi).chain(&single.obs_t);
+        for (x, y) in all_a.zip(all_b) {
+            assert!((x - y).abs() < 1e-9 * y.abs().max(1.0), "{x} {y}");
+        }
+        let mut w4 = Stats::new(3, 6);
+        let seqs: [&[Symbol]; LANES] = std::array::from_fn(|l| data[l].as_slice());
+        let ll = estep_seq4(
+            3,
+            &st.kernel(),
+            seqs,
+            [1.0, 2.0, 0.5, 3.0],
+            &mut w4,
+            &mut ws,
+        )
+        .unwrap();
+        for l in 0..LANES {
+            assert!((ll[l] - m.log_likelihood(&data[l])).abs() < 1e-9 * ll[l].abs());
         }
     }
 
