@@ -757,7 +757,7 @@ fn write_plots(dir: &Path, data: &Dataset, rep: &EvalReport, plotted: &[Vec<f64>
             .map(|w| (w.x, scores[w.id as usize]))
             .collect();
         let svg = plot::timeline_svg(
-            &format!("{} scores ({})", m.model, rep.dataset),
+            &format!("{} scores ({})", m.model, short_name(&rep.dataset)),
             &data.x_label,
             &points,
             Some(run.threshold),
@@ -769,11 +769,23 @@ fn write_plots(dir: &Path, data: &Dataset, rep: &EvalReport, plotted: &[Vec<f64>
     let path = dir.join("roc.svg");
     std::fs::write(
         &path,
-        plot::roc_svg(&format!("ROC, window level: {}", rep.dataset), &roc),
+        plot::roc_svg(
+            &format!("ROC, window level: {}", short_name(&rep.dataset)),
+            &roc,
+        ),
     )
     .with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("mamori: plots written to {}", dir.display());
     Ok(())
+}
+
+/// A dataset label short enough for a plot title: file names without their folders.
+fn short_name(dataset: &str) -> String {
+    dataset
+        .split(", ")
+        .map(|p| p.rsplit('/').next().unwrap_or(p))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn print_report(rep: &EvalReport) {
