@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use serde_json::{Map, Value};
 
 use crate::sysdig::{fd_value, split_kv};
-use crate::{LineError, LineParser, Record, SyscallEvent};
+use crate::{json_object, LineError, LineParser, Record, SyscallEvent};
 
 pub(crate) struct FalcoParser;
 
@@ -117,14 +117,10 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
 
 impl LineParser for FalcoParser {
     fn parse_line(&mut self, line: &str, out: &mut VecDeque<Record>) -> Result<(), LineError> {
-        if line.trim().is_empty() {
+        let Some(obj) = json_object(line)? else {
             return Ok(());
-        }
-        let value: Value = serde_json::from_str(line)
-            .map_err(|e| LineError::new("invalid JSON", e.to_string()))?;
-        let Some(obj) = value.as_object() else {
-            return Err(LineError::new("not an object", "expected a JSON object"));
         };
+        let obj = &obj;
         let Some(syscall) = field(obj, "evt.type").and_then(Value::as_str) else {
             return Err(LineError::new(
                 "no evt.type",

@@ -358,6 +358,20 @@ impl LineError {
     }
 }
 
+/// One line of a JSON-lines source as an object; `None` for a blank line.
+pub(crate) fn json_object(
+    line: &str,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, LineError> {
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    match serde_json::from_str(line) {
+        Ok(serde_json::Value::Object(obj)) => Ok(Some(obj)),
+        Ok(_) => Err(LineError::new("not an object", "expected a JSON object")),
+        Err(e) => Err(LineError::new("invalid JSON", e.to_string())),
+    }
+}
+
 /// A parsed item: a system call, or a process/thread ending (strace `+++ exited with 0 +++`,
 /// sysdig `procexit` in LID-DS).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use serde_json::{Map, Value};
 
-use crate::{LineError, LineParser, Record, SyscallEvent};
+use crate::{json_object, LineError, LineParser, Record, SyscallEvent};
 
 pub(crate) struct TraceeParser;
 
@@ -41,14 +41,10 @@ fn text(v: &Value) -> Option<String> {
 
 impl LineParser for TraceeParser {
     fn parse_line(&mut self, line: &str, out: &mut VecDeque<Record>) -> Result<(), LineError> {
-        if line.trim().is_empty() {
+        let Some(obj) = json_object(line)? else {
             return Ok(());
-        }
-        let value: Value = serde_json::from_str(line)
-            .map_err(|e| LineError::new("invalid JSON", e.to_string()))?;
-        let Some(obj) = value.as_object() else {
-            return Err(LineError::new("not an object", "expected a JSON object"));
         };
+        let obj = &obj;
         let Some(name) = obj.get("eventName").and_then(Value::as_str) else {
             return Err(LineError::new("no eventName", "no `eventName` string"));
         };
