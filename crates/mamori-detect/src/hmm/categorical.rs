@@ -30,7 +30,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-use super::errors::HmmError;
+use super::errors::{check_symbols, HmmError};
 use super::params::{CategoricalHmmParams, ValidCategoricalHmmParams};
 use crate::rng::Rng;
 use crate::{Symbol, WindowScorer};
@@ -418,6 +418,25 @@ impl LogAcc {
     }
 }
 
+/// One unscaled forward step: `cur(j) = Σ_i prev(i) A(i, j) · b(j)`; returns `Σ_j cur(j)`.
+#[inline(always)]
+fn forward_step(n: usize, trans: &[f64], prev: &[f64], cur: &mut [f64], b: &[f64]) -> f64 {
+    cur.fill(0.0);
+    for i in 0..n {
+        let a = prev[i];
+        let row = &trans[i * n..i * n + n];
+        for j in 0..n {
+            cur[j] += a * row[j];
+        }
+    }
+    let mut c = 0.0;
+    for j in 0..n {
+        cur[j] *= b[j];
+        c += cur[j];
+    }
+    c
+}
+
 /// Scaled forward pass keeping only two rows; returns the log-likelihood (`-inf` when the
 /// sequence is impossible). `buf` holds at least `2n` values.
 #[inline(always)]
@@ -444,19 +463,7 @@ fn forward_ll_impl(n: usize, k: &Kernel, last: usize, seq: &[Symbol], buf: &mut 
     for &s in rest {
         let o = (s as usize).min(last);
         let b = &k.emit_t[o * n..o * n + n];
-        cur.fill(0.0);
-        for i in 0..n {
-            let a = prev[i];
-            let row = &trans[i * n..i * n + n];
-            for j in 0..n {
-                cur[j] += a * row[j];
-            }
-        }
-        let mut c = 0.0;
-        for j in 0..n {
-            cur[j] *= b[j];
-            c += cur[j];
-        }
+        let c = forward_step(n, trans, prev, cur, b);
         if c <= 0.0 || !c.is_finite() {
             return f64::NEG_INFINITY;
         }
@@ -501,13 +508,7 @@ impl Corpus {
             if seq.is_empty() {
                 continue;
             }
-            if let Some(&bad) = seq.iter().find(|&&s| s as usize >= n_symbols) {
-                return Err(HmmError::SymbolOutOfRange {
-                    sequence: si,
-                    symbol: bad as usize,
-                    n_symbols,
-                });
-            }
+            check_symbols(si, seq, n_symbols)?;
             if dedup {
                 if let Some(&u) = index.get(seq) {
                     c.weights[u] += 1.0;
@@ -817,19 +818,7 @@ fn estep_seq(
         let (done, next) = alpha.split_at_mut(t * n);
         let prev = &done[(t - 1) * n..t * n];
         let cur = &mut next[..n];
-        cur.fill(0.0);
-        for i in 0..n {
-            let a = prev[i];
-            let row = &trans[i * n..i * n + n];
-            for j in 0..n {
-                cur[j] += a * row[j];
-            }
-        }
-        let mut c = 0.0;
-        for j in 0..n {
-            cur[j] *= b[j];
-            c += cur[j];
-        }
+        let c = forward_step(n, trans, prev, cur, b);
         if !(c > 0.0 && c.is_finite()) {
             return None;
         }

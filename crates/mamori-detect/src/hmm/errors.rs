@@ -48,3 +48,19 @@ pub enum HmmError {
     #[error("training sequence {0} has zero likelihood under the initial parameters")]
     ZeroLikelihood(usize),
 }
+
+/// Checks that training sequence `index` uses only symbols below `n_symbols`.
+pub(crate) fn check_symbols(
+    index: usize,
+    seq: &[crate::Symbol],
+    n_symbols: usize,
+) -> Result<(), HmmError> {
+    match seq.iter().find(|&&s| s as usize >= n_symbols) {
+        Some(&bad) => Err(HmmError::SymbolOutOfRange {
+            sequence: index,
+            symbol: bad as usize,
+            n_symbols,
+        }),
+        None => Ok(()),
+    }
+}

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::categorical::CategoricalHmm;
-use super::errors::HmmError;
+use super::errors::{check_symbols, HmmError};
 use super::params::CategoricalHmmParams;
 use crate::window::bosc_into;
 use crate::{Symbol, WindowScorer};
@@ -44,13 +44,7 @@ impl FlatBoscHmm {
             if w.is_empty() {
                 continue;
             }
-            if let Some(&bad) = w.iter().find(|&&s| s as usize >= n_symbols) {
-                return Err(HmmError::SymbolOutOfRange {
-                    sequence: wi,
-                    symbol: bad as usize,
-                    n_symbols,
-                });
-            }
+            check_symbols(wi, w, n_symbols)?;
             window_size = window_size.max(w.len());
             flat.push(flatten_into(w, &mut counts));
         }

@@ -47,7 +47,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-use super::errors::HmmError;
+use super::errors::{check_symbols, HmmError};
 use super::params::{MultinomialMixtureParams, ValidMultinomialMixtureParams};
 use crate::rng::Rng;
 use crate::window::bosc_into;
@@ -251,13 +251,7 @@ impl BagCorpus {
             if w.is_empty() {
                 continue;
             }
-            if let Some(&bad) = w.iter().find(|&&s| s as usize >= n_symbols) {
-                return Err(HmmError::SymbolOutOfRange {
-                    sequence: wi,
-                    symbol: bad as usize,
-                    n_symbols,
-                });
-            }
+            check_symbols(wi, w, n_symbols)?;
             bosc_into(w, &mut counts);
             if let Some(&u) = index.get(&counts) {
                 c.weights[u] += 1.0;
