@@ -165,26 +165,74 @@ pub fn class_table(
     Ok(ClassTable::new(learn_profile(&events, &params))?)
 }
 
+/// Which windows of a recording count.
+#[derive(Args, Debug, Clone, Default)]
+pub struct WarmupArgs {
+    /// Skip the windows that start within this many seconds of each recording's first call:
+    /// a container's start-up (loading libraries, opening devices) is not the steady behaviour
+    /// a model should learn or be judged on. Needs timestamped input.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "SECONDS",
+        help_heading = "Windows"
+    )]
+    pub warmup: f64,
+}
+
+impl WarmupArgs {
+    /// The warm-up in nanoseconds, checked.
+    pub fn ns(&self) -> Result<i64> {
+        if !(self.warmup.is_finite() && self.warmup >= 0.0) {
+            bail!(
+                "--warmup must be a number of seconds ≥ 0, got {}",
+                self.warmup
+            );
+        }
+        Ok((self.warmup * 1e9).round() as i64)
+    }
+}
+
 /// Classifies and windows every event of `paths` as one recording, calling `f` per window.
+/// Windows that start within `warmup_ns` of their file's first timestamp are dropped.
 /// Returns (events read, events monitored).
 pub fn windows_of(
     paths: &[PathBuf],
     input: &InputArgs,
     table: &ClassTable,
     window: WindowConfig,
+    warmup_ns: i64,
     mut f: impl FnMut(Window) -> Result<()>,
 ) -> Result<(u64, u64)> {
     let mut windower = Windower::new(window);
     let (mut seen, mut monitored) = (0u64, 0u64);
-    for_each_record(paths, input, |_, record| {
+    // The current file and its first timestamp, for the warm-up.
+    let mut current: Option<PathBuf> = None;
+    let mut first_ns: Option<i64> = None;
+    let mut emit = |w: Window, first_ns: Option<i64>| -> Result<()> {
+        let in_warmup = warmup_ns > 0
+            && matches!((w.start_time_ns, first_ns), (Some(s), Some(f0)) if s < f0 + warmup_ns);
+        if in_warmup {
+            return Ok(());
+        }
+        f(w)
+    };
+    for_each_record(paths, input, |path, record| {
+        if current.as_deref() != Some(path) {
+            current = Some(path.to_path_buf());
+            first_ns = None;
+        }
         match record {
             Record::Call(e) => {
                 seen += 1;
+                if first_ns.is_none() {
+                    first_ns = e.time_ns;
+                }
                 if let Some(sym) = table.classify(&e).symbol() {
                     monitored += 1;
                     let key = windower.stream_key(e.pid, e.tid);
                     if let Some(w) = windower.push(key, sym, e.time_ns) {
-                        f(w)?;
+                        emit(w, first_ns)?;
                     }
                 }
             }
@@ -192,7 +240,7 @@ pub fn windows_of(
                 if window.stream != StreamMode::Interleaved {
                     let key = windower.stream_key(pid, pid);
                     if let Some(w) = windower.end_stream(key) {
-                        f(w)?;
+                        emit(w, first_ns)?;
                     }
                 }
             }
@@ -200,7 +248,7 @@ pub fn windows_of(
         Ok(())
     })?;
     for w in windower.flush() {
-        f(w)?;
+        emit(w, first_ns)?;
     }
     Ok((seen, monitored))
 }

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success (and, for `score`, no window over the threshold), 1 `score` found windows
 //! over the threshold, 2 error.
 
+mod alerts;
 mod cmd;
 mod detector;
 mod input;

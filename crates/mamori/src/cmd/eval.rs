@@ -14,8 +14,9 @@ use mamori_detect::window::{sequence_windows, WindowConfig};
 use mamori_detect::Symbol;
 use serde::Serialize;
 
+use crate::alerts::{operator_view, OperatorView, TimedWindow};
 use crate::detector::{Detector, ModelKind, ModelSettings};
-use crate::input::{self, InputArgs, ProfileArgs, WindowArgs};
+use crate::input::{self, InputArgs, ProfileArgs, WarmupArgs, WindowArgs};
 use crate::labels::{self, AttackRange};
 use crate::{plot, progress, report};
 
@@ -58,9 +59,10 @@ pub struct EvalArgs {
     /// Test recordings that are attack throughout.
     #[arg(long, value_name = "FILE", help_heading = "Data")]
     pub attack: Vec<PathBuf>,
-    /// Attack periods, one `FROM TO [name]` per line (ns, seconds, or HH:MM:SS.frac).
+    /// Attack periods, one `FROM TO [name]` per line (ns, seconds, or HH:MM:SS.frac); repeat
+    /// for several recordings.
     #[arg(long, value_name = "FILE", help_heading = "Data")]
-    pub labels: Option<PathBuf>,
+    pub labels: Vec<PathBuf>,
     /// Start of the attack period (with --attack-to).
     #[arg(
         long,
@@ -126,6 +128,15 @@ pub struct EvalArgs {
         help_heading = "Evaluation"
     )]
     pub thresholds: Vec<f64>,
+    /// Flagged windows less than this many seconds apart make one alert in the operator view
+    /// (consecutive flagged windows always do).
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        value_name = "SECONDS",
+        help_heading = "Evaluation"
+    )]
+    pub alert_gap: f64,
     /// Print JSON instead of tables.
     #[arg(long, help_heading = "Output")]
     pub json: bool,
@@ -138,6 +149,8 @@ pub struct EvalArgs {
 
     #[command(flatten)]
     pub input: InputArgs,
+    #[command(flatten)]
+    pub warmup: WarmupArgs,
     #[command(flatten)]
     pub profile: ProfileArgs,
     #[command(flatten)]
@@ -179,7 +192,11 @@ struct TestWindow {
     id: u32,
     attack: bool,
     x: f64,
+    time: Option<WindowTime>,
 }
+
+/// Recording index, first and last call time (ns) of a window, when the input has timestamps.
+type WindowTime = (u32, i64, i64);
 
 /// Everything a model is evaluated on; test windows are interned, so a window that occurs many
 /// times (most do, in system-call data) is scored once.
@@ -193,6 +210,10 @@ struct Dataset {
     index: HashMap<Vec<Symbol>, u32>,
     x_label: String,
     attack_spans: Vec<(f64, f64)>,
+    /// Labelled attack steps, for the operator view.
+    steps: Vec<AttackRange>,
+    /// Names of the timed recordings, by the index in `TestWindow::time`.
+    recordings: Vec<String>,
 }
 
 impl Dataset {
@@ -220,6 +241,19 @@ struct RunResult {
     sweep: Vec<Rates>,
     #[serde(skip_serializing_if = "Option::is_none")]
     traces: Option<TraceResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operator: Option<OperatorView>,
+    /// Attack windows of each --test recording against all normal test windows.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    per_recording: Vec<RecordingResult>,
+}
+
+#[derive(Serialize)]
+struct RecordingResult {
+    recording: String,
+    attack_windows: usize,
+    auc: f64,
+    detection_rate: f64,
 }
 
 #[derive(Serialize)]
@@ -260,6 +294,7 @@ struct EvalReport {
     test_attack_windows: usize,
     target_fpr: f64,
     trace_score: TraceScore,
+    alert_gap: f64,
     models: Vec<ModelResult>,
 }
 
@@ -354,6 +389,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         test_attack_windows: n_attack,
         target_fpr: args.target_fpr,
         trace_score: args.trace_score,
+        alert_gap: args.alert_gap,
         models: results,
     };
     if let Some(dir) = &args.plots {
@@ -406,6 +442,40 @@ fn measure(
         true => None,
         false => Some(trace_level(data, scores, args.trace_score, threshold)?),
     };
+    let timed: Vec<TimedWindow> = data
+        .test
+        .iter()
+        .filter_map(|w| {
+            w.time.map(|(recording, start_ns, end_ns)| TimedWindow {
+                recording,
+                start_ns,
+                end_ns,
+                attack: w.attack,
+                flagged: scores[w.id as usize] > threshold,
+            })
+        })
+        .collect();
+    let operator = (!timed.is_empty())
+        .then(|| operator_view(&timed, &data.steps, (args.alert_gap * 1e9) as i64));
+    let per_recording = data
+        .recordings
+        .iter()
+        .enumerate()
+        .filter_map(|(r, name)| {
+            let scores_r: Vec<f64> = data
+                .test
+                .iter()
+                .filter(|w| w.attack && w.time.is_some_and(|t| t.0 as usize == r))
+                .map(|w| scores[w.id as usize])
+                .collect();
+            (!scores_r.is_empty()).then(|| RecordingResult {
+                recording: name.clone(),
+                attack_windows: scores_r.len(),
+                auc: roc_auc(&normal, &scores_r),
+                detection_rate: rates_at(&normal, &scores_r, threshold).detection_rate,
+            })
+        })
+        .collect();
     Ok(RunResult {
         seed,
         fit_seconds,
@@ -417,6 +487,8 @@ fn measure(
         at_threshold: rates_at(&normal, &attack, threshold),
         sweep,
         traces,
+        operator,
+        per_recording,
     })
 }
 
@@ -540,6 +612,7 @@ fn adfa_dataset(
                             id,
                             attack: role == Role::Attack,
                             x,
+                            time: None,
                         });
                     }
                     if role == Role::Attack && !ids.is_empty() {
@@ -571,6 +644,7 @@ fn adfa_dataset(
 
 /// Recordings on disk, labelled by file or by time.
 fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Dataset)> {
+    let warmup_ns = args.warmup.ns()?;
     let mut train_before = match &args.train_before {
         Some(t) => Some(labels::parse_time(t).context("--train-before")?),
         None => None,
@@ -598,7 +672,7 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
     if !(0.0..1.0).contains(&args.holdout) {
         bail!("--holdout must be in [0, 1), got {}", args.holdout);
     }
-    if let Some(p) = &args.labels {
+    for p in &args.labels {
         ranges.extend(labels::read_labels(p)?);
     }
     if let (Some(f), Some(t)) = (&args.attack_from, &args.attack_to) {
@@ -618,8 +692,16 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
         (&args.train, None)
     };
     let table = input::class_table(&args.profile, learn_from, &args.input, until)?;
-    let mut data = Dataset::default();
-    input::windows_of(&args.train, &args.input, &table, window, |w| {
+    let mut data = Dataset {
+        steps: ranges.clone(),
+        recordings: args
+            .test
+            .iter()
+            .map(|p| short_name(&p.display().to_string()))
+            .collect(),
+        ..Dataset::default()
+    };
+    input::windows_of(&args.train, &args.input, &table, window, warmup_ns, |w| {
         data.train.push(w.symbols);
         Ok(())
     })?;
@@ -632,14 +714,15 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
     let mut t0: Option<i64> = None;
     let mut missing_time = 0u64;
     // Windows of --test recordings before --train-before, with their x position.
-    let mut test_train: Vec<(Vec<Symbol>, f64)> = Vec::new();
+    let mut test_train: Vec<(Vec<Symbol>, f64, WindowTime)> = Vec::new();
     let mut in_attack = false;
-    for path in &args.test {
+    for (rec, path) in args.test.iter().enumerate() {
         input::windows_of(
             std::slice::from_ref(path),
             &args.input,
             &table,
             window,
+            warmup_ns,
             |w| {
                 let (Some(a), Some(b)) = (w.start_time_ns, w.end_time_ns) else {
                     missing_time += 1;
@@ -648,7 +731,7 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
                 let t0 = *t0.get_or_insert(a);
                 if let Some(t) = train_before {
                     if b < t {
-                        test_train.push((w.symbols, (a - t0) as f64 / 1e9));
+                        test_train.push((w.symbols, (a - t0) as f64 / 1e9, (rec as u32, a, b)));
                         return Ok(());
                     }
                     if a < t {
@@ -659,7 +742,12 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
                 let x = (a - t0) as f64 / 1e9;
                 track_span(&mut data.attack_spans, &mut in_attack, attack, x);
                 let id = data.intern(&w.symbols);
-                data.test.push(TestWindow { id, attack, x });
+                data.test.push(TestWindow {
+                    id,
+                    attack,
+                    x,
+                    time: Some((rec as u32, a, b)),
+                });
                 Ok(())
             },
         )?;
@@ -673,10 +761,11 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
         data.calibration = cal.iter().map(|w| data.intern(&w.0)).collect();
         let normal: Vec<TestWindow> = normal
             .iter()
-            .map(|(w, x)| TestWindow {
+            .map(|(w, x, time)| TestWindow {
                 id: data.intern(w),
                 attack: false,
                 x: *x,
+                time: Some(*time),
             })
             .collect();
         data.test.splice(0..0, normal);
@@ -689,10 +778,17 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
     } else {
         data.train.extend(test_train.into_iter().map(|w| w.0));
         let mut cal = Vec::new();
-        input::windows_of(&args.calibrate, &args.input, &table, window, |w| {
-            cal.push(w.symbols);
-            Ok(())
-        })?;
+        input::windows_of(
+            &args.calibrate,
+            &args.input,
+            &table,
+            window,
+            warmup_ns,
+            |w| {
+                cal.push(w.symbols);
+                Ok(())
+            },
+        )?;
         data.calibration = cal.iter().map(|w| data.intern(w)).collect();
     }
     if missing_time > 0 {
@@ -700,18 +796,27 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
             "{missing_time} test windows have no timestamps, so time labels cannot apply to them"
         );
     }
+    let mut rec = args.test.len() as u32;
     for (paths, attack) in [(&args.normal, false), (&args.attack, true)] {
         for path in paths {
+            rec += 1;
             input::windows_of(
                 std::slice::from_ref(path),
                 &args.input,
                 &table,
                 window,
+                warmup_ns,
                 |w| {
                     let x = data.test.len() as f64;
                     track_span(&mut data.attack_spans, &mut in_attack, attack, x);
                     let id = data.intern(&w.symbols);
-                    data.test.push(TestWindow { id, attack, x });
+                    let time = w.start_time_ns.zip(w.end_time_ns).map(|(a, b)| (rec, a, b));
+                    data.test.push(TestWindow {
+                        id,
+                        attack,
+                        x,
+                        time,
+                    });
                     Ok(())
                 },
             )?;
@@ -873,6 +978,8 @@ fn print_report(rep: &EvalReport) {
         }
         print!("{}", t.render());
     }
+    print_per_recording(rep);
+    print_operator_view(rep);
     if rep.models.iter().any(|m| m.runs[0].traces.is_some()) {
         println!(
             "\nper trace (trace score: {:?} of its window scores; thresholds from calibration traces)",
@@ -927,4 +1034,81 @@ fn print_report(rep: &EvalReport) {
         }
         print!("{}", t.render());
     }
+}
+
+/// Alerts per attack step and false alarms per hour, at each model's calibrated threshold.
+fn print_operator_view(rep: &EvalReport) {
+    let views: Vec<(&str, &OperatorView)> = rep
+        .models
+        .iter()
+        .filter_map(|m| m.runs[0].operator.as_ref().map(|v| (m.model.as_str(), v)))
+        .collect();
+    let Some((_, first)) = views.first() else {
+        return;
+    };
+    println!(
+        "\noperator view at the calibrated threshold (seed {}): seconds from each attack step's \
+         start to the end of the first flagged window overlapping it; an alert is a run of \
+         flagged windows, merged when less than {} s apart",
+        rep.models[0].runs[0].seed, rep.alert_gap
+    );
+    let mut header = vec!["attack step", "lasts s"];
+    header.extend(views.iter().map(|v| v.0));
+    let mut t = report::Table::new(&header);
+    for (i, step) in first.steps.iter().enumerate() {
+        let mut row = vec![
+            step.name.clone(),
+            match step.to_ns {
+                i64::MAX => "to the end".into(),
+                to => format!("{:.2}", (to - step.from_ns) as f64 / 1e9),
+            },
+        ];
+        for (_, v) in &views {
+            row.push(match v.steps.get(i).and_then(|s| s.latency_s) {
+                Some(l) => format!("{l:.2}"),
+                None => "missed".into(),
+            });
+        }
+        t.row(row);
+    }
+    let mut row = vec![
+        format!("false alarms, {:.0} s normal", first.normal_hours * 3600.0),
+        String::new(),
+    ];
+    for (_, v) in &views {
+        row.push(format!(
+            "{} ({:.1}/h)",
+            v.false_alarms, v.false_alarms_per_hour
+        ));
+    }
+    t.row(row);
+    print!("{}", t.render());
+}
+
+/// Detection per attack recording, when there are several.
+fn print_per_recording(rep: &EvalReport) {
+    let first = &rep.models[0].runs[0].per_recording;
+    if first.len() < 2 {
+        return;
+    }
+    println!(
+        "\nper attack recording (AUC against all normal test windows / detection at the threshold, seed {})",
+        rep.models[0].runs[0].seed
+    );
+    let mut header = vec!["model".to_string()];
+    header.extend(
+        first
+            .iter()
+            .map(|r| format!("{} ({})", r.recording, r.attack_windows)),
+    );
+    let hdr: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut t = report::Table::new(&hdr);
+    for m in &rep.models {
+        let mut row = vec![m.model.clone()];
+        for r in &m.runs[0].per_recording {
+            row.push(format!("{:.3} / {:.1}%", r.auc, r.detection_rate * 100.0));
+        }
+        t.row(row);
+    }
+    print!("{}", t.render());
 }

@@ -9,7 +9,7 @@ use mamori_detect::classes::ClassTable;
 use serde::Serialize;
 
 use crate::detector::TrainedModel;
-use crate::input::{self, InputArgs};
+use crate::input::{self, InputArgs, WarmupArgs};
 use crate::{modelfile, progress};
 
 /// Score recordings window by window with a trained model.
@@ -42,6 +42,8 @@ pub struct ScoreArgs {
     pub profile: Option<PathBuf>,
     #[command(flatten)]
     pub input: InputArgs,
+    #[command(flatten)]
+    pub warmup: WarmupArgs,
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,
@@ -66,34 +68,42 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
     let table = ClassTable::new(model.classes.clone())
         .with_context(|| format!("{}: stored class table", args.model.display()))?;
     let threshold = args.threshold.or(model.threshold.as_ref().map(|t| t.value));
+    let warmup_ns = args.warmup.ns()?;
     let scorer = model.detector.scorer();
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let bar = progress::counter("windows scored", args.quiet);
     let (mut index, mut alerts) = (0u64, 0u64);
     let mut max_score = f64::MIN;
-    input::windows_of(&args.inputs, &args.input, &table, model.window, |w| {
-        let score = scorer.score(&w.symbols);
-        let alert = threshold.is_some_and(|t| score > t);
-        alerts += u64::from(alert);
-        max_score = max_score.max(score);
-        if alert || !args.alerts_only {
-            let line = WindowScore {
-                window: index,
-                stream: w.stream,
-                start: w.start,
-                time_ns: w.start_time_ns,
-                end_time_ns: w.end_time_ns,
-                score,
-                alert,
-            };
-            serde_json::to_writer(&mut out, &line)?;
-            out.write_all(b"\n")?;
-        }
-        index += 1;
-        bar.inc(1);
-        Ok(())
-    })?;
+    input::windows_of(
+        &args.inputs,
+        &args.input,
+        &table,
+        model.window,
+        warmup_ns,
+        |w| {
+            let score = scorer.score(&w.symbols);
+            let alert = threshold.is_some_and(|t| score > t);
+            alerts += u64::from(alert);
+            max_score = max_score.max(score);
+            if alert || !args.alerts_only {
+                let line = WindowScore {
+                    window: index,
+                    stream: w.stream,
+                    start: w.start,
+                    time_ns: w.start_time_ns,
+                    end_time_ns: w.end_time_ns,
+                    score,
+                    alert,
+                };
+                serde_json::to_writer(&mut out, &line)?;
+                out.write_all(b"\n")?;
+            }
+            index += 1;
+            bar.inc(1);
+            Ok(())
+        },
+    )?;
     out.flush()?;
     bar.finish_and_clear();
     eprintln!(

@@ -9,7 +9,7 @@ use mamori_detect::calibrate::{calibrate, Threshold, ThresholdMethod};
 use mamori_detect::Symbol;
 
 use crate::detector::{Detector, ModelKind, ModelSettings, TrainedModel, TrainingInfo};
-use crate::input::{self, InputArgs, ProfileArgs, WindowArgs};
+use crate::input::{self, InputArgs, ProfileArgs, WarmupArgs, WindowArgs};
 use crate::{modelfile, progress};
 
 /// Train a model on recordings of normal operation.
@@ -42,6 +42,8 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub input: InputArgs,
     #[command(flatten)]
+    pub warmup: WarmupArgs,
+    #[command(flatten)]
     pub profile: ProfileArgs,
     #[command(flatten)]
     pub window: WindowArgs,
@@ -58,13 +60,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let window = args.window.config()?;
     let table = input::class_table(&args.profile, &args.inputs, &args.input, None)?;
+    let warmup_ns = args.warmup.ns()?;
     let bar = progress::counter("windows", args.quiet);
     let mut windows: Vec<Vec<Symbol>> = Vec::new();
-    let (events, monitored) = input::windows_of(&args.inputs, &args.input, &table, window, |w| {
-        bar.inc(1);
-        windows.push(w.symbols);
-        Ok(())
-    })?;
+    let (events, monitored) =
+        input::windows_of(&args.inputs, &args.input, &table, window, warmup_ns, |w| {
+            bar.inc(1);
+            windows.push(w.symbols);
+            Ok(())
+        })?;
     bar.finish_and_clear();
     if windows.is_empty() {
         bail!(
@@ -74,10 +78,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let mut calibration: Vec<Vec<Symbol>> = Vec::new();
     if !args.calibrate.is_empty() {
-        input::windows_of(&args.calibrate, &args.input, &table, window, |w| {
-            calibration.push(w.symbols);
-            Ok(())
-        })?;
+        input::windows_of(
+            &args.calibrate,
+            &args.input,
+            &table,
+            window,
+            warmup_ns,
+            |w| {
+                calibration.push(w.symbols);
+                Ok(())
+            },
+        )?;
     } else if args.threshold.is_none() && args.holdout > 0.0 {
         let keep = windows.len() - ((windows.len() as f64 * args.holdout) as usize);
         calibration = windows.split_off(keep.max(1));
