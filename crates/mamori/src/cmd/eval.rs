@@ -98,7 +98,7 @@ pub struct EvalArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "hmm,hmm-bosc-flat,hmm-bosc,ae,ae-bosc,stide,kmeans",
+        default_value = "hmm,hmm-bosc-flat,hmm-bosc,ae,ae-bosc,stide,kmeans,cover",
         help_heading = "Evaluation"
     )]
     pub models: Vec<ModelKind>,
