@@ -942,7 +942,7 @@ fn print_report(rep: &EvalReport) {
             .collect();
         if !whole.is_empty() {
             println!(
-                "({} score each whole trace themselves rather than from window scores)",
+                "({}: trace score = the model's own score of the whole trace, not a window aggregate)",
                 whole.join(", ")
             );
         }
