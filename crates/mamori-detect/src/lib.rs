@@ -9,7 +9,9 @@
 //!   over BoSC counts (what the paper's flattened-BoSC HMM should have been);
 //! - [`autoencoder`]: reconstruction error of a dense autoencoder, on sequences or BoSC;
 //! - [`stide`] and [`kmeans`]: the classic baselines (STIDE n-gram mismatches; k-means +
-//!   Mahalanobis distance on BoSC, Yoon et al.).
+//!   Mahalanobis distance on BoSC, Yoon et al.);
+//! - [`cover`]: sequence covering (Marteau 2019), the number of pieces of normal training
+//!   sequences needed to cover a sequence, per call; it scores whole traces as well as windows.
 //!
 //! [`calibrate`] turns normal scores into a threshold and [`metrics`] measures detection rate,
 //! false-positive rate and ROC AUC. Every stochastic step takes a seed ([`rng::Rng`]).
@@ -40,6 +42,7 @@
 pub mod autoencoder;
 pub mod calibrate;
 pub mod classes;
+pub mod cover;
 pub mod event;
 pub mod hmm;
 pub mod kmeans;

@@ -199,6 +199,36 @@ pub fn sequence_windows(
         .chain(short)
 }
 
+/// Rebuilds the call sequence of each stream from its windows: `(stream, start, symbols)` in the
+/// order they were emitted, `start` being the position of the window's first call in its stream
+/// ([`Window::start`]). A window that overlaps or touches the stream's sequence so far extends
+/// it; one after a gap (a window dropped, e.g. held out) starts a new sequence. Sequences come out
+/// in the order they started.
+pub fn stitch_streams<'a>(
+    windows: impl IntoIterator<Item = (u64, u64, &'a [Symbol])>,
+) -> Vec<Vec<Symbol>> {
+    let mut out: Vec<Vec<Symbol>> = Vec::new();
+    // Per stream: index into `out` and the stream position just after its last call.
+    let mut open: HashMap<u64, (usize, u64)> = HashMap::new();
+    for (stream, start, symbols) in windows {
+        let end = start + symbols.len() as u64;
+        match open.get_mut(&stream) {
+            Some((i, seq_end)) if start <= *seq_end => {
+                if end > *seq_end {
+                    let skip = (*seq_end - start) as usize;
+                    out[*i].extend_from_slice(&symbols[skip..]);
+                    *seq_end = end;
+                }
+            }
+            _ => {
+                out.push(symbols.to_vec());
+                open.insert(stream, (out.len() - 1, end));
+            }
+        }
+    }
+    out
+}
+
 /// Bag of System Calls: the count of each symbol in a window (length `n_symbols`).
 /// Symbols outside the alphabet are counted as the last symbol ("unknown").
 pub fn bosc(window: &[Symbol], n_symbols: usize) -> Vec<u32> {
@@ -261,6 +291,25 @@ mod tests {
         assert_eq!(rest[0].stream, 9);
         assert_eq!(rest[0].symbols, vec![42]);
         assert!(rest[0].is_partial(3));
+    }
+
+    #[test]
+    fn streams_are_stitched_back_from_their_windows() {
+        let a: &[Symbol] = &[1, 2, 3];
+        let b: &[Symbol] = &[2, 3, 4];
+        let c: &[Symbol] = &[4, 5, 6];
+        let d: &[Symbol] = &[9, 9, 9];
+        let x: &[Symbol] = &[7, 8];
+        let got = stitch_streams([
+            (0, 0, a),
+            (5, 0, x),
+            (0, 1, b),
+            (0, 3, c),  // stride 2 after b: overlaps at 4
+            (0, 10, d), // gap: a new sequence
+            (0, 10, d), // repeated window adds nothing
+        ]);
+        assert_eq!(got, vec![vec![1, 2, 3, 4, 5, 6], vec![7, 8], vec![9, 9, 9]]);
+        assert!(stitch_streams(std::iter::empty()).is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use clap::Args;
 use mamori_detect::autoencoder::{Autoencoder, AutoencoderParams, Encoding};
 use mamori_detect::calibrate::Threshold;
 use mamori_detect::classes::ClassTableConfig;
+use mamori_detect::cover::SequenceCover;
 use mamori_detect::hmm::{
     CategoricalHmm, CategoricalHmmParams, FlatBoscHmm, MultinomialMixture, MultinomialMixtureParams,
 };
@@ -36,13 +37,20 @@ pub enum ModelKind {
     Stide,
     /// k-means clusters of BoSC vectors, Mahalanobis distance to the nearest (Yoon et al.).
     Kmeans,
+    /// Sequence covering (Marteau 2019): pieces of normal training sequences needed per call.
+    /// Trained on whole sequences; scores whole traces as well as windows.
+    Cover,
 }
 
 impl ModelKind {
     /// The window representation the model reads.
     pub fn representation(self) -> &'static str {
         match self {
-            ModelKind::Hmm | ModelKind::Ae | ModelKind::AeIndex | ModelKind::Stide => "sequence",
+            ModelKind::Hmm
+            | ModelKind::Ae
+            | ModelKind::AeIndex
+            | ModelKind::Stide
+            | ModelKind::Cover => "sequence",
             ModelKind::HmmBoscFlat | ModelKind::HmmBosc | ModelKind::AeBosc | ModelKind::Kmeans => {
                 "BoSC"
             }
@@ -193,15 +201,20 @@ pub enum Detector {
     Stide(Stide),
     /// See [`ModelKind::Kmeans`].
     Kmeans(KMeans),
+    /// See [`ModelKind::Cover`].
+    Cover(SequenceCover),
 }
 
 impl Detector {
-    /// Trains a model of `kind` on normal windows.
+    /// Trains a model of `kind` on normal windows. `sequences` are the whole normal streams
+    /// (traces) the windows were cut from; only [`ModelKind::Cover`] reads them, and it falls
+    /// back to the windows when none are given.
     pub fn fit(
         kind: ModelKind,
         s: &ModelSettings,
         seed: u64,
         windows: &[&[Symbol]],
+        sequences: &[&[Symbol]],
         n_symbols: usize,
         window_size: usize,
     ) -> Result<Detector> {
@@ -247,7 +260,24 @@ impl Detector {
                 )
                 .with_context(ctx)?,
             ),
+            ModelKind::Cover => {
+                let seqs = if sequences.is_empty() {
+                    windows
+                } else {
+                    sequences
+                };
+                Detector::Cover(SequenceCover::fit(seqs).with_context(ctx)?)
+            }
         })
+    }
+
+    /// The score of a whole sequence (trace), for models that score sequences natively rather
+    /// than as an aggregate of window scores.
+    pub fn sequence_score(&self, sequence: &[Symbol]) -> Option<f64> {
+        match self {
+            Detector::Cover(m) => Some(m.score_sequence(sequence)),
+            _ => None,
+        }
     }
 
     /// The model as a window scorer.
@@ -259,6 +289,7 @@ impl Detector {
             Detector::Autoencoder(m) => m,
             Detector::Stide(m) => m,
             Detector::Kmeans(m) => m,
+            Detector::Cover(m) => m,
         }
     }
 
@@ -292,6 +323,12 @@ impl Detector {
             Detector::Kmeans(m) => {
                 format!("k-means + Mahalanobis, {} clusters", m.clusters().len())
             }
+            Detector::Cover(m) => format!(
+                "sequence covering, {} training sequences, {} calls, {} automaton states",
+                m.n_sequences(),
+                m.n_calls(),
+                m.n_states()
+            ),
         }
     }
 

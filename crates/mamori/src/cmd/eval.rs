@@ -100,7 +100,7 @@ pub struct EvalArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "hmm,hmm-bosc-flat,hmm-bosc,ae,ae-bosc,stide,kmeans",
+        default_value = "hmm,hmm-bosc-flat,hmm-bosc,ae,ae-bosc,stide,kmeans,cover",
         help_heading = "Evaluation"
     )]
     pub models: Vec<ModelKind>,
@@ -193,6 +193,8 @@ struct Trace {
     family: Option<String>,
     role: Role,
     windows: Vec<u32>,
+    /// The whole trace, for models that score traces natively ([`Detector::sequence_score`]).
+    symbols: Vec<Symbol>,
 }
 
 #[derive(Debug)]
@@ -211,6 +213,8 @@ type WindowTime = (u32, i64, i64);
 #[derive(Default)]
 struct Dataset {
     train: Vec<Vec<Symbol>>,
+    /// Whole training traces (ADFA-LD), for models trained on sequences.
+    train_traces: Vec<Vec<Symbol>>,
     calibration: Vec<u32>,
     test: Vec<TestWindow>,
     traces: Vec<Trace>,
@@ -287,6 +291,8 @@ struct FamilyResult {
 struct ModelResult {
     model: String,
     representation: &'static str,
+    /// Trace scores are the model's own whole-trace scores, not aggregated window scores.
+    whole_trace_scores: bool,
     runs: Vec<RunResult>,
 }
 
@@ -338,6 +344,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let train_refs: Vec<&[Symbol]> = args.model.subsample(&data.train);
     let uniq_refs: Vec<&[Symbol]> = data.uniq.iter().map(Vec::as_slice).collect();
+    let train_traces: Vec<&[Symbol]> = data.train_traces.iter().map(Vec::as_slice).collect();
     let bar = progress::bar(
         "training and scoring",
         args.models.len() as u64 * args.seeds,
@@ -348,6 +355,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let mut plotted: Vec<Vec<f64>> = Vec::new();
     for &kind in &args.models {
         let mut runs = Vec::new();
+        let mut whole_trace_scores = false;
         for s in 0..args.seeds {
             let seed = args.model.seed + s;
             let started = Instant::now();
@@ -356,6 +364,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 &args.model,
                 seed,
                 &train_refs,
+                &train_traces,
                 table.n_symbols(),
                 window.size,
             )
@@ -363,13 +372,25 @@ pub fn run(args: EvalArgs) -> Result<()> {
             let fit_seconds = started.elapsed().as_secs_f64();
             let started = Instant::now();
             let scores = det.scorer().score_many(&uniq_refs);
+            // Models that score whole traces natively do so instead of aggregating windows.
+            let trace_scores: Option<Vec<f64>> = data
+                .traces
+                .iter()
+                .map(|t| det.sequence_score(&t.symbols))
+                .collect();
             let score_seconds = started.elapsed().as_secs_f64();
-            if let Some(bad) = scores.iter().find(|s| !s.is_finite()) {
+            if let Some(bad) = scores
+                .iter()
+                .chain(trace_scores.iter().flatten())
+                .find(|s| !s.is_finite())
+            {
                 bail!("{kind} produced a non-finite score {bad}; this is a bug");
             }
+            whole_trace_scores = trace_scores.is_some();
             runs.push(measure(
                 &data,
                 &scores,
+                trace_scores.as_deref(),
                 seed,
                 fit_seconds,
                 score_seconds,
@@ -383,6 +404,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         results.push(ModelResult {
             model: kind.to_string(),
             representation: kind.representation(),
+            whole_trace_scores,
             runs,
         });
     }
@@ -416,6 +438,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 fn measure(
     data: &Dataset,
     scores: &[f64],
+    trace_scores: Option<&[f64]>,
     seed: u64,
     fit_seconds: f64,
     score_seconds: f64,
@@ -450,7 +473,13 @@ fn measure(
         .collect();
     let traces = match data.traces.is_empty() {
         true => None,
-        false => Some(trace_level(data, scores, args.trace_score, threshold)?),
+        false => Some(trace_level(
+            data,
+            scores,
+            trace_scores,
+            args.trace_score,
+            threshold,
+        )?),
     };
     let timed: Vec<TimedWindow> = data
         .test
@@ -515,10 +544,12 @@ fn quantile(values: &[f64], q: f64) -> f64 {
     v[i.min(v.len() - 1)]
 }
 
-/// Per-trace results: each trace scored from its window scores as `--trace-score` says.
+/// Per-trace results: each trace scored from its window scores as `--trace-score` says, or by
+/// the model's own whole-trace scores (`trace_scores`, one per trace) when it has them.
 fn trace_level(
     data: &Dataset,
     scores: &[f64],
+    trace_scores: Option<&[f64]>,
     how: TraceScore,
     window_threshold: f64,
 ) -> Result<TraceResult> {
@@ -527,15 +558,19 @@ fn trace_level(
         TraceScore::Max => TraceAggregate::Max,
         TraceScore::Share => TraceAggregate::ShareAbove(window_threshold),
     };
-    let trace_score = |t: &Trace| {
-        let ws: Vec<f64> = t.windows.iter().map(|&i| scores[i as usize]).collect();
-        trace_score(&ws, how)
+    let trace_score = |k: usize, t: &Trace| match trace_scores {
+        Some(ts) => ts[k],
+        None => {
+            let ws: Vec<f64> = t.windows.iter().map(|&i| scores[i as usize]).collect();
+            trace_score(&ws, how)
+        }
     };
     let by_role = |role: Role| -> Vec<(Option<&str>, f64)> {
         data.traces
             .iter()
-            .filter(|t| t.role == role && !t.windows.is_empty())
-            .map(|t| (t.family.as_deref(), trace_score(t)))
+            .enumerate()
+            .filter(|(_, t)| t.role == role && !t.windows.is_empty())
+            .map(|(k, t)| (t.family.as_deref(), trace_score(k, t)))
             .collect()
     };
     let cal: Vec<f64> = by_role(Role::Calibration)
@@ -605,6 +640,7 @@ fn adfa_dataset(
         let sym = input::classify_trace(&table, t.events());
         data.train
             .extend(sequence_windows(&sym, window.size, window.stride).map(<[Symbol]>::to_vec));
+        data.train_traces.push(sym);
     }
     let spread = |n: usize| -> Vec<usize> {
         match args.limit_traces {
@@ -640,6 +676,7 @@ fn adfa_dataset(
                 family,
                 role,
                 windows: ids,
+                symbols: sym,
             });
         };
     let chosen = spread(ds.validation.len());
@@ -1020,6 +1057,18 @@ fn print_report(rep: &EvalReport) {
             ]);
         }
         print!("{}", t.render());
+        let whole: Vec<&str> = rep
+            .models
+            .iter()
+            .filter(|m| m.whole_trace_scores)
+            .map(|m| m.model.as_str())
+            .collect();
+        if !whole.is_empty() {
+            println!(
+                "({}: trace score = the model's own score of the whole trace, not a window aggregate)",
+                whole.join(", ")
+            );
+        }
         println!(
             "\nper attack family (trace AUC / detection at 1% and 5% FP, seed {})",
             rep.models[0].runs[0].seed

@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use mamori_detect::calibrate::{calibrate, Threshold, ThresholdMethod};
+use mamori_detect::window::stitch_streams;
 use mamori_detect::Symbol;
 
 use crate::detector::{Detector, ModelKind, ModelSettings, TrainedModel, TrainingInfo};
@@ -63,9 +64,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let warmup_ns = args.warmup.ns()?;
     let bar = progress::counter("windows", args.quiet);
     let mut windows: Vec<Vec<Symbol>> = Vec::new();
+    // (stream, start) of each window, to rebuild whole streams for models that read them.
+    let mut origin: Vec<(u64, u64)> = Vec::new();
     let (events, monitored) =
         input::windows_of(&args.inputs, &args.input, &table, window, warmup_ns, |w| {
             bar.inc(1);
+            origin.push((w.stream, w.start));
             windows.push(w.symbols);
             Ok(())
         })?;
@@ -94,12 +98,24 @@ pub fn run(args: TrainArgs) -> Result<()> {
         calibration = windows.split_off(keep.max(1));
     }
     let train: Vec<&[Symbol]> = args.model.subsample(&windows);
+    // Whole streams of the training windows (the held-out ones excluded), for `cover`.
+    let sequences: Vec<Vec<Symbol>> = match args.kind {
+        ModelKind::Cover => stitch_streams(
+            origin
+                .iter()
+                .zip(&windows)
+                .map(|(&(stream, start), w)| (stream, start, w.as_slice())),
+        ),
+        _ => Vec::new(),
+    };
+    let sequence_refs: Vec<&[Symbol]> = sequences.iter().map(Vec::as_slice).collect();
     let started = Instant::now();
     let detector = Detector::fit(
         args.kind,
         &args.model,
         args.model.seed,
         &train,
+        &sequence_refs,
         table.n_symbols(),
         window.size,
     )?;
