@@ -61,7 +61,15 @@ fn a_short_motion_recording_catches_the_papers_suspicious_commands() {
         ],
     );
     let out = Command::new(env!("CARGO_BIN_EXE_mamori"))
-        .args(["eval", "--json", "-q", "--warmup", "10"])
+        .args([
+            "eval",
+            "--json",
+            "-q",
+            "--warmup",
+            "10",
+            "--stream",
+            "per-thread",
+        ])
         .arg("--profile")
         .arg(repo().join("profiles/motion.toml"))
         .arg("--train")
@@ -70,7 +78,7 @@ fn a_short_motion_recording_catches_the_papers_suspicious_commands() {
         .arg(attack.join("trace.strace.gz"))
         .arg("--labels")
         .arg(attack.join("labels.txt"))
-        .args(["--models", "hmm,ae,ae-bosc,kmeans"])
+        .args(["--models", "hmm,ae,ae-bosc,stide,kmeans"])
         .output()
         .expect("mamori eval runs");
     assert!(
@@ -80,7 +88,7 @@ fn a_short_motion_recording_catches_the_papers_suspicious_commands() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).expect("eval --json prints JSON");
     let mut summary = String::new();
-    let mut caught_everything = 0;
+    let (mut every_step_in_2s, mut few_false_alarms) = (0, 0);
     for m in report["models"].as_array().expect("models") {
         let name = m["model"].as_str().unwrap_or("?");
         let run = &m["runs"][0];
@@ -97,14 +105,23 @@ fn a_short_motion_recording_catches_the_papers_suspicious_commands() {
             "{name}: AUC {:.3}, latencies {latencies:?}, {false_alarms} false alarms\n",
             run["auc"].as_f64().unwrap_or(f64::NAN)
         );
-        if latencies.iter().all(|l| l.is_some_and(|s| s <= 2.0)) && false_alarms <= 2 {
-            caught_everything += 1;
-        }
+        every_step_in_2s += usize::from(latencies.iter().all(|l| l.is_some_and(|s| s <= 2.0)));
+        few_false_alarms += usize::from(false_alarms <= 3);
+        assert!(
+            run["auc"].as_f64().is_some_and(|a| a > 0.9),
+            "{name}: window AUC not above 0.9\n{summary}"
+        );
     }
     eprintln!("{summary}");
+    // A short training run (80 s) on a machine whose timing we do not know: most models, not all,
+    // must meet the bar; the full 15-minute evaluation is in EVALUATION.md.
     assert!(
-        caught_everything >= 2,
-        "fewer than two models alerted on every step within 2 s with at most 2 false alarms:\n{summary}"
+        every_step_in_2s >= 4,
+        "fewer than 4 of 5 models alerted on every attack step within 2 s:\n{summary}"
+    );
+    assert!(
+        few_false_alarms >= 3,
+        "fewer than 3 of 5 models had at most 3 false alarms in the normal part:\n{summary}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
