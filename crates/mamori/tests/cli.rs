@@ -376,3 +376,60 @@ fn train_and_score_cover_model() {
     let attack = adfa_files(&data, "Attack_Data_Master/Web_Shell_1", 1);
     assert!(score_max(&attack[0]) > 0.3);
 }
+
+/// The bundled motion recordings (data/motion): with the recommended settings every step of the
+/// three process-spawning attacks raises an alert within 2 s, and STIDE stays nearly silent on
+/// the independent normal recording.
+#[test]
+fn bundled_motion_recordings_alert_on_every_process_spawning_step() {
+    let d = repo().join("data/motion");
+    let mut cmd = mamori();
+    cmd.args([
+        "eval",
+        "--json",
+        "-q",
+        "--warmup",
+        "10",
+        "--stream",
+        "per-thread",
+    ])
+    .args(["--models", "hmm,stide"])
+    .arg("--profile")
+    .arg(repo().join("profiles/motion.toml"))
+    .arg("--train")
+    .arg(d.join("normal-a.strace.gz"))
+    .arg("--normal")
+    .arg(d.join("normal-b.strace.gz"));
+    for s in ["paper", "dropper", "exfil"] {
+        cmd.arg("--test")
+            .arg(d.join(format!("{s}.strace.gz")))
+            .arg("--labels")
+            .arg(d.join(format!("{s}.labels")));
+    }
+    let out = run(&mut cmd);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    for m in report["models"].as_array().expect("models") {
+        let name = m["model"].as_str().unwrap_or("?");
+        let op = &m["runs"][0]["operator"];
+        let steps = op["steps"].as_array().expect("steps");
+        assert_eq!(steps.len(), 11, "4 + 4 + 3 labelled steps");
+        for s in steps {
+            let step = s["name"].as_str().unwrap_or("?");
+            if name == "stide" && step == "exit-shell" {
+                continue; // a 1 ms step STIDE misses; EVALUATION.md says so
+            }
+            let latency = s["latency_s"].as_f64();
+            assert!(
+                latency.is_some_and(|l| l <= 2.0),
+                "{name}: step {step} alerted after {latency:?} s"
+            );
+        }
+        if name == "stide" {
+            let fa = op["false_alarms"].as_u64().unwrap_or(u64::MAX);
+            assert!(
+                fa <= 2,
+                "stide raised {fa} false alarms in ~30 min of normal time"
+            );
+        }
+    }
+}

@@ -860,10 +860,14 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
                 window,
                 warmup_ns,
                 |w| {
-                    let x = data.test.len() as f64;
+                    let time = w.start_time_ns.zip(w.end_time_ns).map(|(a, b)| (rec, a, b));
+                    // Timed recordings share the --test recordings' clock on the plots.
+                    let x = match (time, timed) {
+                        (Some((_, a, _)), true) => (a - *t0.get_or_insert(a)) as f64 / 1e9,
+                        _ => data.test.len() as f64,
+                    };
                     track_span(&mut data.attack_spans, &mut in_attack, attack, x);
                     let id = data.intern(&w.symbols);
-                    let time = w.start_time_ns.zip(w.end_time_ns).map(|(a, b)| (rec, a, b));
                     data.test.push(TestWindow {
                         id,
                         attack,
@@ -939,11 +943,14 @@ fn write_plots(dir: &Path, data: &Dataset, rep: &EvalReport, plotted: &[Vec<f64>
 
 /// A dataset label short enough for a plot title: file names without their folders.
 fn short_name(dataset: &str) -> String {
-    dataset
+    let names: Vec<&str> = dataset
         .split(", ")
         .map(|p| p.rsplit('/').next().unwrap_or(p))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    match names.len() {
+        0..=2 => names.join(", "),
+        n => format!("{}, {} and {} more", names[0], names[1], n - 2),
+    }
 }
 
 fn print_report(rep: &EvalReport) {
