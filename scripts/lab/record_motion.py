@@ -91,7 +91,6 @@ class Lab:
         self.fifo = self.out / "exec.fifo"
         self.ack = self.out / "ack.fifo"
         self.stop = threading.Event()
-        self.procs = []
         self.log = None
         self.labels = []
 

@@ -206,8 +206,7 @@ pub fn windows_of(
 ) -> Result<(u64, u64)> {
     let mut windower = Windower::new(window);
     let (mut seen, mut monitored) = (0u64, 0u64);
-    // The current file and its first timestamp, for the warm-up.
-    let mut current: Option<PathBuf> = None;
+    // The first timestamp of the file being read, for the warm-up.
     let mut first_ns: Option<i64> = None;
     let mut emit = |w: Window, first_ns: Option<i64>| -> Result<()> {
         let in_warmup = warmup_ns > 0
@@ -217,36 +216,36 @@ pub fn windows_of(
         }
         f(w)
     };
-    for_each_record(paths, input, |path, record| {
-        if current.as_deref() != Some(path) {
-            current = Some(path.to_path_buf());
-            first_ns = None;
-        }
-        match record {
-            Record::Call(e) => {
-                seen += 1;
-                if first_ns.is_none() {
-                    first_ns = e.time_ns;
+    // One file at a time, so the warm-up restarts with each; the windower carries on across them.
+    for path in paths {
+        first_ns = None;
+        for_each_record(std::slice::from_ref(path), input, |_, record| {
+            match record {
+                Record::Call(e) => {
+                    seen += 1;
+                    if first_ns.is_none() {
+                        first_ns = e.time_ns;
+                    }
+                    if let Some(sym) = table.classify(&e).symbol() {
+                        monitored += 1;
+                        let key = windower.stream_key(e.pid, e.tid);
+                        if let Some(w) = windower.push(key, sym, e.time_ns) {
+                            emit(w, first_ns)?;
+                        }
+                    }
                 }
-                if let Some(sym) = table.classify(&e).symbol() {
-                    monitored += 1;
-                    let key = windower.stream_key(e.pid, e.tid);
-                    if let Some(w) = windower.push(key, sym, e.time_ns) {
-                        emit(w, first_ns)?;
+                Record::Exit { pid, .. } => {
+                    if window.stream != StreamMode::Interleaved {
+                        let key = windower.stream_key(pid, pid);
+                        if let Some(w) = windower.end_stream(key) {
+                            emit(w, first_ns)?;
+                        }
                     }
                 }
             }
-            Record::Exit { pid, .. } => {
-                if window.stream != StreamMode::Interleaved {
-                    let key = windower.stream_key(pid, pid);
-                    if let Some(w) = windower.end_stream(key) {
-                        emit(w, first_ns)?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })?;
+    }
     for w in windower.flush() {
         emit(w, first_ns)?;
     }
