@@ -1,0 +1,655 @@
+//! Turns the probe's raw entry/exit records into mamori's [`SyscallEvent`]s: names calls, pairs an
+//! entry with its exit where the result matters, renders arguments as text, and keeps a
+//! per-process descriptor table so `fd_path` names the file or socket a call works on, as
+//! strace's `-yy` does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mamori_detect::event::SyscallEvent;
+use mamori_ingest::Record;
+
+use crate::raw::{Kind, RawEvent};
+use crate::syscalls_table::{table, CallInfo, Payload};
+
+/// One assembled record and the cgroup it came from (the caller names the container).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    /// The task's cgroup id as the probe saw it.
+    pub cgroup: u64,
+    /// A system call, or a thread/process ending.
+    pub record: Record,
+}
+
+/// Most descriptors remembered per process; a table that grows past this is dropped and
+/// re-learned from /proc, so a process opening descriptors in a loop cannot grow memory.
+const FDS_PER_PROCESS: usize = 16_384;
+/// Most processes with a descriptor table.
+const PROCESSES: usize = 8_192;
+/// Most calls waiting for their exit; past this the oldest are emitted without a result.
+const PENDING_MAX: usize = 65_536;
+
+struct Pending {
+    cgroup: u64,
+    nr: i32,
+    args: [u64; 6],
+    event: SyscallEvent,
+}
+
+/// Stateful converter from raw records to events.
+pub struct Assembler {
+    calls: Vec<CallInfo>,
+    pending: HashMap<u32, Pending>,
+    fds: HashMap<u32, HashMap<i64, Option<Arc<str>>>>,
+    /// Added to CLOCK_MONOTONIC to get nanoseconds since the epoch.
+    epoch_offset_ns: i64,
+    /// Where /proc is (tests point it elsewhere).
+    proc_root: String,
+    /// Names for unknown syscall numbers, made once.
+    unknown_names: HashMap<i32, String>,
+}
+
+impl Default for Assembler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec we pass.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+fn nul_terminated(b: &[u8]) -> (&[u8], &[u8]) {
+    match b.iter().position(|&c| c == 0) {
+        Some(i) => (&b[..i], &b[i + 1..]),
+        None => (b, &[]),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Renders a socket address as strace does inside `-yy` annotations.
+pub fn sockaddr_text(b: &[u8]) -> Option<String> {
+    let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
+    match i32::from(family) {
+        libc::AF_INET if b.len() >= 8 => {
+            let port = u16::from_be_bytes([b[2], b[3]]);
+            Some(format!("{}.{}.{}.{}:{port}", b[4], b[5], b[6], b[7]))
+        }
+        libc::AF_INET6 if b.len() >= 24 => {
+            let port = u16::from_be_bytes([b[2], b[3]]);
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(&b[8..24]);
+            Some(format!("[{}]:{port}", std::net::Ipv6Addr::from(octets)))
+        }
+        libc::AF_UNIX => {
+            let path = &b[2..];
+            // abstract sockets start with a NUL
+            if path.first() == Some(&0) {
+                Some(format!("@{}", text(nul_terminated(&path[1..]).0)))
+            } else {
+                Some(text(nul_terminated(path).0))
+            }
+        }
+        _ => None,
+    }
+}
+
+fn socket_kind(domain: u64, ty: u64) -> &'static str {
+    match (domain as i32, (ty & 0xf) as i32) {
+        (libc::AF_INET, libc::SOCK_STREAM) => "TCP",
+        (libc::AF_INET, libc::SOCK_DGRAM) => "UDP",
+        (libc::AF_INET6, libc::SOCK_STREAM) => "TCPv6",
+        (libc::AF_INET6, libc::SOCK_DGRAM) => "UDPv6",
+        (libc::AF_UNIX, _) => "UNIX",
+        (libc::AF_NETLINK, _) => "NETLINK",
+        _ => "socket",
+    }
+}
+
+impl Assembler {
+    /// An assembler for this architecture's system calls, reading /proc for descriptors opened
+    /// before capture started.
+    pub fn new() -> Self {
+        Assembler {
+            calls: table(),
+            pending: HashMap::new(),
+            fds: HashMap::new(),
+            epoch_offset_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC),
+            proc_root: "/proc".into(),
+            unknown_names: HashMap::new(),
+        }
+    }
+
+    /// Reads descriptors from another /proc tree (tests).
+    pub fn with_proc_root(mut self, root: impl Into<String>) -> Self {
+        self.proc_root = root.into();
+        self
+    }
+
+    /// Calls still waiting for their exit.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn info(&self, nr: i32) -> Option<&CallInfo> {
+        usize::try_from(nr).ok().and_then(|i| self.calls.get(i))
+    }
+
+    fn name(&mut self, nr: i32) -> String {
+        if let Some(name) = self.info(nr).and_then(|c| c.name) {
+            return name.to_string();
+        }
+        self.unknown_names
+            .entry(nr)
+            .or_insert_with(|| format!("syscall_{nr}"))
+            .clone()
+    }
+
+    /// The path behind a process's descriptor: the table, else /proc (remembered either way).
+    fn fd_path(&mut self, tgid: u32, fd: i64) -> Option<String> {
+        if fd < 0 {
+            return None;
+        }
+        if self.fds.len() >= PROCESSES && !self.fds.contains_key(&tgid) {
+            self.fds.clear();
+        }
+        let table = self.fds.entry(tgid).or_default();
+        if let Some(known) = table.get(&fd) {
+            return known.as_deref().map(str::to_string);
+        }
+        if table.len() >= FDS_PER_PROCESS {
+            table.clear();
+        }
+        let link = format!("{}/{tgid}/fd/{fd}", self.proc_root);
+        let path: Option<Arc<str>> = std::fs::read_link(link)
+            .ok()
+            .map(|p| Arc::from(p.to_string_lossy().as_ref()));
+        table.insert(fd, path.clone());
+        path.as_deref().map(str::to_string)
+    }
+
+    fn set_fd(&mut self, tgid: u32, fd: i64, path: Option<String>) {
+        let table = self.fds.entry(tgid).or_default();
+        match path {
+            Some(p) => {
+                table.insert(fd, Some(Arc::from(p)));
+            }
+            // unknown: look it up in /proc next time
+            None => {
+                table.remove(&fd);
+            }
+        }
+    }
+
+    /// Feeds one raw record; completed records go to `out`.
+    pub fn push(&mut self, raw: &RawEvent<'_>, out: &mut impl FnMut(Captured)) {
+        match raw.kind {
+            Kind::Enter => self.enter(raw, out),
+            Kind::Exit => self.exit(raw, out),
+        }
+    }
+
+    fn enter(&mut self, raw: &RawEvent<'_>, out: &mut impl FnMut(Captured)) {
+        let info = self.info(raw.nr).cloned().unwrap_or_default();
+        let syscall = self.name(raw.nr);
+        let mut event = SyscallEvent {
+            time_ns: Some(raw.mono_ns as i64 + self.epoch_offset_ns),
+            pid: Some(raw.tgid),
+            tid: Some(raw.tid),
+            process: Some(raw.comm()),
+            container: None,
+            syscall,
+            args: Vec::new(),
+            fd_path: None,
+            ret: None,
+        };
+        let fd_arg = info.fd_arg.map(|i| raw.args[usize::from(i)] as i32 as i64);
+        if let Some(fd) = fd_arg {
+            event.args.push(fd.to_string());
+            event.fd_path = self.fd_path(raw.tgid, fd);
+        }
+        match info.payload {
+            Some(Payload::Str { .. }) => event.args.push(text(nul_terminated(raw.payload).0)),
+            Some(Payload::Str2 { .. }) => {
+                let (first, rest) = nul_terminated(raw.payload);
+                event.args.push(text(first));
+                event.args.push(text(nul_terminated(rest).0));
+            }
+            Some(Payload::Buf { b, .. }) => {
+                event.args.push(text(raw.payload));
+                event.args.push(raw.args[usize::from(b)].to_string());
+            }
+            Some(Payload::Sockaddr { .. }) => {
+                if let Some(addr) = sockaddr_text(raw.payload) {
+                    if let Some(fd) = fd_arg {
+                        let kind = self
+                            .fd_path(raw.tgid, fd)
+                            .and_then(|p| p.split(':').next().map(str::to_string))
+                            .unwrap_or_else(|| "socket".into());
+                        let arrow = if event.syscall == "connect" { "->" } else { "" };
+                        let annotated = format!("{kind}:[{arrow}{addr}]");
+                        self.set_fd(raw.tgid, fd, Some(annotated.clone()));
+                        event.fd_path = Some(annotated);
+                    }
+                    event.args.push(addr);
+                }
+            }
+            Some(Payload::Exec { .. }) => {
+                let (file, mut rest) = nul_terminated(raw.payload);
+                event.args.push(text(file));
+                let mut argv = Vec::new();
+                while !rest.is_empty() {
+                    let (arg, next) = nul_terminated(rest);
+                    argv.push(format!("{:?}", text(arg)));
+                    rest = next;
+                }
+                event.args.push(format!("[{}]", argv.join(", ")));
+            }
+            Some(Payload::None) | None => {}
+        }
+        match event.syscall.as_str() {
+            "close" => {
+                if let Some(fd) = fd_arg {
+                    self.set_fd(raw.tgid, fd, None);
+                }
+            }
+            "exit" => {
+                out(Captured {
+                    cgroup: raw.cgroup,
+                    record: Record::Call(event),
+                });
+                out(Captured {
+                    cgroup: raw.cgroup,
+                    record: Record::Exit {
+                        pid: Some(raw.tid),
+                        time_ns: Some(raw.mono_ns as i64 + self.epoch_offset_ns),
+                    },
+                });
+                return;
+            }
+            "exit_group" => {
+                self.fds.remove(&raw.tgid);
+                out(Captured {
+                    cgroup: raw.cgroup,
+                    record: Record::Call(event),
+                });
+                out(Captured {
+                    cgroup: raw.cgroup,
+                    record: Record::Exit {
+                        pid: Some(raw.tid),
+                        time_ns: Some(raw.mono_ns as i64 + self.epoch_offset_ns),
+                    },
+                });
+                return;
+            }
+            _ => {}
+        }
+        if info.want_exit {
+            if self.pending.len() >= PENDING_MAX {
+                self.flush(out);
+            }
+            let previous = self.pending.insert(
+                raw.tid,
+                Pending {
+                    cgroup: raw.cgroup,
+                    nr: raw.nr,
+                    args: raw.args,
+                    event,
+                },
+            );
+            // the thread's earlier call never reported an exit (capture started mid-call)
+            if let Some(p) = previous {
+                out(Captured {
+                    cgroup: p.cgroup,
+                    record: Record::Call(p.event),
+                });
+            }
+        } else {
+            out(Captured {
+                cgroup: raw.cgroup,
+                record: Record::Call(event),
+            });
+        }
+    }
+
+    fn exit(&mut self, raw: &RawEvent<'_>, out: &mut impl FnMut(Captured)) {
+        // a new thread's first return (clone in the child) has no entry here
+        let Some(mut p) = self.pending.remove(&raw.tid) else {
+            return;
+        };
+        if p.nr != raw.nr {
+            out(Captured {
+                cgroup: p.cgroup,
+                record: Record::Call(p.event),
+            });
+            return;
+        }
+        p.event.ret = Some(raw.ret);
+        let info = self.info(raw.nr).cloned().unwrap_or_default();
+        let name = p.event.syscall.as_str();
+        if info.opens_fd && raw.ret >= 0 {
+            let fd = raw.ret;
+            let path = match info.payload {
+                Some(Payload::Str { .. }) => p.event.args.last().cloned(),
+                _ if name == "socket" => Some(format!("{}:[]", socket_kind(p.args[0], p.args[1]))),
+                _ if name.starts_with("dup") => p.event.fd_path.clone(),
+                _ => None,
+            };
+            p.event.fd_path = path.clone();
+            self.set_fd(raw.tgid, fd, path);
+        } else if info.opens_fd && info.payload.is_some() {
+            // a failed open names no descriptor, as strace's parser does
+            p.event.fd_path = None;
+        }
+        if name.starts_with("execve") && raw.ret == 0 {
+            // close-on-exec descriptors are gone; re-learn the table from /proc
+            self.fds.remove(&raw.tgid);
+            p.event.process = Some(raw.comm());
+        }
+        out(Captured {
+            cgroup: p.cgroup,
+            record: Record::Call(p.event),
+        });
+    }
+
+    /// Emits every call still waiting for its exit, without a result.
+    pub fn flush(&mut self, out: &mut impl FnMut(Captured)) {
+        let mut waiting: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
+        waiting.sort_by_key(|p| p.event.time_ns);
+        for p in waiting {
+            out(Captured {
+                cgroup: p.cgroup,
+                record: Record::Call(p.event),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raw::encode;
+    use std::str::FromStr;
+    use syscalls::Sysno;
+
+    fn nr(name: &str) -> i32 {
+        Sysno::from_str(name).expect(name).id()
+    }
+
+    fn run(records: &[Vec<u8>]) -> Vec<Captured> {
+        let mut a = Assembler::new().with_proc_root("/nonexistent");
+        let mut out = Vec::new();
+        for r in records {
+            a.push(&RawEvent::decode(r).expect("decodes"), &mut |c| out.push(c));
+        }
+        a.flush(&mut |c| out.push(c));
+        out
+    }
+
+    fn call(c: &Captured) -> &SyscallEvent {
+        match &c.record {
+            Record::Call(e) => e,
+            Record::Exit { .. } => panic!("expected a call"),
+        }
+    }
+
+    #[test]
+    fn an_opened_file_names_later_writes() {
+        let got = run(&[
+            encode(
+                1,
+                9,
+                100,
+                101,
+                nr("openat"),
+                Kind::Enter,
+                0,
+                [(-100i64) as u64, 0, 0, 0, 0, 0],
+                "motion",
+                b"/var/log/motion.log\0",
+            ),
+            encode(
+                2,
+                9,
+                100,
+                101,
+                nr("openat"),
+                Kind::Exit,
+                5,
+                [0; 6],
+                "motion",
+                b"",
+            ),
+            encode(
+                3,
+                9,
+                100,
+                101,
+                nr("write"),
+                Kind::Enter,
+                0,
+                [5, 0, 11, 0, 0, 0],
+                "motion",
+                b"hello world",
+            ),
+            encode(
+                4,
+                9,
+                100,
+                101,
+                nr("close"),
+                Kind::Enter,
+                0,
+                [5, 0, 0, 0, 0, 0],
+                "motion",
+                b"",
+            ),
+            encode(
+                5,
+                9,
+                100,
+                101,
+                nr("write"),
+                Kind::Enter,
+                0,
+                [5, 0, 2, 0, 0, 0],
+                "motion",
+                b"hi",
+            ),
+        ]);
+        assert_eq!(got.len(), 4);
+        let open = call(&got[0]);
+        assert_eq!(open.syscall, "openat");
+        assert_eq!(open.ret, Some(5));
+        assert_eq!(open.fd_path.as_deref(), Some("/var/log/motion.log"));
+        assert_eq!(open.args, vec!["-100", "/var/log/motion.log"]);
+        let write = call(&got[1]);
+        assert_eq!(write.fd_path.as_deref(), Some("/var/log/motion.log"));
+        assert_eq!(write.args, vec!["5", "hello world", "11"]);
+        assert_eq!(write.process.as_deref(), Some("motion"));
+        assert_eq!(got[1].cgroup, 9);
+        // after close the descriptor is unknown (and /proc has nothing here)
+        assert_eq!(call(&got[3]).fd_path, None);
+    }
+
+    #[test]
+    fn a_failed_open_has_no_descriptor_path() {
+        let got = run(&[
+            encode(
+                1,
+                1,
+                7,
+                7,
+                nr("openat"),
+                Kind::Enter,
+                0,
+                [0; 6],
+                "cat",
+                b"/etc/shadow\0",
+            ),
+            encode(
+                2,
+                1,
+                7,
+                7,
+                nr("openat"),
+                Kind::Exit,
+                -13,
+                [0; 6],
+                "cat",
+                b"",
+            ),
+        ]);
+        assert_eq!(call(&got[0]).ret, Some(-13));
+        assert_eq!(call(&got[0]).fd_path, None);
+        assert_eq!(call(&got[0]).args[1], "/etc/shadow");
+    }
+
+    #[test]
+    fn execve_shows_program_and_argv() {
+        let got = run(&[
+            encode(
+                1,
+                1,
+                7,
+                7,
+                nr("execve"),
+                Kind::Enter,
+                0,
+                [0; 6],
+                "sh",
+                b"/bin/cat\0cat\0/etc/shadow\0",
+            ),
+            encode(2, 1, 7, 7, nr("execve"), Kind::Exit, 0, [0; 6], "cat", b""),
+        ]);
+        let e = call(&got[0]);
+        assert_eq!(e.args, vec!["/bin/cat", "[\"cat\", \"/etc/shadow\"]"]);
+        assert_eq!(e.process.as_deref(), Some("cat"), "comm after exec");
+    }
+
+    #[test]
+    fn connect_annotates_the_socket() {
+        let mut addr = vec![libc::AF_INET as u8, 0, 0x1f, 0x90, 10, 0, 0, 2];
+        addr.extend_from_slice(&[0; 8]);
+        let got = run(&[
+            encode(
+                1,
+                1,
+                7,
+                7,
+                nr("socket"),
+                Kind::Enter,
+                0,
+                [libc::AF_INET as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0],
+                "wget",
+                b"",
+            ),
+            encode(2, 1, 7, 7, nr("socket"), Kind::Exit, 3, [0; 6], "wget", b""),
+            encode(
+                3,
+                1,
+                7,
+                7,
+                nr("connect"),
+                Kind::Enter,
+                0,
+                [3, 0, 16, 0, 0, 0],
+                "wget",
+                &addr,
+            ),
+            encode(
+                4,
+                1,
+                7,
+                7,
+                nr("connect"),
+                Kind::Exit,
+                0,
+                [0; 6],
+                "wget",
+                b"",
+            ),
+            encode(
+                5,
+                1,
+                7,
+                7,
+                nr("write"),
+                Kind::Enter,
+                0,
+                [3, 0, 3, 0, 0, 0],
+                "wget",
+                b"GET",
+            ),
+        ]);
+        assert_eq!(call(&got[0]).fd_path.as_deref(), Some("TCP:[]"));
+        assert_eq!(
+            call(&got[1]).fd_path.as_deref(),
+            Some("TCP:[->10.0.0.2:8080]")
+        );
+        assert_eq!(
+            call(&got[2]).fd_path.as_deref(),
+            Some("TCP:[->10.0.0.2:8080]")
+        );
+    }
+
+    #[test]
+    fn exits_end_the_thread_stream() {
+        let got = run(&[encode(
+            1,
+            1,
+            7,
+            8,
+            nr("exit"),
+            Kind::Enter,
+            0,
+            [0; 6],
+            "x",
+            b"",
+        )]);
+        assert_eq!(got.len(), 2);
+        assert!(matches!(got[1].record, Record::Exit { pid: Some(8), .. }));
+    }
+
+    #[test]
+    fn unmatched_exits_are_ignored_and_lost_exits_do_not_lose_the_call() {
+        let got = run(&[
+            encode(1, 1, 7, 7, nr("clone"), Kind::Exit, 0, [0; 6], "child", b""),
+            encode(
+                2,
+                1,
+                7,
+                7,
+                nr("openat"),
+                Kind::Enter,
+                0,
+                [0; 6],
+                "a",
+                b"/x\0",
+            ),
+            encode(
+                3,
+                1,
+                7,
+                7,
+                nr("openat"),
+                Kind::Enter,
+                0,
+                [0; 6],
+                "a",
+                b"/y\0",
+            ),
+        ]);
+        let names: Vec<_> = got.iter().map(|c| call(c).args[1].clone()).collect();
+        assert_eq!(names, vec!["/x", "/y"]);
+    }
+}

@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* mamori's system-call probe: one ring-buffer record per system-call entry (with the arguments a
+ * class table can look at) and, for the calls user space asks for, one per exit (the return
+ * value: a new fd, a child pid). Everything else (names, fd tables, containers, windows) is done
+ * in user space, so the probe stays short and the traced program is slowed as little as possible. */
+#include "kernel_types.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#define HALF 256
+#define PAYLOAD_MAX (2 * HALF)
+#define ARGV_MAX 8
+#define ARGV_PIECE 64
+#define SOCKADDR_MAX 112
+#define SYSCALL_MAX 512
+
+/* How to read a call's arguments, one word per syscall number (filled by user space per
+ * architecture): bits 0-3 the kind, 4-7 the first argument's index, 8-11 the second's, bit 16 asks
+ * for the exit record too. */
+enum payload_kind {
+	PAY_NONE = 0,
+	PAY_STR = 1,     /* a NUL-terminated string at arg A (a path) */
+	PAY_BUF = 2,     /* the first bytes of a buffer at arg A, length in arg B (write) */
+	PAY_SOCKADDR = 3,/* a socket address at arg A, length in arg B (connect, sendto) */
+	PAY_EXEC = 4,    /* filename at arg A, argv at arg B */
+	PAY_STR2 = 5,    /* two strings, at args A and B (rename, link, symlink) */
+};
+#define SPEC_WANT_EXIT (1u << 16)
+
+#define KIND_ENTER 0
+#define KIND_EXIT 1
+
+struct event {
+	__u64 ts;       /* CLOCK_MONOTONIC ns */
+	__u64 cgroup;   /* cgroup id: v2 unless the v1 memory controller is configured */
+	__u32 tgid;
+	__u32 tid;
+	__s32 nr;
+	__u16 kind;
+	__u16 len;      /* payload bytes that follow the header */
+	__s64 ret;
+	__u64 args[6];
+	char comm[16];
+	char payload[PAYLOAD_MAX + ARGV_PIECE];
+};
+#define HEADER_SIZE (sizeof(struct event) - PAYLOAD_MAX - ARGV_PIECE)
+
+/* Set by user space before load. */
+const volatile __u32 self_tgid = 0;
+const volatile bool filter_cgroups = false;
+const volatile bool use_v1_memory_cgroup = false;
+const volatile __u32 write_bytes = 128;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SYSCALL_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} specs SEC(".maps");
+
+/* Containers being watched when filter_cgroups is set (cgroup id -> 1). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+} watched SEC(".maps");
+
+/* Per-CPU counters: 0 records written, 1 records dropped because the ring was full. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* One scratch record per CPU: too big for the 512-byte BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct event);
+} scratch SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &which);
+	if (c)
+		*c += 1;
+}
+
+static __always_inline __u64 current_cgroup(void)
+{
+	if (use_v1_memory_cgroup) {
+		struct task_struct *task = bpf_get_current_task_btf();
+		int memory = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+		if (memory < 0 || memory >= 14)
+			return 0;
+		return BPF_CORE_READ(task, cgroups, subsys[memory], cgroup, kn, id);
+	}
+	return bpf_get_current_cgroup_id();
+}
+
+/* Returns the cgroup id, or 0 when this task is not to be recorded. */
+static __always_inline __u64 wanted(__u32 tgid)
+{
+	if (tgid == self_tgid)
+		return 0;
+	__u64 cg = current_cgroup();
+	if (filter_cgroups && !bpf_map_lookup_elem(&watched, &cg))
+		return 0;
+	return cg ? cg : 1;
+}
+
+static __always_inline unsigned long syscall_arg(struct pt_regs *regs, int i)
+{
+#if defined(__TARGET_ARCH_x86)
+	switch (i) {
+	case 0: return BPF_CORE_READ(regs, di);
+	case 1: return BPF_CORE_READ(regs, si);
+	case 2: return BPF_CORE_READ(regs, dx);
+	case 3: return BPF_CORE_READ(regs, r10);
+	case 4: return BPF_CORE_READ(regs, r8);
+	default: return BPF_CORE_READ(regs, r9);
+	}
+#else
+	if (i == 0)
+		return BPF_CORE_READ(regs, orig_x0);
+	return BPF_CORE_READ(regs, regs[i & 7]);
+#endif
+}
+
+static __always_inline __u32 read_str(struct event *e, __u32 off, unsigned long ptr)
+{
+	off &= HALF - 1;
+	long n = bpf_probe_read_user_str(&e->payload[off], HALF, (const void *)ptr);
+	return n > 0 ? off + (__u32)n : off;
+}
+
+static __always_inline void submit(struct event *e, __u32 len)
+{
+	if (len > PAYLOAD_MAX)
+		len = PAYLOAD_MAX;
+	e->len = len;
+	__u64 size = HEADER_SIZE + (len & (PAYLOAD_MAX + ARGV_PIECE - 1));
+	if (size > sizeof(struct event))
+		size = sizeof(struct event);
+	if (bpf_ringbuf_output(&events, e, size, 0) == 0)
+		count(0);
+	else
+		count(1);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	__u64 cg = wanted(tgid);
+	if (!cg)
+		return 0;
+
+	__u32 zero = 0;
+	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return 0;
+	e->ts = bpf_ktime_get_ns();
+	e->cgroup = cg;
+	e->tgid = tgid;
+	e->tid = (__u32)pid_tgid;
+	e->nr = id;
+	e->kind = KIND_ENTER;
+	e->ret = 0;
+	bpf_get_current_comm(&e->comm, sizeof(e->comm));
+	for (int i = 0; i < 6; i++)
+		e->args[i] = syscall_arg(regs, i);
+
+	__u32 spec = 0;
+	if (id >= 0 && id < SYSCALL_MAX) {
+		__u32 key = id;
+		__u32 *s = bpf_map_lookup_elem(&specs, &key);
+		if (s)
+			spec = *s;
+	}
+	__u32 a = (spec >> 4) & 7, b = (spec >> 8) & 7, len = 0;
+	switch (spec & 15) {
+	case PAY_STR:
+		len = read_str(e, 0, e->args[a & 7]);
+		break;
+	case PAY_STR2:
+		len = read_str(e, 0, e->args[a & 7]);
+		len = read_str(e, len, e->args[b & 7]);
+		break;
+	case PAY_BUF: {
+		__u64 n = e->args[b & 7];
+		__u32 cap = write_bytes;
+		if (n > cap)
+			n = cap;
+		if (n > HALF)
+			n = HALF;
+		if (n > 0 && bpf_probe_read_user(e->payload, n & (PAYLOAD_MAX - 1), (const void *)e->args[a & 7]) == 0)
+			len = n;
+		break;
+	}
+	case PAY_SOCKADDR: {
+		__u64 n = e->args[b & 7];
+		if (n > SOCKADDR_MAX)
+			n = SOCKADDR_MAX;
+		if (n > 0 && bpf_probe_read_user(e->payload, n & 127, (const void *)e->args[a & 7]) == 0)
+			len = n;
+		break;
+	}
+	case PAY_EXEC: {
+		/* filename, then argv[0..] each up to ARGV_PIECE bytes, NUL-separated */
+		len = read_str(e, 0, e->args[a & 7]);
+		const char *const *argv = (const char *const *)e->args[b & 7];
+		for (int i = 0; i < ARGV_MAX && argv; i++) {
+			const char *arg = 0;
+			if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) || !arg)
+				break;
+			if (len >= PAYLOAD_MAX - ARGV_PIECE)
+				break;
+			long n = bpf_probe_read_user_str(&e->payload[len & (PAYLOAD_MAX - 1)], ARGV_PIECE, arg);
+			if (n <= 0)
+				break;
+			len += n;
+		}
+		break;
+	}
+	default:
+		break;
+	}
+	submit(e, len);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
+{
+#if defined(__TARGET_ARCH_x86)
+	long id = BPF_CORE_READ(regs, orig_ax);
+#else
+	long id = BPF_CORE_READ(regs, syscallno);
+#endif
+	if (id < 0 || id >= SYSCALL_MAX)
+		return 0;
+	__u32 key = id;
+	__u32 *s = bpf_map_lookup_elem(&specs, &key);
+	if (!s || !(*s & SPEC_WANT_EXIT))
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	__u64 cg = wanted(tgid);
+	if (!cg)
+		return 0;
+	__u32 zero = 0;
+	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return 0;
+	e->ts = bpf_ktime_get_ns();
+	e->cgroup = cg;
+	e->tgid = tgid;
+	e->tid = (__u32)pid_tgid;
+	e->nr = id;
+	e->kind = KIND_EXIT;
+	e->ret = ret;
+	bpf_get_current_comm(&e->comm, sizeof(e->comm));
+	submit(e, 0);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
