@@ -15,4 +15,4 @@ pub mod raw;
 pub mod syscalls_table;
 
 pub use assemble::{Assembler, Captured};
-pub use probe::{Probe, ProbeConfig, ProbeCounters, ProbeError};
+pub use probe::{Probe, ProbeConfig, ProbeCounters, ProbeError, RecordSink, WatchHandle};

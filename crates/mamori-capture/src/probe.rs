@@ -1,8 +1,9 @@
 //! Loads and runs the eBPF probe: CO-RE object from mamori.bpf.c, attached to the raw syscall
 //! tracepoints, records read from a BPF ring buffer on a dedicated thread.
 
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
-use std::os::fd::AsFd;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -19,6 +20,21 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/mamori.skel.rs"));
 }
 use skel::MamoriSkelBuilder;
+
+/// Receives the probe's records on the capture thread.
+pub trait RecordSink: Send + 'static {
+    /// One record, in ring-buffer order.
+    fn record(&mut self, raw: &RawEvent<'_>);
+    /// Called after every poll of the ring buffer (at least every 50 ms), so batches can be
+    /// handed on even when traffic is light.
+    fn polled(&mut self) {}
+}
+
+impl<F: FnMut(&RawEvent<'_>) + Send + 'static> RecordSink for F {
+    fn record(&mut self, raw: &RawEvent<'_>) {
+        self(raw)
+    }
+}
 
 /// What the probe records.
 #[derive(Debug, Clone)]
@@ -89,8 +105,30 @@ pub struct ProbeCounters {
 pub struct Probe {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<(), ProbeError>>>,
-    watched: MapHandle,
+    watched: WatchHandle,
     counters: MapHandle,
+}
+
+/// Adds and removes watched cgroups from any thread (the Docker event follower).
+#[derive(Clone)]
+pub struct WatchHandle(Arc<MapHandle>);
+
+impl WatchHandle {
+    /// Records tasks of this cgroup from now on.
+    pub fn watch(&self, cgroup: u64) -> Result<(), ProbeError> {
+        self.0
+            .update(&cgroup.to_ne_bytes(), &[1u8], MapFlags::ANY)
+            .map_err(|e| ProbeError::Map {
+                map: "watched",
+                message: e.to_string(),
+            })
+    }
+
+    /// Stops recording tasks of this cgroup.
+    pub fn unwatch(&self, cgroup: u64) {
+        // absent already: nothing to do
+        let _ = self.0.delete(&cgroup.to_ne_bytes());
+    }
 }
 
 fn load_err(stage: &'static str) -> impl Fn(libbpf_rs::Error) -> ProbeError {
@@ -106,12 +144,9 @@ struct Maps {
 }
 
 impl Probe {
-    /// Loads the probe and starts reading records on a new thread; `on_record` is called on that
+    /// Loads the probe and starts reading records on a new thread; `sink` receives them on that
     /// thread for every record, in ring-buffer order. Returns once the probe is attached.
-    pub fn start<F>(config: ProbeConfig, mut on_record: F) -> Result<Probe, ProbeError>
-    where
-        F: FnMut(&RawEvent<'_>) + Send + 'static,
-    {
+    pub fn start<S: RecordSink>(config: ProbeConfig, sink: S) -> Result<Probe, ProbeError> {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<Maps, ProbeError>>();
         let thread_stop = Arc::clone(&stop);
@@ -164,10 +199,13 @@ impl Probe {
                 if let Err(e) = skel.attach() {
                     return Err(fail(load_err("attached")(e)));
                 }
+                // the ring callback and the poll loop both use the sink, on this thread only
+                let sink = Rc::new(RefCell::new(sink));
+                let ring_sink = Rc::clone(&sink);
                 let mut builder = RingBufferBuilder::new();
                 let added = builder.add(&skel.maps.events, move |bytes: &[u8]| {
                     if let Ok(raw) = RawEvent::decode(bytes) {
-                        on_record(&raw);
+                        ring_sink.borrow_mut().record(&raw);
                     }
                     0
                 });
@@ -186,9 +224,11 @@ impl Probe {
                             return Err(ProbeError::Thread(e.to_string()));
                         }
                     }
+                    sink.borrow_mut().polled();
                 }
                 // drain what is left so nothing already captured is lost
                 let _ = ring.consume();
+                sink.borrow_mut().polled();
                 Ok(())
             })
             .map_err(|e| ProbeError::Thread(e.to_string()))?;
@@ -196,7 +236,7 @@ impl Probe {
             Ok(Ok(maps)) => Ok(Probe {
                 stop,
                 thread: Some(thread),
-                watched: maps.watched,
+                watched: WatchHandle(Arc::new(maps.watched)),
                 counters: maps.counters,
             }),
             Ok(Err(e)) => {
@@ -212,18 +252,17 @@ impl Probe {
 
     /// Records tasks of this cgroup from now on.
     pub fn watch(&self, cgroup: u64) -> Result<(), ProbeError> {
-        self.watched
-            .update(&cgroup.to_ne_bytes(), &[1u8], MapFlags::ANY)
-            .map_err(|e| ProbeError::Map {
-                map: "watched",
-                message: e.to_string(),
-            })
+        self.watched.watch(cgroup)
     }
 
     /// Stops recording tasks of this cgroup.
     pub fn unwatch(&self, cgroup: u64) {
-        // absent already: nothing to do
-        let _ = self.watched.delete(&cgroup.to_ne_bytes());
+        self.watched.unwatch(cgroup)
+    }
+
+    /// A handle for changing the watched cgroups from another thread.
+    pub fn watch_handle(&self) -> WatchHandle {
+        self.watched.clone()
     }
 
     /// Records written and dropped so far.
@@ -264,10 +303,6 @@ impl Probe {
         }
     }
 
-    /// The raw fd of the watched map (for diagnostics).
-    pub fn watched_map_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.watched.as_fd()
-    }
 }
 
 impl Drop for Probe {
