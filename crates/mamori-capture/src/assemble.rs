@@ -4,7 +4,7 @@
 //! strace's `-yy` does.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use mamori_detect::event::SyscallEvent;
 use mamori_ingest::Record;
@@ -28,6 +28,70 @@ const FDS_PER_PROCESS: usize = 16_384;
 const PROCESSES: usize = 8_192;
 /// Most calls waiting for their exit; past this the oldest are emitted without a result.
 const PENDING_MAX: usize = 65_536;
+const F_DUPFD: u64 = 0;
+const F_DUPFD_CLOEXEC: u64 = 1030;
+const CLONE_THREAD: u64 = 0x10000;
+
+/// Descriptor tables read from /proc when a container starts being watched, before its events
+/// flow. The assembler takes a process's table from here the first time it sees the process.
+///
+/// Why: reading a descriptor's link only when a call first uses it races with the program. A
+/// shell that points fd 1 at a log file for one `echo` is, at the moment its calls wake the
+/// reader, usually inside that redirection, so the saved copy of fd 1 would be named after the
+/// log, and the mistake would repeat at every later save and restore. A snapshot taken when
+/// watching starts is taken at a moment unrelated to the program's activity.
+#[derive(Debug, Clone, Default)]
+pub struct FdSnapshots(Arc<Mutex<HashMap<u32, FdTable>>>);
+
+type FdTable = HashMap<i64, Option<Arc<str>>>;
+
+impl FdSnapshots {
+    /// Reads the open descriptors of each process in `pids` (from `/proc`).
+    pub fn take(&self, pids: &[u32]) {
+        self.take_under("/proc", pids);
+    }
+
+    fn take_under(&self, proc_root: &str, pids: &[u32]) {
+        let mut tables = Vec::new();
+        for &pid in pids {
+            let Ok(entries) = std::fs::read_dir(format!("{proc_root}/{pid}/fd")) else {
+                continue;
+            };
+            let mut table = FdTable::new();
+            for entry in entries.flatten().take(FDS_PER_PROCESS) {
+                let Some(fd) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<i64>().ok())
+                else {
+                    continue;
+                };
+                if let Ok(link) = std::fs::read_link(entry.path()) {
+                    table.insert(fd, Some(Arc::from(link.to_string_lossy().as_ref())));
+                }
+            }
+            tables.push((pid, table));
+        }
+        if let Ok(mut held) = self.0.lock() {
+            if held.len() + tables.len() > PROCESSES {
+                held.clear();
+            }
+            held.extend(tables);
+        }
+    }
+
+    fn claim(&self, tgid: u32) -> Option<FdTable> {
+        self.0.lock().ok()?.remove(&tgid)
+    }
+}
+
+/// The parent process id of `tgid`, from /proc/<tgid>/stat.
+fn parent_of(proc_root: &str, tgid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("{proc_root}/{tgid}/stat")).ok()?;
+    // the command may hold spaces and parentheses; fields resume after the last ')'
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
 
 struct Pending {
     cgroup: u64,
@@ -40,7 +104,9 @@ struct Pending {
 pub struct Assembler {
     calls: Vec<CallInfo>,
     pending: HashMap<u32, Pending>,
-    fds: HashMap<u32, HashMap<i64, Option<Arc<str>>>>,
+    fds: HashMap<u32, FdTable>,
+    /// Tables read when watching began, claimed per process on first sight.
+    snapshots: FdSnapshots,
     /// Added to CLOCK_MONOTONIC to get nanoseconds since the epoch.
     epoch_offset_ns: i64,
     /// Where /proc is (tests point it elsewhere).
@@ -126,7 +192,14 @@ impl Assembler {
             epoch_offset_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC),
             proc_root: "/proc".into(),
             unknown_names: HashMap::new(),
+            snapshots: FdSnapshots::default(),
         }
+    }
+
+    /// Takes descriptor tables from `snapshots` (filled when containers start being watched).
+    pub fn with_snapshots(mut self, snapshots: FdSnapshots) -> Self {
+        self.snapshots = snapshots;
+        self
     }
 
     /// Reads descriptors from another /proc tree (tests).
@@ -159,26 +232,53 @@ impl Assembler {
         if fd < 0 {
             return None;
         }
-        if self.fds.len() >= PROCESSES && !self.fds.contains_key(&tgid) {
-            self.fds.clear();
-        }
-        let table = self.fds.entry(tgid).or_default();
-        if let Some(known) = table.get(&fd) {
+        if let Some(known) = self.table(tgid).get(&fd) {
             return known.as_deref().map(str::to_string);
-        }
-        if table.len() >= FDS_PER_PROCESS {
-            table.clear();
         }
         let link = format!("{}/{tgid}/fd/{fd}", self.proc_root);
         let path: Option<Arc<str>> = std::fs::read_link(link)
             .ok()
             .map(|p| Arc::from(p.to_string_lossy().as_ref()));
+        let table = self.table(tgid);
+        if table.len() >= FDS_PER_PROCESS {
+            table.clear();
+        }
         table.insert(fd, path.clone());
         path.as_deref().map(str::to_string)
     }
 
+    /// A process first seen: start from its parent's table, as fork does. Reading the child's
+    /// descriptors from /proc instead races with the child (a short `cat` is often gone before
+    /// its calls are assembled), so the same program would get different classes from run to
+    /// run. The child can be seen before the parent's fork returns, hence /proc for the parent.
+    fn inherit_from_parent(&mut self, tgid: u32) {
+        if let Some(table) = self.snapshots.claim(tgid) {
+            self.fds.insert(tgid, table);
+            return;
+        }
+        let Some(ppid) = parent_of(&self.proc_root, tgid) else {
+            return;
+        };
+        if let Some(parent) = self.fds.get(&ppid) {
+            let table = parent.clone();
+            self.fds.insert(tgid, table);
+        }
+    }
+
+    /// The descriptor table of `tgid`; a process seen for the first time starts from its
+    /// snapshot or its parent's table.
+    fn table(&mut self, tgid: u32) -> &mut FdTable {
+        if !self.fds.contains_key(&tgid) {
+            if self.fds.len() >= PROCESSES {
+                self.fds.clear();
+            }
+            self.inherit_from_parent(tgid);
+        }
+        self.fds.entry(tgid).or_default()
+    }
+
     fn set_fd(&mut self, tgid: u32, fd: i64, path: Option<String>) {
-        let table = self.fds.entry(tgid).or_default();
+        let table = self.table(tgid);
         match path {
             Some(p) => {
                 table.insert(fd, Some(Arc::from(p)));
@@ -350,9 +450,26 @@ impl Assembler {
             // a failed open names no descriptor, as strace's parser does
             p.event.fd_path = None;
         }
+        if name == "fcntl" && matches!(p.args[1], F_DUPFD | F_DUPFD_CLOEXEC) && raw.ret >= 0 {
+            // the shell saves a descriptor this way before a redirection and restores it after
+            self.set_fd(raw.tgid, raw.ret, p.event.fd_path.clone());
+        }
+        let new_process = match name {
+            "fork" | "vfork" | "clone3" => true,
+            "clone" => p.args[0] & CLONE_THREAD == 0,
+            _ => false,
+        };
+        if new_process && raw.ret > 0 {
+            if let Ok(child) = u32::try_from(raw.ret) {
+                if !self.fds.contains_key(&child) {
+                    let table = self.table(raw.tgid).clone();
+                    self.fds.insert(child, table);
+                }
+            }
+        }
         if name.starts_with("execve") && raw.ret == 0 {
-            // close-on-exec descriptors are gone; re-learn the table from /proc
-            self.fds.remove(&raw.tgid);
+            // The table is kept: close-on-exec descriptors linger in it until their numbers are
+            // reused, which is better than re-reading /proc while the new program may be exiting.
             p.event.process = Some(raw.comm());
         }
         out(Captured {
@@ -651,5 +768,83 @@ mod tests {
         ]);
         let names: Vec<_> = got.iter().map(|c| call(c).args[1].clone()).collect();
         assert_eq!(names, vec!["/x", "/y"]);
+    }
+
+    /// One record for the descriptor tests: pid == tid, cgroup 9, comm "sh".
+    fn ev(t: u64, pid: u32, name: &str, kind: Kind, ret: i64, args: [u64; 6], p: &[u8]) -> Vec<u8> {
+        encode(t, 9, pid, pid, nr(name), kind, ret, args, "sh", p)
+    }
+
+    #[test]
+    fn saved_and_inherited_descriptors_keep_their_paths() {
+        let proc_root =
+            std::env::temp_dir().join(format!("mamori-assemble-{}", std::process::id()));
+        std::fs::create_dir_all(proc_root.join("300")).expect("temp dir");
+        // a child whose fork return is not seen yet: its parent comes from /proc/300/stat
+        std::fs::write(proc_root.join("300/stat"), "300 (a (b) c) S 100 300 1 0").expect("stat");
+        let records = [
+            ev(1, 100, "openat", Kind::Enter, 0, [0; 6], b"/dev/null\0"),
+            ev(2, 100, "openat", Kind::Exit, 4, [0; 6], b""),
+            ev(
+                3,
+                100,
+                "fcntl",
+                Kind::Enter,
+                0,
+                [4, F_DUPFD_CLOEXEC, 10, 0, 0, 0],
+                b"",
+            ),
+            ev(4, 100, "fcntl", Kind::Exit, 10, [0; 6], b""),
+            ev(5, 100, "close", Kind::Enter, 0, [4, 0, 0, 0, 0, 0], b""),
+            ev(6, 300, "write", Kind::Enter, 0, [10, 0, 1, 0, 0, 0], b"x"),
+            ev(7, 100, "clone", Kind::Enter, 0, [0x11, 0, 0, 0, 0, 0], b""),
+            ev(8, 100, "clone", Kind::Exit, 200, [0; 6], b""),
+            ev(9, 200, "write", Kind::Enter, 0, [10, 0, 1, 0, 0, 0], b"x"),
+            ev(10, 100, "write", Kind::Enter, 0, [4, 0, 1, 0, 0, 0], b"x"),
+        ];
+        let mut a = Assembler::new().with_proc_root(proc_root.display().to_string());
+        let mut got = Vec::new();
+        for r in &records {
+            a.push(&RawEvent::decode(r).expect("decodes"), &mut |c| got.push(c));
+        }
+        std::fs::remove_dir_all(&proc_root).ok();
+        let writes: Vec<(u32, Option<&str>)> = got
+            .iter()
+            .map(call)
+            .filter(|e| e.syscall == "write")
+            .map(|e| (e.pid.unwrap_or(0), e.fd_path.as_deref()))
+            .collect();
+        assert_eq!(
+            writes,
+            vec![
+                (300, Some("/dev/null")),
+                (200, Some("/dev/null")),
+                (100, None),
+            ],
+            "the saved copy names /dev/null in the parent and both children; the closed one nothing"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_taken_when_watching_began_names_old_descriptors() {
+        let root = std::env::temp_dir().join(format!("mamori-snap-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("400/fd")).expect("temp dir");
+        let link = root.join("400/fd/1");
+        std::fs::remove_file(&link).ok();
+        std::os::unix::fs::symlink("pipe:[77]", &link).expect("symlink");
+        let snapshots = FdSnapshots::default();
+        snapshots.take_under(&root.display().to_string(), &[400, 401]);
+        // the process has since redirected fd 1: /proc would now say otherwise
+        std::fs::remove_dir_all(&root).ok();
+        let mut a = Assembler::new()
+            .with_proc_root("/nonexistent")
+            .with_snapshots(snapshots.clone());
+        let mut got = Vec::new();
+        let r = ev(1, 400, "write", Kind::Enter, 0, [1, 0, 1, 0, 0, 0], b"x");
+        a.push(&RawEvent::decode(&r).expect("decodes"), &mut |c| {
+            got.push(c)
+        });
+        assert_eq!(call(&got[0]).fd_path.as_deref(), Some("pipe:[77]"));
+        assert!(snapshots.claim(400).is_none(), "a snapshot is used once");
     }
 }

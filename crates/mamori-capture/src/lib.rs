@@ -14,5 +14,5 @@ pub mod ptrace;
 pub mod raw;
 pub mod syscalls_table;
 
-pub use assemble::{Assembler, Captured};
+pub use assemble::{Assembler, Captured, FdSnapshots};
 pub use probe::{Probe, ProbeConfig, ProbeCounters, ProbeError, RecordSink, WatchHandle};

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -99,6 +99,8 @@ pub struct ProbeCounters {
     pub dropped: u64,
     /// Dropped records per CPU, indexed by CPU number.
     pub dropped_per_cpu: Vec<u64>,
+    /// Records user space could not decode (they are lost like dropped ones).
+    pub undecodable: u64,
 }
 
 /// A running probe. Dropping it detaches the probe and stops the thread.
@@ -107,6 +109,7 @@ pub struct Probe {
     thread: Option<JoinHandle<Result<(), ProbeError>>>,
     watched: WatchHandle,
     counters: MapHandle,
+    undecodable: Arc<AtomicU64>,
 }
 
 /// Adds and removes watched cgroups from any thread (the Docker event follower).
@@ -150,6 +153,8 @@ impl Probe {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<Maps, ProbeError>>();
         let thread_stop = Arc::clone(&stop);
+        let undecodable = Arc::new(AtomicU64::new(0));
+        let thread_undecodable = Arc::clone(&undecodable);
         let thread = std::thread::Builder::new()
             .name("mamori-probe".into())
             .spawn(move || {
@@ -202,10 +207,15 @@ impl Probe {
                 // the ring callback and the poll loop both use the sink, on this thread only
                 let sink = Rc::new(RefCell::new(sink));
                 let ring_sink = Rc::clone(&sink);
+                let ring_undecodable = Arc::clone(&thread_undecodable);
                 let mut builder = RingBufferBuilder::new();
                 let added = builder.add(&skel.maps.events, move |bytes: &[u8]| {
-                    if let Ok(raw) = RawEvent::decode(bytes) {
-                        ring_sink.borrow_mut().record(&raw);
+                    match RawEvent::decode(bytes) {
+                        Ok(raw) => ring_sink.borrow_mut().record(&raw),
+                        // a probe/loader mismatch: counted, so it shows in the metrics
+                        Err(_) => {
+                            ring_undecodable.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     0
                 });
@@ -238,6 +248,7 @@ impl Probe {
                 thread: Some(thread),
                 watched: WatchHandle(Arc::new(maps.watched)),
                 counters: maps.counters,
+                undecodable,
             }),
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -286,6 +297,7 @@ impl Probe {
             written: written.iter().sum(),
             dropped: dropped.iter().sum(),
             dropped_per_cpu: dropped,
+            undecodable: self.undecodable.load(Ordering::Relaxed),
         }
     }
 
@@ -302,7 +314,6 @@ impl Probe {
             None => Ok(()),
         }
     }
-
 }
 
 impl Drop for Probe {

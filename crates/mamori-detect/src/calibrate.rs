@@ -22,6 +22,15 @@ pub enum ThresholdMethod {
     /// The largest calibration score plus this fraction of the calibration scores' range
     /// (`max + margin × (max − min)`; [`max_plus_margin`]).
     MaxPlusMargin(f64),
+    /// Raised to the score a window reaches when this many calls in it are novel, because the
+    /// calibrated value (kept here) was lower. A short live training run has seen only part of
+    /// a program's orderings; one unseen ordering should not page anyone ([`novel_call_floor`]).
+    NovelCallFloor {
+        /// Novel calls a window may hold without being flagged.
+        calls: usize,
+        /// The threshold calibration gave before the floor.
+        calibrated: f64,
+    },
 }
 
 /// A decision threshold: a window (or trace) is flagged when its score is strictly greater than
@@ -48,6 +57,17 @@ impl Threshold {
     pub fn flags(&self, score: f64) -> bool {
         score > self.value
     }
+}
+
+/// The STIDE mismatch rate of a window of `window` symbols in which `calls` symbols are novel:
+/// each novel symbol spoils at most the `ngram` grams that contain it, out of the window's
+/// `window - ngram + 1` grams. Used as a floor under a calibrated STIDE threshold.
+pub fn novel_call_floor(calls: usize, ngram: usize, window: usize) -> f64 {
+    if ngram == 0 || window < ngram {
+        return 0.0;
+    }
+    let grams = window - ngram + 1;
+    ((calls * ngram) as f64 / grams as f64).min(1.0)
 }
 
 /// Why a threshold could not be calibrated.
@@ -261,5 +281,14 @@ mod tests {
         assert!((trace_score(&w, TraceAggregate::MeanTopK(10)) - 0.525).abs() < 1e-12);
         assert_eq!(trace_score(&w, TraceAggregate::ShareAbove(0.4)), 0.5);
         assert_eq!(trace_score(&[], TraceAggregate::Max), 0.0);
+    }
+
+    #[test]
+    fn novel_call_floor_counts_the_grams_one_call_spoils() {
+        // 19-call windows hold 14 6-grams; one novel call spoils at most 6 of them.
+        assert!((novel_call_floor(1, 6, 19) - 6.0 / 14.0).abs() < 1e-12);
+        assert_eq!(novel_call_floor(0, 6, 19), 0.0);
+        assert_eq!(novel_call_floor(3, 6, 19), 1.0);
+        assert_eq!(novel_call_floor(1, 6, 5), 0.0);
     }
 }

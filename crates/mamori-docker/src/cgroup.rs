@@ -35,6 +35,26 @@ pub fn cgroup_id_of_pid(pid: u32) -> io::Result<Option<u64>> {
     }
 }
 
+/// The processes in the same cgroup-v2 group as `pid` (its `cgroup.procs`): a container's
+/// processes from its main one. Empty when there is no cgroup-v2 hierarchy visible here.
+pub fn processes_in_cgroup_of(pid: u32) -> io::Result<Vec<u32>> {
+    let Some(path) = cgroup_path_of_pid(pid)? else {
+        return Ok(Vec::new());
+    };
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
+    let Some((root, mountpoint)) = cgroup2_mount_from_mountinfo(&mountinfo) else {
+        return Ok(Vec::new());
+    };
+    let Some(dir) = cgroup_dir(&root, &mountpoint, &path) else {
+        return Ok(Vec::new());
+    };
+    let procs = fs::read_to_string(dir.join("cgroup.procs"))?;
+    Ok(procs
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect())
+}
+
 /// The 64-hex container id in a cgroup path: the last path component that is either the bare id
 /// (`/docker/<id>`, kubepods with the cgroupfs driver) or `<runtime>-<id>[.scope]`
 /// (`docker-`, podman's `libpod-`, `cri-containerd-`, `crio-`…). Podman's `libpod-conmon-<id>`

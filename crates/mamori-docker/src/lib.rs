@@ -50,6 +50,7 @@ use futures_util::{Stream, StreamExt};
 
 pub use cgroup::{
     cgroup_id_of_pid, cgroup_path_of_pid, container_id_from_cgroup_path, container_id_of_pid,
+    processes_in_cgroup_of,
 };
 
 /// The local engine's socket, used when `DOCKER_HOST` is unset.

@@ -1,4 +1,5 @@
-//! mamori's own JSON lines: one [`SyscallEvent`] object per line.
+//! mamori's own JSON lines: one [`SyscallEvent`] object per line. A call to `exit` or
+//! `exit_group` is followed by a [`Record::Exit`] for its thread.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -14,7 +15,14 @@ impl LineParser for JsonlParser {
         }
         let event: SyscallEvent = serde_json::from_str(line)
             .map_err(|e| LineError::new("invalid event", e.to_string()))?;
+        // The format has no exit lines: a thread's `exit` or a process's `exit_group` is its last
+        // call, so it also ends that thread's stream (as strace's `+++ exited` line does).
+        let ends = matches!(event.syscall.as_str(), "exit" | "exit_group");
+        let (who, time_ns) = (event.tid.or(event.pid), event.time_ns);
         out.push_back(Record::Call(event));
+        if ends {
+            out.push_back(Record::Exit { pid: who, time_ns });
+        }
         Ok(())
     }
 }
@@ -55,6 +63,24 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(back, events);
+    }
+
+    #[test]
+    fn exit_group_ends_the_thread() {
+        let text = "{\"syscall\":\"read\",\"pid\":4,\"tid\":5}\n{\"syscall\":\"exit_group\",\"pid\":4,\"tid\":5,\"time_ns\":9}\n";
+        let mut r = EventReader::new(text.as_bytes(), "x.jsonl", Format::Jsonl, false);
+        let mut records = Vec::new();
+        while let Some(rec) = r.next_record() {
+            records.push(rec.unwrap());
+        }
+        assert_eq!(records.len(), 3);
+        assert_eq!(
+            records[2],
+            Record::Exit {
+                pid: Some(5),
+                time_ns: Some(9)
+            }
+        );
     }
 
     #[test]

@@ -387,6 +387,36 @@ pub struct TrainedModel {
     pub threshold: Option<Threshold>,
     /// Training facts.
     pub training: TrainingInfo,
+    /// Share of each class among the training windows' calls (indexed by symbol), so an alert
+    /// can say which classes were unusual. Empty in models from before it was recorded.
+    #[serde(default)]
+    pub class_share: Vec<f64>,
     /// The fitted model.
     pub detector: Detector,
+}
+
+/// Share of each symbol among all calls of `windows`.
+pub fn class_share<'a>(
+    windows: impl IntoIterator<Item = &'a [Symbol]>,
+    n_symbols: usize,
+) -> Vec<f64> {
+    let mut counts = vec![0u64; n_symbols];
+    for w in windows {
+        for &s in w {
+            if let Some(c) = counts.get_mut(usize::from(s)) {
+                *c += 1;
+            }
+        }
+    }
+    let total: u64 = counts.iter().sum();
+    counts
+        .iter()
+        .map(|&c| {
+            if total == 0 {
+                0.0
+            } else {
+                c as f64 / total as f64
+            }
+        })
+        .collect()
 }

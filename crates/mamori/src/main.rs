@@ -3,6 +3,7 @@
 //! Exit codes: 0 success (and, for `score`, no window over the threshold), 1 `score` found windows
 //! over the threshold, 2 error.
 
+mod agent;
 mod alerts;
 mod cmd;
 mod detector;
@@ -20,7 +21,8 @@ use clap::{Parser, Subcommand};
 /// A typical session: `mamori train` on a recording of normal operation writes a model file;
 /// `mamori score` scores new recordings window by window; `mamori eval` measures detection and
 /// false-positive rates on labelled data; `mamori convert` turns strace, Falco, Tracee, LID-DS or
-/// ADFA-LD input into mamori's JSON-lines event format.
+/// ADFA-LD input into mamori's JSON-lines event format. Live: `mamori learn` watches a running
+/// container and stores a model for its image; `mamori agent` watches containers and alerts.
 #[derive(Parser, Debug)]
 #[command(name = "mamori", version, about, long_about = None, propagate_version = true)]
 struct Cli {
@@ -41,6 +43,12 @@ enum Command {
     /// Inspect model files.
     #[command(subcommand)]
     Model(cmd::model::ModelCommand),
+    /// Record containers' system calls live (eBPF, or ptrace as a fallback) as JSON lines.
+    Capture(cmd::capture::CaptureArgs),
+    /// Learn a container image's normal behaviour (live or from a recording) for the agent.
+    Learn(Box<cmd::learn::LearnArgs>),
+    /// Watch containers live: score their system calls, raise alerts, serve /metrics.
+    Agent(Box<agent::AgentArgs>),
 }
 
 fn main() {
@@ -51,6 +59,9 @@ fn main() {
         Command::Eval(a) => cmd::eval::run(*a).map(|()| 0),
         Command::Convert(a) => cmd::convert::run(a).map(|()| 0),
         Command::Model(c) => cmd::model::run(c).map(|()| 0),
+        Command::Capture(a) => cmd::capture::run(a).map(|()| 0),
+        Command::Learn(a) => cmd::learn::run(*a).map(|()| 0),
+        Command::Agent(a) => agent::run(*a).map(|()| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),

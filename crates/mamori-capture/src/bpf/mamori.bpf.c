@@ -12,6 +12,7 @@
 #define PAYLOAD_MAX (2 * HALF)
 #define ARGV_MAX 8
 #define ARGV_PIECE 64
+#define PAYLOAD_BUF 1024
 #define SOCKADDR_MAX 112
 #define SYSCALL_MAX 512
 
@@ -42,9 +43,11 @@ struct event {
 	__s64 ret;
 	__u64 args[6];
 	char comm[16];
-	char payload[PAYLOAD_MAX + ARGV_PIECE];
+	/* PAYLOAD_MAX plus room for the last argv piece, rounded up to a power of two so that a
+	 * length mask keeps every length up to PAYLOAD_MAX intact and satisfies the verifier */
+	char payload[PAYLOAD_BUF];
 };
-#define HEADER_SIZE (sizeof(struct event) - PAYLOAD_MAX - ARGV_PIECE)
+#define HEADER_SIZE (sizeof(struct event) - PAYLOAD_BUF)
 
 /* Set by user space before load. */
 const volatile __u32 self_tgid = 0;
@@ -148,9 +151,8 @@ static __always_inline void submit(struct event *e, __u32 len)
 	if (len > PAYLOAD_MAX)
 		len = PAYLOAD_MAX;
 	e->len = len;
-	__u64 size = HEADER_SIZE + (len & (PAYLOAD_MAX + ARGV_PIECE - 1));
-	if (size > sizeof(struct event))
-		size = sizeof(struct event);
+	/* len <= PAYLOAD_MAX < PAYLOAD_BUF, so the mask changes nothing but proves the bound */
+	__u64 size = HEADER_SIZE + (len & (PAYLOAD_BUF - 1));
 	if (bpf_ringbuf_output(&events, e, size, 0) == 0)
 		count(0);
 	else

@@ -1,7 +1,9 @@
 //! One module per subcommand: clap argument structs (what was typed) and a `run` that does it.
 
+pub mod capture;
 pub mod convert;
 pub mod eval;
+pub mod learn;
 pub mod model;
 pub mod score;
 pub mod train;

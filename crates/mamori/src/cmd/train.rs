@@ -5,11 +5,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use mamori_detect::calibrate::{calibrate, Threshold, ThresholdMethod};
+use mamori_detect::calibrate::{calibrate, novel_call_floor, Threshold, ThresholdMethod};
 use mamori_detect::window::stitch_streams;
 use mamori_detect::Symbol;
 
-use crate::detector::{Detector, ModelKind, ModelSettings, TrainedModel, TrainingInfo};
+use crate::detector::{
+    class_share, Detector, ModelKind, ModelSettings, TrainedModel, TrainingInfo,
+};
 use crate::input::{self, InputArgs, ProfileArgs, WarmupArgs, WindowArgs};
 use crate::{modelfile, progress};
 
@@ -37,6 +39,10 @@ pub struct TrainArgs {
     /// Use this threshold instead of calibrating one.
     #[arg(long, value_name = "SCORE")]
     pub threshold: Option<f64>,
+    /// STIDE only: never flag a window for fewer than this many novel calls, whatever the
+    /// calibration says (a floor under the threshold; see `mamori learn`).
+    #[arg(long, default_value_t = 0, value_name = "CALLS")]
+    pub tolerate_novel_calls: usize,
     /// Which model to train.
     #[arg(long = "model", value_enum, default_value_t = ModelKind::AeBosc)]
     pub kind: ModelKind,
@@ -132,12 +138,32 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         None => None,
     };
+    let threshold = match (&detector, threshold) {
+        (Detector::Stide(stide), Some(t))
+            if args.tolerate_novel_calls > 0 && args.threshold.is_none() =>
+        {
+            let floor = novel_call_floor(args.tolerate_novel_calls, stide.ngram(), window.size);
+            Some(if floor > t.value {
+                Threshold {
+                    value: floor,
+                    method: ThresholdMethod::NovelCallFloor {
+                        calls: args.tolerate_novel_calls,
+                        calibrated: t.value,
+                    },
+                }
+            } else {
+                t
+            })
+        }
+        (_, t) => t,
+    };
     let model = TrainedModel {
         mamori_version: env!("CARGO_PKG_VERSION").to_string(),
         kind: args.kind,
         classes: table.config().clone(),
         window,
         threshold,
+        class_share: class_share(train.iter().copied(), table.n_symbols()),
         training: TrainingInfo {
             inputs: args
                 .inputs

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Live-capture overhead and throughput, in one run, on this machine:
+#   a container runs a syscall-heavy workload (busybox dd, bs=1: one read and one write per byte)
+#   with nothing watching, under `mamori capture` (eBPF, JSON lines to a file), under
+#   `mamori agent` (eBPF, classify + window + STIDE score every call), and under strace -f
+#   (the ptrace baseline that Falco-less setups and mamori's fallback use).
+# Reports per mode the workload's wall time (busybox `time`, median of REPS), the slowdown against
+# none, calls per second captured, records the probe dropped, and the agent's CPU time and peak RSS.
+#
+#   bench/live-capture.sh [--count N] [--reps R]      (as root, with scripts/lab/setup-live-lab.sh done)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+count=2000000
+reps=3
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --count) count=$2; shift 2 ;;
+        --reps) reps=$2; shift 2 ;;
+        -h|--help) sed -n 2,10p "$0"; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+strace_count=$((count / 20))   # strace is ~20-100x slower; per-call figures stay comparable
+
+"$root/scripts/lab/setup-live-lab.sh"
+(cd "$root" && cargo build --release --quiet -p mamori)
+mamori="$root/target/release/mamori"
+image=$("$root/scripts/lab/build-lab-image.sh")
+work=$(mktemp -d)
+name=mamori-bench-$$
+cleanup() {
+    docker rm -f "$name" >/dev/null 2>&1 || true
+    [ -n "${agent_pid:-}" ] && kill "$agent_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The container waits for /tmp/go, runs the workload under `time`, writes /tmp/done.
+docker run -d --name "$name" --network none "$image" sh -c '
+    while true; do
+        while [ ! -f /tmp/go ]; do sleep 0.05; done
+        n=$(cat /tmp/go); rm /tmp/go
+        { time dd if=/dev/zero of=/dev/null bs=1 count=$n ; } 2>/tmp/time.txt
+        mv /tmp/time.txt /tmp/done
+    done' >/dev/null
+init_pid=$(docker inspect -f '{{.State.Pid}}' "$name")
+
+# one timed run of N bytes: prints the wall seconds
+run_once() {
+    docker exec "$name" sh -c "echo $1 > /tmp/go"
+    while ! docker exec "$name" test -f /tmp/done; do sleep 0.05; done
+    docker exec "$name" sh -c 'cat /tmp/done; rm /tmp/done' |
+        awk '/^real/ { v=$2; sub(/s$/, "", $3); if ($3 == "") { split(v, a, "m"); sub(/s$/, "", a[2]); print a[1]*60 + a[2] } else { sub(/m$/, "", v); print v*60 + $3 } }'
+}
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+timed() { for _ in $(seq "$reps"); do run_once "$1"; done | median; }
+cpu_seconds() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
+hwm_mib() { awk '/VmHWM/ { print $2 / 1024 }' "/proc/$1/status"; }
+
+printf 'workload: dd bs=1 count=%s in a container (%s calls per run), %s runs per mode, median\n' "$count" $((2 * count)) "$reps"
+printf '%-28s %9s %12s %9s %14s %9s %10s %9s\n' mode seconds "us/call" slowdown "captured/s" dropped "cpu s" "rss MiB"
+report() { # mode seconds calls captured_per_s dropped cpu rss
+    local us slow
+    us=$(awk -v s="$2" -v c="$3" 'BEGIN { printf "%.3f", s * 1e6 / c }')
+    slow=$(awk -v u="$us" -v b="$base_us" 'BEGIN { printf "%.1f%%", (u / b - 1) * 100 }')
+    printf '%-28s %9s %12s %9s %14s %9s %10s %9s\n' "$1" "$2" "$us" "$slow" "$4" "$5" "$6" "$7"
+}
+
+run_once 1000 >/dev/null    # warm the page cache and busybox
+t_none=$(timed "$count")
+base_us=$(awk -v s="$t_none" -v c=$((2 * count)) 'BEGIN { print s * 1e6 / c }')
+report none "$t_none" $((2 * count)) - - - -
+
+# mamori capture: eBPF probe → assembled JSON lines on disk
+"$mamori" capture --container "$name" -o "$work/events.jsonl" --duration 1h 2>"$work/capture.err" &
+cap_pid=$!
+sleep 2
+cpu0=$(cpu_seconds $cap_pid)
+t_cap=$(timed "$count")
+cpu1=$(cpu_seconds $cap_pid)
+hwm=$(hwm_mib $cap_pid)
+kill -INT $cap_pid; wait $cap_pid || true
+line=$(grep "captured" "$work/capture.err" | tail -1)
+calls=$(echo "$line" | awk '{ print $3 }')
+dropped=$(echo "$line" | sed -n 's/.*, \([0-9]*\) dropped.*/\1/p')
+rate=$(awk -v c="$calls" -v s="$t_cap" -v r="$reps" 'BEGIN { printf "%.0f", c / (s * r) }')
+report "mamori capture (eBPF)" "$t_cap" $((2 * count)) "$rate" "${dropped:-?}" \
+    "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" "$hwm"
+
+# a model for the agent: learned from a short normal recording of the same workload
+"$mamori" capture --container "$name" -o "$work/normal.jsonl" --duration 4s 2>/dev/null &
+sleep 1; run_once 20000 >/dev/null; wait
+"$mamori" learn --from "$work/normal.jsonl" --image "$image" --models "$work/models" -q 2>/dev/null
+
+# mamori agent: eBPF probe → classify → windows → STIDE score, per container
+"$mamori" agent --container "$name" --models "$work/models" --alerts "$work/alerts.jsonl" \
+    --listen 127.0.0.1:19465 --quiet 2>"$work/agent.err" &
+agent_pid=$!
+sleep 3
+cpu0=$(cpu_seconds $agent_pid)
+before=$(curl -s 127.0.0.1:19465/metrics | awk -v n="$name" '$1 ~ "^mamori_events_total" && $1 ~ "\"" n "\"" { print $2 }')
+t_agent=$(timed "$count")
+after=$(curl -s 127.0.0.1:19465/metrics | awk -v n="$name" '$1 ~ "^mamori_events_total" && $1 ~ "\"" n "\"" { print $2 }')
+dropped=$(curl -s 127.0.0.1:19465/metrics | awk '/^mamori_probe_dropped_total/ { d += $2 } END { print d + 0 }')
+cpu1=$(cpu_seconds $agent_pid)
+hwm=$(hwm_mib $agent_pid)
+kill -INT $agent_pid; wait $agent_pid || true; agent_pid=
+rate=$(awk -v a="${before:-0}" -v b="${after:-0}" -v s="$t_agent" -v r="$reps" 'BEGIN { printf "%.0f", (b - a) / (s * r) }')
+report "mamori agent (eBPF+STIDE)" "$t_agent" $((2 * count)) "$rate" "$dropped" \
+    "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" "$hwm"
+
+# strace -f on the container's init: every child it starts is traced
+strace -f -qq -o /dev/null -p "$init_pid" &
+st_pid=$!
+sleep 1
+t_st=$(timed "$strace_count")
+kill $st_pid; wait $st_pid 2>/dev/null || true
+report "strace -f (count/20)" "$t_st" $((2 * strace_count)) - - - -

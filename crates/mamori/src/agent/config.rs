@@ -1,0 +1,229 @@
+//! The agent's configuration file (TOML). Every field has a default, so `mamori agent` runs with
+//! no file at all; `mamori agent --print-config` prints the defaults as a starting point.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Which capture engine feeds the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The eBPF probe (default): every container, low overhead.
+    Ebpf,
+    /// strace attached to each container's processes: no eBPF needed, but slow.
+    Ptrace,
+}
+
+/// The whole agent configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// What is captured.
+    pub capture: CaptureConfig,
+    /// Where models come from.
+    pub models: ModelsConfig,
+    /// When and where alerts go.
+    pub alerts: AlertsConfig,
+    /// The HTTP endpoint for /metrics and /healthz.
+    pub http: HttpConfig,
+    /// Memory and queue bounds.
+    pub limits: LimitsConfig,
+}
+
+/// `[capture]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// `ebpf` or `ptrace`.
+    pub backend: Backend,
+    /// Container names or ids to watch; empty means every container.
+    pub containers: Vec<String>,
+    /// Also watch processes outside containers (scored with the model for image `host`).
+    pub include_host: bool,
+    /// Bytes of each written buffer the probe keeps for class rules (at most 256).
+    pub write_bytes: u32,
+    /// Ring-buffer size in MiB (a power of two).
+    pub ring_mib: u32,
+}
+
+/// `[models]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Directory of per-image models written by `mamori learn` (`<image>.model`).
+    pub dir: PathBuf,
+}
+
+/// `[alerts]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// JSON-lines file alerts are appended to (empty: none).
+    pub file: PathBuf,
+    /// Also print alerts on standard output.
+    pub stdout: bool,
+    /// URL alerts are POSTed to as JSON (empty: none).
+    pub webhook: String,
+    /// An alert fires at the K-th window over the threshold within `gap_seconds` of each other.
+    pub min_windows: usize,
+    /// Flagged windows closer than this belong to the same incident.
+    pub gap_seconds: f64,
+    /// After an alert, further flagged windows of the same container within this many seconds
+    /// are counted, not re-alerted.
+    pub cooldown_seconds: f64,
+    /// How many classes an alert lists as the reason.
+    pub top_classes: usize,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address for /metrics and /healthz (empty: no HTTP server).
+    pub listen: String,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Batches of events queued between capture and detection; when full, capture waits and the
+    /// ring buffer absorbs (then drops, counted) the overflow.
+    pub queue_batches: usize,
+    /// Alerts queued for the sinks; beyond it alerts are dropped and counted.
+    pub alert_queue: usize,
+    /// Streams (threads) without a call for this long are closed.
+    pub idle_stream_seconds: f64,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            capture: CaptureConfig::default(),
+            models: ModelsConfig::default(),
+            alerts: AlertsConfig::default(),
+            http: HttpConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            backend: Backend::Ebpf,
+            containers: Vec::new(),
+            include_host: false,
+            write_bytes: 128,
+            ring_mib: 16,
+        }
+    }
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            dir: PathBuf::from("/var/lib/mamori/models"),
+        }
+    }
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            file: PathBuf::from("/var/log/mamori/alerts.jsonl"),
+            stdout: true,
+            webhook: String::new(),
+            min_windows: 1,
+            gap_seconds: 2.0,
+            cooldown_seconds: 10.0,
+            top_classes: 3,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            queue_batches: 1024,
+            alert_queue: 1024,
+            idle_stream_seconds: 60.0,
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Reads a configuration file; errors name the file and the bad key.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read agent config {}", path.display()))?;
+        let config: AgentConfig = toml::from_str(&text)
+            .with_context(|| format!("{}: invalid agent config", path.display()))?;
+        config
+            .check()
+            .with_context(|| format!("{}: invalid agent config", path.display()))?;
+        Ok(config)
+    }
+
+    /// Values that parse but cannot work.
+    pub fn check(&self) -> Result<()> {
+        anyhow::ensure!(
+            self.alerts.min_windows >= 1,
+            "alerts.min_windows must be at least 1"
+        );
+        anyhow::ensure!(
+            self.capture.ring_mib.is_power_of_two(),
+            "capture.ring_mib must be a power of two, got {}",
+            self.capture.ring_mib
+        );
+        anyhow::ensure!(
+            self.limits.queue_batches >= 1,
+            "limits.queue_batches must be at least 1"
+        );
+        anyhow::ensure!(
+            self.alerts.gap_seconds >= 0.0 && self.alerts.cooldown_seconds >= 0.0,
+            "alerts.gap_seconds and alerts.cooldown_seconds must not be negative"
+        );
+        Ok(())
+    }
+
+    /// The defaults as TOML.
+    pub fn defaults_toml() -> String {
+        toml::to_string_pretty(&AgentConfig::default()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_and_unknown_keys_are_named() {
+        let text = AgentConfig::defaults_toml();
+        let back: AgentConfig = toml::from_str(&text).expect("defaults parse");
+        assert_eq!(back.http.listen, "127.0.0.1:9464");
+        let err = toml::from_str::<AgentConfig>("[alerts]\nmin_window = 3\n").expect_err("typo");
+        assert!(err.to_string().contains("min_window"), "{err}");
+        let partial: AgentConfig =
+            toml::from_str("[capture]\ncontainers = [\"cam\"]\n").expect("partial");
+        assert_eq!(partial.capture.containers, vec!["cam"]);
+        assert_eq!(partial.alerts.min_windows, 1);
+    }
+
+    #[test]
+    fn impossible_values_are_refused() {
+        let mut c = AgentConfig::default();
+        c.capture.ring_mib = 3;
+        assert!(c.check().is_err());
+    }
+}

@@ -1,0 +1,363 @@
+//! `mamori agent`: watches containers live, scores their system calls window by window with the
+//! model learned for each image, raises alerts, and serves /metrics and /healthz.
+//!
+//! Threads: the capture thread (eBPF ring buffer → assembled calls → batches), this detection
+//! loop (one [`monitor::ContainerMonitor`] per container), the alert sinks, the HTTP server, and
+//! a Docker client following container start/stop events. Queues between them are bounded.
+
+pub mod config;
+pub mod http;
+pub mod live;
+pub mod metrics;
+pub mod models;
+pub mod monitor;
+pub mod sinks;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use mamori_ingest::Record;
+
+use config::{AgentConfig, Backend};
+use live::{LiveCapture, LiveOptions, Scope};
+use metrics::{ContainerMetrics, MetricsSnapshot};
+use models::ModelStore;
+use monitor::{AlertRule, ContainerMonitor, Subject};
+use sinks::{AlertSink, SinkConfig};
+
+/// Watch containers live and raise alerts (runs in the foreground until SIGINT/SIGTERM).
+///
+/// With no --config the defaults apply (see --print-config): every container, models from
+/// /var/lib/mamori/models, alerts to /var/log/mamori/alerts.jsonl and stdout, metrics on
+/// 127.0.0.1:9464. Options given here override the file.
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// Configuration file (TOML).
+    #[arg(short, long, value_name = "TOML")]
+    pub config: Option<PathBuf>,
+    /// Print the default configuration and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Watch only these containers (name or id; repeatable).
+    #[arg(long = "container", value_name = "NAME")]
+    pub containers: Vec<String>,
+    /// Also watch processes outside containers.
+    #[arg(long)]
+    pub host: bool,
+    /// Capture engine.
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    /// Directory of per-image models.
+    #[arg(long, value_name = "DIR")]
+    pub models: Option<PathBuf>,
+    /// Alert file (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
+    /// POST alerts to this URL.
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+    /// Address for /metrics and /healthz (`none` to disable).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Flagged windows needed before an alert fires.
+    #[arg(long, value_name = "K")]
+    pub min_windows: Option<usize>,
+    /// Stop after this long (e.g. `90s`, `15m`); default: run until signalled.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Do not print alerts on stdout.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn apply_overrides(config: &mut AgentConfig, args: &AgentArgs) {
+    if !args.containers.is_empty() {
+        config.capture.containers = args.containers.clone();
+    }
+    if args.host {
+        config.capture.include_host = true;
+    }
+    if let Some(b) = args.backend {
+        config.capture.backend = b;
+    }
+    if let Some(d) = &args.models {
+        config.models.dir = d.clone();
+    }
+    if let Some(f) = &args.alerts {
+        config.alerts.file = f.clone();
+    }
+    if let Some(w) = &args.webhook {
+        config.alerts.webhook = w.clone();
+    }
+    if let Some(l) = &args.listen {
+        config.http.listen = if l == "none" {
+            String::new()
+        } else {
+            l.clone()
+        };
+    }
+    if let Some(k) = args.min_windows {
+        config.alerts.min_windows = k;
+    }
+    if args.quiet {
+        config.alerts.stdout = false;
+    }
+}
+
+/// Container key for calls outside any container.
+const HOST: &str = "host";
+
+struct Tracked {
+    subject: Subject,
+    /// None when the image has no model: calls are counted only.
+    monitor: Option<ContainerMonitor>,
+    events: u64,
+}
+
+pub fn run(args: AgentArgs) -> Result<()> {
+    if args.print_config {
+        print!("{}", AgentConfig::defaults_toml());
+        return Ok(());
+    }
+    let mut config = match &args.config {
+        Some(path) => AgentConfig::load(path)?,
+        None => AgentConfig::default(),
+    };
+    apply_overrides(&mut config, &args);
+    config.check()?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+    }
+    let shared = Arc::new(http::Shared {
+        metrics: Mutex::new(MetricsSnapshot::default()),
+        heartbeat: Mutex::new(Instant::now()),
+    });
+    if !config.http.listen.is_empty() {
+        let addr = http::serve(&config.http.listen, Arc::clone(&shared), Arc::clone(&stop))?;
+        eprintln!("mamori: metrics on http://{addr}/metrics, health on http://{addr}/healthz");
+    }
+    let sink = AlertSink::start(SinkConfig {
+        file: (!config.alerts.file.as_os_str().is_empty()).then(|| config.alerts.file.clone()),
+        stdout: config.alerts.stdout,
+        webhook: (!config.alerts.webhook.is_empty()).then(|| config.alerts.webhook.clone()),
+        queue: config.limits.alert_queue,
+    })?;
+    let mut live = LiveCapture::start(
+        &LiveOptions {
+            backend: config.capture.backend,
+            write_bytes: config.capture.write_bytes,
+            ring_mib: config.capture.ring_mib,
+            queue_batches: config.limits.queue_batches,
+        },
+        Scope {
+            containers: config.capture.containers.clone(),
+            include_host: config.capture.include_host,
+        },
+    )?;
+    eprintln!(
+        "mamori: agent watching {} ({:?} capture); models in {}",
+        if config.capture.containers.is_empty() {
+            "every container".to_string()
+        } else {
+            config.capture.containers.join(", ")
+        },
+        config.capture.backend,
+        config.models.dir.display()
+    );
+
+    let rule = AlertRule {
+        min_windows: config.alerts.min_windows,
+        gap_ns: (config.alerts.gap_seconds * 1e9) as i64,
+        cooldown_ns: (config.alerts.cooldown_seconds * 1e9) as i64,
+        top_classes: config.alerts.top_classes,
+    };
+    let idle_ns = (config.limits.idle_stream_seconds * 1e9) as i64;
+    let mut store = ModelStore::new(config.models.dir.clone());
+    let mut tracked: HashMap<u64, Tracked> = HashMap::new();
+    let mut unattributed = 0u64;
+    let mut alerts = Vec::new();
+    let started = Instant::now();
+    let mut last_refresh = Instant::now();
+    let (mut events_at_refresh, mut events_total) = (0u64, 0u64);
+    let deadline = args.duration.map(|d| started + d);
+
+    loop {
+        if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        match live.batches.recv_timeout(Duration::from_millis(200)) {
+            Ok(batch) => {
+                for captured in batch {
+                    events_total += u64::from(matches!(captured.record, Record::Call(_)));
+                    let entry = match tracked.get_mut(&captured.cgroup) {
+                        Some(t) => t,
+                        None => {
+                            let Some(subject) =
+                                subject_of(&live, captured.cgroup, config.capture.include_host)
+                            else {
+                                unattributed += 1;
+                                continue;
+                            };
+                            let monitor = store
+                                .for_image(&subject.image)
+                                .map(|m| ContainerMonitor::new(subject.clone(), m, rule));
+                            tracked.entry(captured.cgroup).or_insert(Tracked {
+                                subject,
+                                monitor,
+                                events: 0,
+                            })
+                        }
+                    };
+                    entry.events += 1;
+                    if let Some(m) = entry.monitor.as_mut() {
+                        m.push(captured.record, &mut alerts);
+                    }
+                }
+                for a in alerts.drain(..) {
+                    sink.send(a);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                eprintln!("mamori: capture stopped");
+                break;
+            }
+        }
+        if last_refresh.elapsed() >= Duration::from_secs(1) {
+            let now_ns = now_ns();
+            for t in tracked.values_mut() {
+                if let Some(m) = t.monitor.as_mut() {
+                    m.sweep(now_ns, idle_ns, &mut alerts);
+                }
+            }
+            for a in alerts.drain(..) {
+                sink.send(a);
+            }
+            let secs = last_refresh.elapsed().as_secs_f64();
+            let rate = (events_total - events_at_refresh) as f64 / secs;
+            events_at_refresh = events_total;
+            last_refresh = Instant::now();
+            let snapshot = snapshot(&tracked, &live, &sink, rate, unattributed, started);
+            *shared
+                .metrics
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = snapshot;
+            forget_stopped(&mut tracked, &live);
+        }
+        *shared
+            .heartbeat
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+    live.stop();
+    // what was captured before the stop is still scored
+    while let Ok(batch) = live.batches.try_recv() {
+        for captured in batch {
+            if let Some(m) = tracked
+                .get_mut(&captured.cgroup)
+                .and_then(|t| t.monitor.as_mut())
+            {
+                m.push(captured.record, &mut alerts);
+            }
+        }
+    }
+    for a in alerts.drain(..) {
+        sink.send(a);
+    }
+    let stats = sink.stats.clone();
+    sink.finish();
+    let total_alerts: u64 = tracked
+        .values()
+        .filter_map(|t| t.monitor.as_ref())
+        .map(|m| m.stats.alerts)
+        .sum();
+    eprintln!(
+        "mamori: agent stopped after {:.0}s: {events_total} calls, {} containers, {total_alerts} alerts ({} dropped)",
+        started.elapsed().as_secs_f64(),
+        tracked.len(),
+        stats.dropped.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+fn subject_of(live: &LiveCapture, cgroup: u64, include_host: bool) -> Option<Subject> {
+    match live.directory.by_cgroup(cgroup) {
+        Some(info) => Some(Subject {
+            container: info.name.clone(),
+            container_id: info.id.clone(),
+            image: info.image.clone(),
+        }),
+        None if include_host => Some(Subject {
+            container: HOST.into(),
+            container_id: String::new(),
+            image: HOST.into(),
+        }),
+        None => None,
+    }
+}
+
+/// Drops state of containers Docker reports gone (their cgroup ids are not reused while known).
+fn forget_stopped(tracked: &mut HashMap<u64, Tracked>, live: &LiveCapture) {
+    tracked.retain(|&cg, t| t.subject.container == HOST || live.directory.by_cgroup(cg).is_some());
+}
+
+fn snapshot(
+    tracked: &HashMap<u64, Tracked>,
+    live: &LiveCapture,
+    sink: &AlertSink,
+    rate: f64,
+    unattributed: u64,
+    started: Instant,
+) -> MetricsSnapshot {
+    let mut containers: Vec<ContainerMetrics> = tracked
+        .values()
+        .map(|t| {
+            let mut c = ContainerMetrics {
+                container: t.subject.container.clone(),
+                image: t.subject.image.clone(),
+                model: "none".into(),
+                events: t.events,
+                ..ContainerMetrics::default()
+            };
+            if let Some(m) = &t.monitor {
+                c.model = m.model().model.kind.to_string();
+                c.monitored = m.stats.monitored;
+                c.windows = m.stats.windows;
+                c.flagged = m.stats.flagged;
+                c.alerts = m.stats.alerts;
+                c.open_streams = m.open_streams() as u64;
+            }
+            c
+        })
+        .collect();
+    containers.sort_by(|a, b| a.container.cmp(&b.container));
+    let probe = live.probe_counters().unwrap_or_default();
+    MetricsSnapshot {
+        containers,
+        events_per_second: rate,
+        probe_records: probe.written,
+        probe_dropped_per_cpu: probe.dropped_per_cpu,
+        probe_undecodable: probe.undecodable,
+        queue_full: live.stats.queue_full.load(Ordering::Relaxed),
+        alerts_dropped: sink.stats.dropped.load(Ordering::Relaxed),
+        webhook_failures: sink.stats.webhook_failures.load(Ordering::Relaxed),
+        unattributed_events: unattributed,
+        rss_bytes: metrics::rss_bytes(),
+        uptime_seconds: started.elapsed().as_secs_f64(),
+    }
+}

@@ -1,0 +1,548 @@
+//! Detection for one container: classify each call with the model's class table, cut the calls
+//! into windows as they arrive, score every window, and turn flagged windows into alerts.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use mamori_detect::classes::ClassTable;
+use mamori_detect::window::{StreamMode, Window, Windower};
+use mamori_ingest::Record;
+use serde::Serialize;
+
+use crate::detector::TrainedModel;
+
+/// A model ready to score: the trained body, its class table and its threshold.
+pub struct LoadedModel {
+    /// Where it was read from.
+    pub path: String,
+    /// The model file's body.
+    pub model: TrainedModel,
+    /// Its class table, compiled.
+    pub table: ClassTable,
+    /// Windows scoring above this are flagged.
+    pub threshold: f64,
+}
+
+/// When flagged windows become an alert.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertRule {
+    /// Flagged windows (each within `gap_ns` of the previous) needed before an alert fires.
+    pub min_windows: usize,
+    /// Flagged windows closer than this are one run.
+    pub gap_ns: i64,
+    /// After an alert, flagged windows within this long are counted, not re-alerted.
+    pub cooldown_ns: i64,
+    /// Classes listed as the reason.
+    pub top_classes: usize,
+}
+
+/// Who the monitored calls belong to.
+#[derive(Debug, Clone, Serialize)]
+pub struct Subject {
+    /// Container name (`host` for processes outside containers).
+    pub container: String,
+    /// Full container id (empty for the host).
+    pub container_id: String,
+    /// Image the model was chosen by.
+    pub image: String,
+}
+
+/// A class and how unusual its share of the window was.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClassReason {
+    /// The class label (`open:/etc/shadow`, `execve`).
+    pub class: String,
+    /// Calls of this class in the window.
+    pub count: u32,
+    /// Its share of the window.
+    pub window_share: f64,
+    /// Its share of the training calls (0: never seen in training).
+    pub training_share: f64,
+}
+
+/// A process seen in the window.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProcessSeen {
+    /// Process id (host pid namespace).
+    pub pid: u32,
+    /// Command name.
+    pub name: String,
+}
+
+/// One alert, as written to the sinks (JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct Alert {
+    /// When the alerting window ended, RFC 3339.
+    pub time: String,
+    /// The same in ns since the epoch.
+    pub time_ns: i64,
+    /// Container, id and image.
+    #[serde(flatten)]
+    pub subject: Subject,
+    /// Model kind (`ae-bosc`, `stide`, …).
+    pub model: String,
+    /// Model file.
+    pub model_path: String,
+    /// Index of the window among this container's scored windows.
+    pub window: u64,
+    /// Stream (thread or process id, 0 when interleaved) the window came from.
+    pub stream: u64,
+    /// Window score and the threshold it exceeded.
+    pub score: f64,
+    /// The model's threshold.
+    pub threshold: f64,
+    /// Flagged windows in the run that raised this alert.
+    pub flagged_windows: usize,
+    /// The classes that made the window unusual, most unusual first.
+    pub top_classes: Vec<ClassReason>,
+    /// Processes whose calls are in the window.
+    pub processes: Vec<ProcessSeen>,
+}
+
+/// Counters for /metrics.
+#[derive(Debug, Clone, Default)]
+pub struct MonitorStats {
+    /// Calls received.
+    pub events: u64,
+    /// Calls that matched the class table.
+    pub monitored: u64,
+    /// Windows scored.
+    pub windows: u64,
+    /// Windows over the threshold.
+    pub flagged: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Flagged windows inside a cooldown (no new alert).
+    pub suppressed: u64,
+    /// Streams closed for being idle.
+    pub idle_streams_closed: u64,
+}
+
+struct StreamRecent {
+    /// (pid, command) of the last window-size calls.
+    calls: VecDeque<(u32, Arc<str>)>,
+    last_ns: i64,
+}
+
+/// Per-container detection state.
+pub struct ContainerMonitor {
+    subject: Subject,
+    model: Arc<LoadedModel>,
+    rule: AlertRule,
+    windower: Windower,
+    recent: HashMap<u64, StreamRecent>,
+    /// Interned command names, so each call stores a pointer, not a string.
+    names: HashMap<String, Arc<str>>,
+    window_index: u64,
+    run_len: usize,
+    last_flag_ns: Option<i64>,
+    last_alert_ns: Option<i64>,
+    last_alert_score: f64,
+    /// Counters.
+    pub stats: MonitorStats,
+}
+
+fn rfc3339(ns: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+impl ContainerMonitor {
+    /// A monitor for one container with its image's model.
+    pub fn new(subject: Subject, model: Arc<LoadedModel>, rule: AlertRule) -> Self {
+        ContainerMonitor {
+            subject,
+            windower: Windower::new(model.model.window),
+            model,
+            rule,
+            recent: HashMap::new(),
+            names: HashMap::new(),
+            window_index: 0,
+            run_len: 0,
+            last_flag_ns: None,
+            last_alert_ns: None,
+            last_alert_score: 0.0,
+            stats: MonitorStats::default(),
+        }
+    }
+
+    /// The model in use.
+    pub fn model(&self) -> &LoadedModel {
+        &self.model
+    }
+
+    /// Open streams (threads or processes with a partial window).
+    pub fn open_streams(&self) -> usize {
+        self.windower.open_streams()
+    }
+
+    /// Feeds one call or exit; alerts it completes go to `alerts`.
+    pub fn push(&mut self, record: Record, alerts: &mut Vec<Alert>) {
+        match record {
+            Record::Call(e) => {
+                self.stats.events += 1;
+                let Some(symbol) = self.model.table.classify(&e).symbol() else {
+                    return;
+                };
+                self.stats.monitored += 1;
+                let key = self.windower.stream_key(e.pid, e.tid);
+                let now = e.time_ns.unwrap_or(0);
+                let name = match e.process {
+                    Some(p) => match self.names.get(&p) {
+                        Some(n) => Arc::clone(n),
+                        None => {
+                            let n: Arc<str> = Arc::from(p.as_str());
+                            if self.names.len() < 4096 {
+                                self.names.insert(p, Arc::clone(&n));
+                            }
+                            n
+                        }
+                    },
+                    None => Arc::from("?"),
+                };
+                let size = self.model.model.window.size;
+                let recent = self.recent.entry(key).or_insert_with(|| StreamRecent {
+                    calls: VecDeque::with_capacity(size),
+                    last_ns: now,
+                });
+                if recent.calls.len() == size {
+                    recent.calls.pop_front();
+                }
+                recent.calls.push_back((e.pid.unwrap_or(0), name));
+                recent.last_ns = now;
+                if let Some(w) = self.windower.push(key, symbol, e.time_ns) {
+                    self.score(w, alerts);
+                }
+            }
+            Record::Exit { pid, .. } => {
+                if self.model.model.window.stream == StreamMode::Interleaved {
+                    return;
+                }
+                let key = self.windower.stream_key(pid, pid);
+                if let Some(w) = self.windower.end_stream(key) {
+                    self.score(w, alerts);
+                }
+                self.recent.remove(&key);
+            }
+        }
+    }
+
+    /// Closes streams with no call since `now_ns - idle_ns` (threads whose exit was not seen).
+    pub fn sweep(&mut self, now_ns: i64, idle_ns: i64, alerts: &mut Vec<Alert>) {
+        let idle: Vec<u64> = self
+            .recent
+            .iter()
+            .filter(|(_, r)| now_ns - r.last_ns > idle_ns)
+            .map(|(&k, _)| k)
+            .collect();
+        for key in idle {
+            if let Some(w) = self.windower.end_stream(key) {
+                self.score(w, alerts);
+            }
+            self.recent.remove(&key);
+            self.stats.idle_streams_closed += 1;
+        }
+    }
+
+    fn score(&mut self, w: Window, alerts: &mut Vec<Alert>) {
+        let score = self.model.model.detector.scorer().score(&w.symbols);
+        let index = self.window_index;
+        self.window_index += 1;
+        self.stats.windows += 1;
+        if score <= self.model.threshold {
+            return;
+        }
+        self.stats.flagged += 1;
+        let t = w.end_time_ns.or(w.start_time_ns).unwrap_or(0);
+        let continues = self
+            .last_flag_ns
+            .is_some_and(|last| t - last <= self.rule.gap_ns);
+        self.run_len = if continues { self.run_len + 1 } else { 1 };
+        self.last_flag_ns = Some(t);
+        if self.run_len < self.rule.min_windows {
+            return;
+        }
+        // Inside the cooldown only a higher score alerts again: a burst of flagged windows from
+        // one incident makes one alert, but a mild alert cannot hide a worse one that follows.
+        let cooling = self
+            .last_alert_ns
+            .is_some_and(|last| t - last < self.rule.cooldown_ns);
+        if cooling && score <= self.last_alert_score {
+            self.stats.suppressed += 1;
+            return;
+        }
+        self.last_alert_ns = Some(t);
+        self.last_alert_score = score;
+        self.stats.alerts += 1;
+        alerts.push(Alert {
+            time: rfc3339(t),
+            time_ns: t,
+            subject: self.subject.clone(),
+            model: self.model.model.kind.to_string(),
+            model_path: self.model.path.clone(),
+            window: index,
+            stream: w.stream,
+            score,
+            threshold: self.model.threshold,
+            flagged_windows: self.run_len,
+            top_classes: self.reasons(&w.symbols),
+            processes: self.processes(w.stream),
+        });
+    }
+
+    /// Classes of the window ranked by how much rarer they were in training than here.
+    fn reasons(&self, symbols: &[u16]) -> Vec<ClassReason> {
+        let mut counts: HashMap<u16, u32> = HashMap::new();
+        for &s in symbols {
+            *counts.entry(s).or_default() += 1;
+        }
+        let n = symbols.len().max(1) as f64;
+        let share = &self.model.model.class_share;
+        let mut reasons: Vec<(f64, ClassReason)> = counts
+            .into_iter()
+            .map(|(s, count)| {
+                let training_share = share.get(usize::from(s)).copied().unwrap_or(0.0);
+                let window_share = f64::from(count) / n;
+                // log-ratio of window share to training share; unseen classes rank first
+                let surprise = (window_share / (training_share + 1e-6)).ln();
+                (
+                    surprise,
+                    ClassReason {
+                        class: self.model.table.label(s),
+                        count,
+                        window_share,
+                        training_share,
+                    },
+                )
+            })
+            .collect();
+        reasons.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.class.cmp(&b.1.class)));
+        reasons
+            .into_iter()
+            .take(self.rule.top_classes)
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    fn processes(&self, stream: u64) -> Vec<ProcessSeen> {
+        let mut seen: Vec<ProcessSeen> = self
+            .recent
+            .get(&stream)
+            .map(|r| {
+                r.calls
+                    .iter()
+                    .map(|(pid, name)| ProcessSeen {
+                        pid: *pid,
+                        name: name.to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        seen.sort();
+        seen.dedup();
+        seen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::{Detector, ModelKind, ModelSettings, TrainingInfo};
+    use mamori_detect::classes::{ClassRule, ClassTableConfig, Field, Unmatched};
+    use mamori_detect::event::SyscallEvent;
+    use mamori_detect::window::WindowConfig;
+
+    fn rule(syscall: &str) -> ClassRule {
+        ClassRule {
+            name: None,
+            syscall: syscall.into(),
+            contains: None,
+            prefix: None,
+            field: Field::Any,
+        }
+    }
+
+    /// A STIDE model of the loop read, write, close; anything else is anomalous.
+    fn model() -> Arc<LoadedModel> {
+        model_with_ngram(6)
+    }
+
+    fn model_with_ngram(ngram: usize) -> Arc<LoadedModel> {
+        let classes = ClassTableConfig {
+            name: "t".into(),
+            description: None,
+            aliases: Default::default(),
+            unmatched: Unmatched::Unknown,
+            classes: vec![rule("read"), rule("write"), rule("close"), rule("execve")],
+        };
+        let table = ClassTable::new(classes.clone()).expect("table");
+        let window = WindowConfig {
+            size: 6,
+            stride: 1,
+            stream: StreamMode::PerThread,
+        };
+        let normal: Vec<u16> = (0..60).map(|i| (i % 3) as u16).collect();
+        let windows: Vec<&[u16]> = normal.windows(6).collect();
+        #[derive(clap::Parser)]
+        struct Settings {
+            #[command(flatten)]
+            model: ModelSettings,
+        }
+        let settings =
+            <Settings as clap::Parser>::parse_from(["test", "--ngram", &ngram.to_string()]).model;
+        let detector = Detector::fit(
+            ModelKind::Stide,
+            &settings,
+            1,
+            &windows,
+            &[],
+            table.n_symbols(),
+            6,
+        )
+        .expect("fit");
+        let model = TrainedModel {
+            mamori_version: "test".into(),
+            kind: ModelKind::Stide,
+            classes,
+            window,
+            threshold: None,
+            training: TrainingInfo {
+                inputs: vec![],
+                events: 0,
+                monitored_events: 0,
+                windows: 0,
+                calibration_windows: 0,
+                seed: 1,
+                fit_seconds: 0.0,
+            },
+            class_share: crate::detector::class_share(windows.iter().copied(), table.n_symbols()),
+            detector,
+        };
+        Arc::new(LoadedModel {
+            path: "t.model".into(),
+            model,
+            table,
+            threshold: 0.0,
+        })
+    }
+
+    fn call(tid: u32, name: &str, t: i64, comm: &str) -> Record {
+        Record::Call(SyscallEvent {
+            time_ns: Some(t),
+            pid: Some(tid),
+            tid: Some(tid),
+            process: Some(comm.into()),
+            syscall: name.into(),
+            ..SyscallEvent::default()
+        })
+    }
+
+    fn monitor(min_windows: usize) -> ContainerMonitor {
+        ContainerMonitor::new(
+            Subject {
+                container: "cam".into(),
+                container_id: "abc".into(),
+                image: "motion".into(),
+            },
+            model(),
+            AlertRule {
+                min_windows,
+                gap_ns: 2_000_000_000,
+                cooldown_ns: 10_000_000_000,
+                top_classes: 2,
+            },
+        )
+    }
+
+    #[test]
+    fn normal_loop_raises_nothing_and_an_exec_raises_one_alert_with_reasons() {
+        let mut m = monitor(1);
+        let mut alerts = Vec::new();
+        let names = ["read", "write", "close"];
+        for i in 0..300 {
+            m.push(call(7, names[i % 3], i as i64 * 1000, "loop"), &mut alerts);
+        }
+        assert!(alerts.is_empty(), "{alerts:?}");
+        assert!(m.stats.windows > 250);
+        for (i, name) in ["execve", "read", "execve", "write", "execve", "close"]
+            .iter()
+            .enumerate()
+        {
+            m.push(call(7, name, 400_000 + i as i64, "sh"), &mut alerts);
+        }
+        assert_eq!(
+            alerts.len(),
+            1,
+            "one alert; later windows are in the cooldown"
+        );
+        let a = &alerts[0];
+        assert_eq!(a.subject.container, "cam");
+        assert_eq!(a.top_classes[0].class, "execve");
+        assert_eq!(a.top_classes[0].training_share, 0.0);
+        assert!(a.processes.iter().any(|p| p.name == "sh"));
+        assert!(a.score > a.threshold);
+        assert!(m.stats.suppressed > 0);
+    }
+
+    #[test]
+    fn min_windows_waits_for_a_run() {
+        let mut m = monitor(3);
+        let mut alerts = Vec::new();
+        for i in 0..12 {
+            m.push(
+                call(7, ["read", "write", "close"][i % 3], i as i64, "loop"),
+                &mut alerts,
+            );
+        }
+        m.push(call(7, "execve", 100, "sh"), &mut alerts);
+        assert!(alerts.is_empty(), "one flagged window is not enough");
+        m.push(call(7, "execve", 101, "sh"), &mut alerts);
+        m.push(call(7, "execve", 102, "sh"), &mut alerts);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].flagged_windows, 3);
+    }
+
+    #[test]
+    fn idle_streams_are_closed_and_scored() {
+        let mut m = monitor(1);
+        let mut alerts = Vec::new();
+        m.push(call(9, "execve", 0, "sh"), &mut alerts);
+        assert_eq!(m.open_streams(), 1);
+        m.sweep(120_000_000_000, 60_000_000_000, &mut alerts);
+        assert_eq!(m.open_streams(), 0);
+        assert_eq!(m.stats.idle_streams_closed, 1);
+        assert_eq!(
+            alerts.len(),
+            1,
+            "the partial window of the idle stream is scored"
+        );
+    }
+
+    #[test]
+    fn a_worse_window_alerts_again_inside_the_cooldown() {
+        let mut m = monitor(1);
+        m.model = model_with_ngram(2);
+        let mut alerts = Vec::new();
+        let window = |t: i64, symbols: Vec<u16>| Window {
+            stream: 7,
+            start: 0,
+            start_time_ns: Some(t),
+            end_time_ns: Some(t),
+            symbols,
+        };
+        m.score(window(1_000, vec![0, 1, 2, 0, 1, 2]), &mut alerts);
+        assert!(alerts.is_empty(), "every pair was seen in training");
+        m.score(window(2_000, vec![0, 1, 2, 3, 1, 2]), &mut alerts);
+        m.score(window(3_000, vec![0, 1, 2, 3, 1, 2]), &mut alerts);
+        assert_eq!(alerts.len(), 1, "the same score again is in the cooldown");
+        assert!((alerts[0].score - 0.4).abs() < 1e-12);
+        m.score(window(4_000, vec![3, 3, 3, 3, 3, 3]), &mut alerts);
+        assert_eq!(
+            alerts.len(),
+            2,
+            "a worse window is not hidden by the cooldown"
+        );
+        assert_eq!(alerts[1].score, 1.0);
+        assert_eq!(m.stats.suppressed, 1);
+    }
+}

