@@ -17,7 +17,7 @@ pub enum Backend {
 }
 
 /// The whole agent configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     /// What is captured.
@@ -98,17 +98,6 @@ pub struct LimitsConfig {
     pub idle_stream_seconds: f64,
 }
 
-impl Default for AgentConfig {
-    fn default() -> Self {
-        AgentConfig {
-            capture: CaptureConfig::default(),
-            models: ModelsConfig::default(),
-            alerts: AlertsConfig::default(),
-            http: HttpConfig::default(),
-            limits: LimitsConfig::default(),
-        }
-    }
-}
 
 impl Default for CaptureConfig {
     fn default() -> Self {
