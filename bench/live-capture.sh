@@ -7,20 +7,26 @@
 # Reports per mode the workload's wall time (busybox `time`, median of REPS), the slowdown against
 # none, calls per second captured, records the probe dropped, and the agent's CPU time and peak RSS.
 #
-#   bench/live-capture.sh [--count N] [--reps R]      (as root, with scripts/lab/setup-live-lab.sh done)
+# --workload http instead runs N fetches from the container's busybox httpd with busybox wget
+# (fork, exec, connect, accept, a forked server child per request: a gateway-like mix).
+#
+#   bench/live-capture.sh [--workload dd|http] [--count N] [--reps R]     (as root)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+workload=dd
 count=2000000
 reps=3
 while [ $# -gt 0 ]; do
     case "$1" in
         --count) count=$2; shift 2 ;;
+        --workload) workload=$2; shift 2 ;;
         --reps) reps=$2; shift 2 ;;
         -h|--help) sed -n 2,10p "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
-strace_count=$((count / 20))   # strace is ~20-100x slower; per-call figures stay comparable
+# strace is 5-100x slower: it gets a smaller run, compared per unit (a byte, a fetch)
+if [ "$workload" = dd ]; then strace_count=$((count / 20)); else strace_count=$((count / 5)); fi
 
 "$root/scripts/lab/setup-live-lab.sh"
 (cd "$root" && cargo build --release --quiet -p mamori)
@@ -37,17 +43,22 @@ trap cleanup EXIT
 
 # The container waits for /tmp/go, runs the workload under `time`, writes /tmp/done.
 docker run -d --name "$name" --network none "$image" sh -c '
+    httpd -p 127.0.0.1:8080 -h /www
     while true; do
         while [ ! -f /tmp/go ]; do sleep 0.05; done
-        n=$(cat /tmp/go); rm /tmp/go
-        { time dd if=/dev/zero of=/dev/null bs=1 count=$n ; } 2>/tmp/time.txt
+        set -- $(cat /tmp/go); rm /tmp/go
+        if [ "$1" = dd ]; then
+            { time dd if=/dev/zero of=/dev/null bs=1 count=$2 ; } 2>/tmp/time.txt
+        else
+            { time sh -c "i=0; while [ \$i -lt $2 ]; do wget -q -O /dev/null http://127.0.0.1:8080/index.html; i=\$((i + 1)); done" ; } 2>/tmp/time.txt
+        fi
         mv /tmp/time.txt /tmp/done
     done' >/dev/null
 init_pid=$(docker inspect -f '{{.State.Pid}}' "$name")
 
 # one timed run of N bytes: prints the wall seconds
 run_once() {
-    docker exec "$name" sh -c "echo $1 > /tmp/go"
+    docker exec "$name" sh -c "echo $workload $1 > /tmp/go"
     while ! docker exec "$name" test -f /tmp/done; do sleep 0.05; done
     docker exec "$name" sh -c 'cat /tmp/done; rm /tmp/done' |
         awk '/^real/ { v=$2; sub(/s$/, "", $3); if ($3 == "") { split(v, a, "m"); sub(/s$/, "", a[2]); print a[1]*60 + a[2] } else { sub(/m$/, "", v); print v*60 + $3 } }'
@@ -57,8 +68,12 @@ timed() { for _ in $(seq "$reps"); do run_once "$1"; done | median; }
 cpu_seconds() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
 hwm_mib() { awk '/VmHWM/ { print $2 / 1024 }' "/proc/$1/status"; }
 
-printf 'workload: dd bs=1 count=%s in a container (%s calls per run), %s runs per mode, median\n' "$count" $((2 * count)) "$reps"
-printf '%-28s %9s %12s %9s %14s %9s %10s %9s\n' mode seconds "us/call" slowdown "captured/s" dropped "cpu s" "rss MiB"
+case "$workload" in
+    dd) what="dd bs=1 count=$count (unit: one byte = one read + one write)" ;;
+    *) what="$count busybox wget fetches from busybox httpd (unit: one fetch)" ;;
+esac
+printf 'workload in a container: %s; %s runs per mode, median\n' "$what" "$reps"
+printf '%-28s %9s %12s %9s %14s %9s %10s %9s\n' mode seconds "us/unit" slowdown "captured/s" dropped "cpu s" "rss MiB"
 report() { # mode seconds calls captured_per_s dropped cpu rss
     local us slow
     us=$(awk -v s="$2" -v c="$3" 'BEGIN { printf "%.3f", s * 1e6 / c }')
@@ -68,23 +83,24 @@ report() { # mode seconds calls captured_per_s dropped cpu rss
 
 run_once 1000 >/dev/null    # warm the page cache and busybox
 t_none=$(timed "$count")
-base_us=$(awk -v s="$t_none" -v c=$((2 * count)) 'BEGIN { print s * 1e6 / c }')
-report none "$t_none" $((2 * count)) - - - -
+base_us=$(awk -v s="$t_none" -v c=$count 'BEGIN { print s * 1e6 / c }')
+printf '%-28s %9s %12s %9s %14s %9s %10s %9s\n' none "$t_none" "$(awk -v b="$base_us" 'BEGIN { printf "%.3f", b }')" - - - - -
 
-# mamori capture: eBPF probe → assembled JSON lines on disk
-"$mamori" capture --container "$name" -o "$work/events.jsonl" --duration 1h 2>"$work/capture.err" &
+# mamori capture: eBPF probe → assembled events → JSON lines (to /dev/null: no disk in the figure)
+# (background jobs of a script ignore SIGINT, so they are stopped with SIGTERM)
+"$mamori" capture --container "$name" -o /dev/null --duration 1h 2>"$work/capture.err" &
 cap_pid=$!
 sleep 2
 cpu0=$(cpu_seconds $cap_pid)
 t_cap=$(timed "$count")
 cpu1=$(cpu_seconds $cap_pid)
 hwm=$(hwm_mib $cap_pid)
-kill -INT $cap_pid; wait $cap_pid || true
+kill -TERM $cap_pid; wait $cap_pid || true
 line=$(grep "captured" "$work/capture.err" | tail -1)
 calls=$(echo "$line" | awk '{ print $3 }')
 dropped=$(echo "$line" | sed -n 's/.*, \([0-9]*\) dropped.*/\1/p')
 rate=$(awk -v c="$calls" -v s="$t_cap" -v r="$reps" 'BEGIN { printf "%.0f", c / (s * r) }')
-report "mamori capture (eBPF)" "$t_cap" $((2 * count)) "$rate" "${dropped:-?}" \
+report "mamori capture (eBPF)" "$t_cap" $count "$rate" "${dropped:-?}" \
     "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" "$hwm"
 
 # a model for the agent: learned from a short normal recording of the same workload
@@ -104,9 +120,9 @@ after=$(curl -s 127.0.0.1:19465/metrics | awk -v n="$name" '$1 ~ "^mamori_events
 dropped=$(curl -s 127.0.0.1:19465/metrics | awk '/^mamori_probe_dropped_total/ { d += $2 } END { print d + 0 }')
 cpu1=$(cpu_seconds $agent_pid)
 hwm=$(hwm_mib $agent_pid)
-kill -INT $agent_pid; wait $agent_pid || true; agent_pid=
+kill -TERM $agent_pid; wait $agent_pid || true; agent_pid=
 rate=$(awk -v a="${before:-0}" -v b="${after:-0}" -v s="$t_agent" -v r="$reps" 'BEGIN { printf "%.0f", (b - a) / (s * r) }')
-report "mamori agent (eBPF+STIDE)" "$t_agent" $((2 * count)) "$rate" "$dropped" \
+report "mamori agent (eBPF+STIDE)" "$t_agent" $count "$rate" "$dropped" \
     "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" "$hwm"
 
 # strace -f on the container's init: every child it starts is traced
@@ -115,4 +131,4 @@ st_pid=$!
 sleep 1
 t_st=$(timed "$strace_count")
 kill $st_pid; wait $st_pid 2>/dev/null || true
-report "strace -f (count/20)" "$t_st" $((2 * strace_count)) - - - -
+report "strace -f (smaller run)" "$t_st" $strace_count - - - -

@@ -13,6 +13,12 @@
 #define ARGV_MAX 8
 #define ARGV_PIECE 64
 #define PAYLOAD_BUF 1024
+/* ring-buffer bytes waiting before the reader is woken early (see submit) */
+#define WAKEUP_BYTES (256 << 10)
+/* from linux/bpf.h: flags of the ring-buffer helpers */
+#define BPF_RB_NO_WAKEUP 1
+#define BPF_RB_FORCE_WAKEUP 2
+#define BPF_RB_AVAIL_DATA 0
 #define SOCKADDR_MAX 112
 #define SYSCALL_MAX 512
 
@@ -153,7 +159,12 @@ static __always_inline void submit(struct event *e, __u32 len)
 	e->len = len;
 	/* len <= PAYLOAD_MAX < PAYLOAD_BUF, so the mask changes nothing but proves the bound */
 	__u64 size = HEADER_SIZE + (len & (PAYLOAD_BUF - 1));
-	if (bpf_ringbuf_output(&events, e, size, 0) == 0)
+	/* Waking the reader for every record costs the traced program a wakeup (and, on a small
+	 * machine, its CPU) per system call. The reader polls every 50 ms anyway, so it is woken
+	 * early only once a good share of the ring has filled. */
+	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES
+		? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, e, size, flags) == 0)
 		count(0);
 	else
 		count(1);
