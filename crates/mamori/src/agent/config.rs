@@ -98,7 +98,6 @@ pub struct LimitsConfig {
     pub idle_stream_seconds: f64,
 }
 
-
 impl Default for CaptureConfig {
     fn default() -> Self {
         CaptureConfig {
