@@ -234,6 +234,14 @@ impl Probe {
                             return Err(ProbeError::Thread(e.to_string()));
                         }
                     }
+                    // The probe writes most records without a wakeup (see submit() in the BPF
+                    // program), so poll() returns only on a full-ish ring or the timeout: read
+                    // whatever is there either way.
+                    if let Err(e) = ring.consume() {
+                        if e.kind() != libbpf_rs::ErrorKind::Interrupted {
+                            return Err(ProbeError::Thread(e.to_string()));
+                        }
+                    }
                     sink.borrow_mut().polled();
                 }
                 // drain what is left so nothing already captured is lost
