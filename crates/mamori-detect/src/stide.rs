@@ -19,6 +19,9 @@
 //! [`locality_frame_count`] gives the locality frame count of Hofmeyr et al.: the largest number
 //! of mismatching grams within any run of `frame` consecutive grams.
 
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use serde::{Deserialize, Serialize};
 
 use crate::classes::Symbol;
@@ -69,6 +72,44 @@ pub struct Stide {
     grams: Vec<Symbol>,
     /// Distinct training windows shorter than `ngram`, sorted.
     short: Vec<Vec<Symbol>>,
+    /// The grams packed into one integer each, for a hash lookup instead of a binary search
+    /// (live scoring looks up every gram of every window); `None` when `ngram` > 8.
+    index: Option<GramIndex>,
+}
+
+/// Packed grams of up to 8 symbols (16 bits each).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct GramIndex(HashSet<u128, BuildHasherDefault<GramHasher>>);
+
+/// A multiplicative hash for packed grams: they are short integers, not attacker-chosen keys
+/// (the database is fixed at training), so SipHash's cost buys nothing here.
+#[derive(Default)]
+struct GramHasher(u64);
+
+impl Hasher for GramHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        let folded = (v as u64) ^ ((v >> 64) as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        self.0 = (folded ^ (folded >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+fn pack(gram: &[Symbol]) -> u128 {
+    gram.iter()
+        .fold(0u128, |acc, &s| (acc << 16) | u128::from(s))
+}
+
+impl GramIndex {
+    fn build(ngram: usize, grams: &[Symbol]) -> Option<GramIndex> {
+        (ngram <= 8).then(|| GramIndex(grams.chunks_exact(ngram).map(pack).collect()))
+    }
 }
 
 /// The serialised form of [`Stide`], checked on load.
@@ -124,6 +165,7 @@ impl TryFrom<StideFile> for Stide {
             ));
         }
         Ok(Stide {
+            index: GramIndex::build(f.ngram, &f.grams),
             ngram: f.ngram,
             grams: f.grams,
             short: f.short,
@@ -162,9 +204,11 @@ impl Stide {
             .collect();
         short.sort_unstable();
         short.dedup();
+        let grams = grams.concat();
         Ok(Stide {
+            index: GramIndex::build(n, &grams),
             ngram: n,
-            grams: grams.concat(),
+            grams,
             short,
         })
     }
@@ -200,6 +244,9 @@ impl Stide {
     /// True when `gram` (of length [`Stide::ngram`]) is in the database.
     pub fn contains(&self, gram: &[Symbol]) -> bool {
         gram.len() == self.ngram && {
+            if let Some(index) = &self.index {
+                return index.0.contains(&pack(gram));
+            }
             let i = self.lower_bound(gram);
             i < self.n_grams() && self.gram(i) == gram
         }
@@ -373,5 +420,29 @@ mod tests {
         assert_eq!(locality_frame_count(&m, 100), 4);
         assert_eq!(locality_frame_count(&m, 0), 0);
         assert_eq!(locality_frame_count(&[], 5), 0);
+    }
+
+    #[test]
+    fn the_hash_index_agrees_with_the_binary_search() {
+        // a pseudo-random symbol stream over 40 classes, and probes half seen, half not
+        let mut x = 12345u64;
+        let mut next = move || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 33) % 40) as Symbol
+        };
+        let train: Vec<Symbol> = (0..3000).map(|_| next()).collect();
+        let windows: Vec<&[Symbol]> = train.windows(19).collect();
+        let indexed = Stide::fit(&windows, &StideParams { ngram: 6 }).expect("fit");
+        assert!(indexed.index.is_some());
+        let mut plain = indexed.clone();
+        plain.index = None;
+        let probes: Vec<Symbol> = (0..3000).map(|_| next()).collect();
+        for gram in train.windows(6).chain(probes.windows(6)) {
+            assert_eq!(indexed.contains(gram), plain.contains(gram), "{gram:?}");
+        }
+        assert!(train.windows(6).all(|g| indexed.contains(g)));
+        assert!(probes.windows(6).any(|g| !indexed.contains(g)));
     }
 }
