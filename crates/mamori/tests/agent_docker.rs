@@ -83,6 +83,16 @@ impl Drop for Agent {
     }
 }
 
+/// Runs a mamori command to its end; fails the test with its stderr unless it succeeds.
+fn succeeds(command: &mut Command) {
+    let out = command.output().expect("mamori runs");
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn alerts_in(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -128,23 +138,18 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
     std::fs::create_dir_all(&models).expect("model dir");
 
     // learn the image from container a, live
-    let out = mamori()
-        .args([
-            "learn",
-            "--container",
-            a,
-            "--duration",
-            "40s",
-            "--quiet",
-            "--models",
-        ])
-        .arg(&models)
-        .output()
-        .expect("mamori learn runs");
-    assert!(
-        out.status.success(),
-        "learn failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        mamori()
+            .args([
+                "learn",
+                "--container",
+                a,
+                "--duration",
+                "40s",
+                "--quiet",
+                "--models",
+            ])
+            .arg(&models),
     );
     let model = models.join(format!("{IMAGE}.model"));
     assert!(model.exists(), "learn wrote {}", model.display());
@@ -286,23 +291,18 @@ fn probe_and_strace_see_the_same_calls_of_a_container() {
         .expect("strace starts");
     std::thread::sleep(Duration::from_millis(500));
     let capture = dir.join("probe.jsonl");
-    let out = mamori()
-        .args([
-            "capture",
-            "--container",
-            c,
-            "--duration",
-            "8s",
-            "--quiet",
-            "-o",
-        ])
-        .arg(&capture)
-        .output()
-        .expect("mamori capture runs");
-    assert!(
-        out.status.success(),
-        "capture failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        mamori()
+            .args([
+                "capture",
+                "--container",
+                c,
+                "--duration",
+                "8s",
+                "--quiet",
+                "-o",
+            ])
+            .arg(&capture),
     );
     std::thread::sleep(Duration::from_millis(500));
     // SAFETY: signals only the strace this test started.

@@ -55,8 +55,6 @@ pub struct LiveOptions {
 /// Counters of the capture side, shared with /metrics.
 #[derive(Debug, Default)]
 pub struct CaptureStats {
-    /// Calls handed to the queue.
-    pub queued_events: AtomicU64,
     /// Times the queue was full and capture had to wait (back-pressure).
     pub queue_full: AtomicU64,
 }
@@ -88,19 +86,12 @@ impl Batcher {
             return;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        let n = batch.len() as u64;
-        match self.tx.try_send(batch) {
-            Ok(()) => {}
-            Err(TrySendError::Full(batch)) => {
-                // wait for the consumer: the kernel ring buffer absorbs the burst meanwhile
-                self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
-                if self.tx.send(batch).is_err() {
-                    return;
-                }
-            }
-            Err(TrySendError::Disconnected(_)) => return,
+        if let Err(TrySendError::Full(batch)) = self.tx.try_send(batch) {
+            // wait for the consumer: the kernel ring buffer absorbs the burst meanwhile; a
+            // consumer that has gone away (shutting down) leaves nothing to deliver to
+            self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
+            let _ = self.tx.send(batch);
         }
-        self.stats.queued_events.fetch_add(n, Ordering::Relaxed);
     }
 
     fn send_if_old(&mut self) {

@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use super::monitor::MonitorStats;
+
 /// Per-container counters.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerMetrics {
@@ -14,14 +16,8 @@ pub struct ContainerMetrics {
     pub model: String,
     /// Calls received.
     pub events: u64,
-    /// Calls that matched the class table.
-    pub monitored: u64,
-    /// Windows scored.
-    pub windows: u64,
-    /// Windows over the threshold.
-    pub flagged: u64,
-    /// Alerts raised.
-    pub alerts: u64,
+    /// Detection counters (zero without a model).
+    pub stats: MonitorStats,
     /// Streams with a partial window.
     pub open_streams: u64,
 }
@@ -69,7 +65,7 @@ impl MetricsSnapshot {
     pub fn render(&self) -> String {
         let mut o = String::new();
         type Field = fn(&ContainerMetrics) -> u64;
-        let per_container: [(&str, &str, &str, Field); 6] = [
+        let per_container: [(&str, &str, &str, Field); 8] = [
             (
                 "mamori_events_total",
                 "counter",
@@ -80,23 +76,35 @@ impl MetricsSnapshot {
                 "mamori_monitored_events_total",
                 "counter",
                 "System calls that matched the model's class table.",
-                |c| c.monitored,
+                |c| c.stats.monitored,
             ),
             (
                 "mamori_windows_scored_total",
                 "counter",
                 "Windows scored.",
-                |c| c.windows,
+                |c| c.stats.windows,
             ),
             (
                 "mamori_windows_flagged_total",
                 "counter",
                 "Windows scoring over the model's threshold.",
-                |c| c.flagged,
+                |c| c.stats.flagged,
             ),
             ("mamori_alerts_total", "counter", "Alerts raised.", |c| {
-                c.alerts
+                c.stats.alerts
             }),
+            (
+                "mamori_alerts_suppressed_total",
+                "counter",
+                "Flagged windows inside an alert's cooldown that raised no new alert.",
+                |c| c.stats.suppressed,
+            ),
+            (
+                "mamori_idle_streams_closed_total",
+                "counter",
+                "Streams closed after no call for limits.idle_stream_seconds (exit not seen).",
+                |c| c.stats.idle_streams_closed,
+            ),
             (
                 "mamori_open_streams",
                 "gauge",
@@ -217,7 +225,10 @@ mod tests {
                 image: "motion".into(),
                 model: "stide".into(),
                 events: 42,
-                alerts: 1,
+                stats: MonitorStats {
+                    alerts: 1,
+                    ..MonitorStats::default()
+                },
                 ..ContainerMetrics::default()
             }],
             probe_dropped_per_cpu: vec![0, 3],

@@ -132,11 +132,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
     apply_overrides(&mut config, &args);
     config.check()?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("installing signal handlers")?;
-    }
+    let stop = stop_on_signals()?;
     let shared = Arc::new(http::Shared {
         metrics: Mutex::new(MetricsSnapshot::default()),
         heartbeat: Mutex::new(Instant::now()),
@@ -201,9 +197,11 @@ pub fn run(args: AgentArgs) -> Result<()> {
                     let entry = match tracked.get_mut(&captured.cgroup) {
                         Some(t) => t,
                         None => {
-                            let Some(subject) =
-                                subject_of(&live, captured.cgroup, config.capture.include_host)
-                            else {
+                            let Some(subject) = subject_of(
+                                &live.directory,
+                                captured.cgroup,
+                                config.capture.include_host,
+                            ) else {
                                 unattributed += 1;
                                 continue;
                             };
@@ -235,8 +233,14 @@ pub fn run(args: AgentArgs) -> Result<()> {
         if last_refresh.elapsed() >= Duration::from_secs(1) {
             let now_ns = now_ns();
             for t in tracked.values_mut() {
-                if let Some(m) = t.monitor.as_mut() {
-                    m.sweep(now_ns, idle_ns, &mut alerts);
+                match t.monitor.as_mut() {
+                    Some(m) => m.sweep(now_ns, idle_ns, &mut alerts),
+                    // a model learned while the agent runs (the store re-reads at most every 10 s)
+                    None => {
+                        t.monitor = store
+                            .for_image(&t.subject.image)
+                            .map(|m| ContainerMonitor::new(t.subject.clone(), m, rule));
+                    }
                 }
             }
             for a in alerts.drain(..) {
@@ -289,14 +293,29 @@ pub fn run(args: AgentArgs) -> Result<()> {
     Ok(())
 }
 
+/// A flag raised by SIGINT or SIGTERM, for the foreground loops to stop cleanly.
+pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+    }
+    Ok(stop)
+}
+
 fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-fn subject_of(live: &LiveCapture, cgroup: u64, include_host: bool) -> Option<Subject> {
-    match live.directory.by_cgroup(cgroup) {
+/// Who a captured call belongs to: its container, the host (when included), or nobody.
+pub(crate) fn subject_of(
+    directory: &mamori_docker::ContainerDirectory,
+    cgroup: u64,
+    include_host: bool,
+) -> Option<Subject> {
+    match directory.by_cgroup(cgroup) {
         Some(info) => Some(Subject {
             container: info.name.clone(),
             container_id: info.id.clone(),
@@ -336,10 +355,7 @@ fn snapshot(
             };
             if let Some(m) = &t.monitor {
                 c.model = m.model().model.kind.to_string();
-                c.monitored = m.stats.monitored;
-                c.windows = m.stats.windows;
-                c.flagged = m.stats.flagged;
-                c.alerts = m.stats.alerts;
+                c.stats = m.stats.clone();
                 c.open_streams = m.open_streams() as u64;
             }
             c

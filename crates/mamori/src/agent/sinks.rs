@@ -132,3 +132,97 @@ fn deliver(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::monitor::Subject;
+
+    fn alert(window: u64) -> Alert {
+        Alert {
+            time: "2026-12-01T06:00:00.000Z".into(),
+            time_ns: 1,
+            subject: Subject {
+                container: "cam".into(),
+                container_id: "abc".into(),
+                image: "motion".into(),
+            },
+            model: "stide".into(),
+            model_path: "m.model".into(),
+            window,
+            stream: 7,
+            score: 1.0,
+            threshold: 0.5,
+            flagged_windows: 1,
+            top_classes: Vec::new(),
+            processes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn alerts_reach_the_file_and_a_real_webhook() {
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("listen on loopback");
+        let port = server.server_addr().to_ip().expect("ip").port();
+        let received = std::thread::spawn(move || {
+            let mut bodies = Vec::new();
+            while bodies.len() < 2 {
+                let Ok(Some(mut req)) = server.recv_timeout(Duration::from_secs(10)) else {
+                    break;
+                };
+                let mut body = String::new();
+                req.as_reader().read_to_string(&mut body).expect("body");
+                bodies.push(body);
+                req.respond(tiny_http::Response::empty(204))
+                    .expect("respond");
+            }
+            bodies
+        });
+        let file = std::env::temp_dir().join(format!("mamori-sink-{}.jsonl", std::process::id()));
+        std::fs::remove_file(&file).ok();
+        let sink = AlertSink::start(SinkConfig {
+            file: Some(file.clone()),
+            stdout: false,
+            webhook: Some(format!("http://127.0.0.1:{port}/hook")),
+            queue: 8,
+        })
+        .expect("sink starts");
+        sink.send(alert(1));
+        sink.send(alert(2));
+        let stats = Arc::clone(&sink.stats);
+        sink.finish();
+        let bodies = received.join().expect("server thread");
+        let lines = std::fs::read_to_string(&file).expect("alert file");
+        std::fs::remove_file(&file).ok();
+        assert_eq!(lines.lines().count(), 2);
+        assert_eq!(bodies.len(), 2, "both alerts were posted");
+        let posted: serde_json::Value = serde_json::from_str(&bodies[1]).expect("JSON body");
+        assert_eq!(posted["container"], "cam");
+        assert_eq!(posted["window"], 2);
+        assert_eq!(stats.webhook_failures.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn an_unreachable_webhook_is_counted_and_the_file_still_gets_the_alert() {
+        // a port nothing listens on: bind one, then free it
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let file = std::env::temp_dir().join(format!("mamori-sink-x-{}.jsonl", std::process::id()));
+        std::fs::remove_file(&file).ok();
+        let sink = AlertSink::start(SinkConfig {
+            file: Some(file.clone()),
+            stdout: false,
+            webhook: Some(format!("http://127.0.0.1:{port}/hook")),
+            queue: 8,
+        })
+        .expect("sink starts");
+        sink.send(alert(1));
+        let stats = Arc::clone(&sink.stats);
+        sink.finish();
+        let lines = std::fs::read_to_string(&file).expect("alert file");
+        std::fs::remove_file(&file).ok();
+        assert_eq!(lines.lines().count(), 1);
+        assert_eq!(stats.webhook_failures.load(Ordering::Relaxed), 1);
+    }
+}

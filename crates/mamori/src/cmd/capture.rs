@@ -2,7 +2,7 @@
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +13,7 @@ use mamori_ingest::{write_jsonl, Record};
 
 use crate::agent::config::Backend;
 use crate::agent::live::{LiveCapture, LiveOptions, Scope};
+use crate::agent::{stop_on_signals, subject_of};
 
 /// Record system calls of running containers (eBPF; ptrace as a fallback).
 ///
@@ -60,11 +61,7 @@ pub fn capture_to(
     duration: Option<Duration>,
     out: &mut dyn Write,
 ) -> Result<CaptureSummary> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("installing signal handlers")?;
-    }
+    let stop = stop_on_signals()?;
     let mut live = LiveCapture::start(
         &LiveOptions {
             backend,
@@ -84,9 +81,10 @@ pub fn capture_to(
                 let Record::Call(mut e) = c.record else {
                     continue;
                 };
-                let name = live_name(&directory, c.cgroup, scope.include_host);
-                let Some(name) = name else { continue };
-                e.container = Some(name);
+                let Some(subject) = subject_of(&directory, c.cgroup, scope.include_host) else {
+                    continue;
+                };
+                e.container = Some(subject.container);
                 write_jsonl(&e, &mut &mut *out)?;
                 events += 1;
             }
@@ -117,18 +115,6 @@ pub fn capture_to(
     })
 }
 
-fn live_name(
-    directory: &mamori_docker::ContainerDirectory,
-    cgroup: u64,
-    include_host: bool,
-) -> Option<String> {
-    match directory.by_cgroup(cgroup) {
-        Some(info) => Some(info.name.clone()),
-        None if include_host => Some("host".into()),
-        None => None,
-    }
-}
-
 pub fn run(args: CaptureArgs) -> Result<()> {
     if args.containers.is_empty() && args.backend == Backend::Ptrace {
         bail!("--backend ptrace needs --container NAME");
@@ -137,28 +123,20 @@ pub fn run(args: CaptureArgs) -> Result<()> {
         containers: args.containers.clone(),
         include_host: args.host,
     };
-    let summary = if args.output.as_os_str() == "-" {
-        let stdout = std::io::stdout();
-        let mut out = BufWriter::new(stdout.lock());
-        capture_to(
-            scope,
-            args.backend,
-            args.write_bytes,
-            args.duration,
-            &mut out,
-        )?
+    let mut out: BufWriter<Box<dyn Write>> = if args.output.as_os_str() == "-" {
+        BufWriter::new(Box::new(std::io::stdout().lock()))
     } else {
         let file = std::fs::File::create(&args.output)
             .with_context(|| format!("cannot create {}", args.output.display()))?;
-        let mut out = BufWriter::new(file);
-        capture_to(
-            scope,
-            args.backend,
-            args.write_bytes,
-            args.duration,
-            &mut out,
-        )?
+        BufWriter::new(Box::new(file))
     };
+    let summary = capture_to(
+        scope,
+        args.backend,
+        args.write_bytes,
+        args.duration,
+        &mut out,
+    )?;
     if !args.quiet {
         eprintln!(
             "mamori: captured {} calls in {:.1}s ({:.0}/s), {} dropped by the probe",
