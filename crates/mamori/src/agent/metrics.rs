@@ -65,7 +65,7 @@ impl MetricsSnapshot {
     pub fn render(&self) -> String {
         let mut o = String::new();
         type Field = fn(&ContainerMetrics) -> u64;
-        let per_container: [(&str, &str, &str, Field); 8] = [
+        let per_container: [(&str, &str, &str, Field); 9] = [
             (
                 "mamori_events_total",
                 "counter",
@@ -104,6 +104,12 @@ impl MetricsSnapshot {
                 "counter",
                 "Streams closed after no call for limits.idle_stream_seconds (exit not seen).",
                 |c| c.stats.idle_streams_closed,
+            ),
+            (
+                "mamori_joined_short_streams_total",
+                "counter",
+                "Threads shorter than a window that were already running when watching began (not scored).",
+                |c| c.stats.joined_partial_skipped,
             ),
             (
                 "mamori_open_streams",

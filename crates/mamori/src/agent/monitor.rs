@@ -1,7 +1,7 @@
 //! Detection for one container: classify each call with the model's class table, cut the calls
 //! into windows as they arrive, score every window, and turn flagged windows into alerts.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use mamori_detect::classes::ClassTable;
@@ -116,6 +116,8 @@ pub struct MonitorStats {
     pub suppressed: u64,
     /// Streams closed for being idle.
     pub idle_streams_closed: u64,
+    /// Streams shorter than a window that were already running when first seen (not scored).
+    pub joined_partial_skipped: u64,
 }
 
 struct StreamRecent {
@@ -138,9 +140,17 @@ pub struct ContainerMonitor {
     last_flag_ns: Option<i64>,
     last_alert_ns: Option<i64>,
     last_alert_score: f64,
+    /// Threads and processes whose creation (a clone/fork result) was seen, until their first
+    /// call is.
+    born: HashSet<u32>,
+    /// Streams first seen without their creation: already running when watching began.
+    joined: HashSet<u64>,
     /// Counters.
     pub stats: MonitorStats,
 }
+
+/// Bound on remembered births not yet followed by a call.
+const BORN_MAX: usize = 65_536;
 
 fn rfc3339(ns: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64);
@@ -162,6 +172,8 @@ impl ContainerMonitor {
             last_flag_ns: None,
             last_alert_ns: None,
             last_alert_score: 0.0,
+            born: HashSet::new(),
+            joined: HashSet::new(),
             stats: MonitorStats::default(),
         }
     }
@@ -181,6 +193,14 @@ impl ContainerMonitor {
         match record {
             Record::Call(e) => {
                 self.stats.events += 1;
+                if matches!(e.syscall.as_str(), "clone" | "clone3" | "fork" | "vfork") {
+                    if let Some(child) = e.ret.and_then(|r| u32::try_from(r).ok()) {
+                        if self.born.len() >= BORN_MAX {
+                            self.born.clear();
+                        }
+                        self.born.insert(child);
+                    }
+                }
                 let Some(symbol) = self.model.table.classify(&e).symbol() else {
                     return;
                 };
@@ -201,6 +221,12 @@ impl ContainerMonitor {
                     None => Arc::from("?"),
                 };
                 let size = self.model.model.window.size;
+                if !self.recent.contains_key(&key) {
+                    let seen_born = u32::try_from(key).is_ok_and(|k| self.born.remove(&k));
+                    if !seen_born {
+                        self.joined.insert(key);
+                    }
+                }
                 let recent = self.recent.entry(key).or_insert_with(|| StreamRecent {
                     calls: VecDeque::with_capacity(size),
                     last_ns: now,
@@ -219,10 +245,7 @@ impl ContainerMonitor {
                     return;
                 }
                 let key = self.windower.stream_key(pid, pid);
-                if let Some(w) = self.windower.end_stream(key) {
-                    self.score(w, alerts);
-                }
-                self.recent.remove(&key);
+                self.end_stream(key, alerts);
             }
         }
     }
@@ -236,12 +259,25 @@ impl ContainerMonitor {
             .map(|(&k, _)| k)
             .collect();
         for key in idle {
-            if let Some(w) = self.windower.end_stream(key) {
-                self.score(w, alerts);
-            }
-            self.recent.remove(&key);
+            self.end_stream(key, alerts);
             self.stats.idle_streams_closed += 1;
         }
+    }
+
+    /// Scores what is left of a stream when it ends. A stream shorter than one window is scored
+    /// as the start of a thread, which is only true when the thread was seen from its start: one
+    /// already running when watching began (a `sleep` whose only call left is `exit_group`)
+    /// would look like a thread that begins by exiting.
+    fn end_stream(&mut self, key: u64, alerts: &mut Vec<Alert>) {
+        let joined = self.joined.remove(&key);
+        if let Some(w) = self.windower.end_stream(key) {
+            if joined {
+                self.stats.joined_partial_skipped += 1;
+            } else {
+                self.score(w, alerts);
+            }
+        }
+        self.recent.remove(&key);
     }
 
     fn score(&mut self, w: Window, alerts: &mut Vec<Alert>) {
@@ -426,6 +462,44 @@ mod tests {
         })
     }
 
+    /// Thread `parent` forks `child` (the clone call, with the child's id as its result).
+    fn born(parent: u32, child: u32) -> Record {
+        let mut r = call(parent, "clone", 0, "sh");
+        if let Record::Call(e) = &mut r {
+            e.ret = Some(i64::from(child));
+        }
+        r
+    }
+
+    #[test]
+    fn a_short_stream_already_running_when_watching_began_is_not_scored_as_a_start() {
+        let mut m = monitor(1);
+        let mut alerts = Vec::new();
+        // tid 5 was running before: all that is seen of it is its end
+        m.push(call(5, "execve", 0, "sleep"), &mut alerts);
+        m.push(
+            Record::Exit {
+                pid: Some(5),
+                time_ns: Some(1),
+            },
+            &mut alerts,
+        );
+        assert!(alerts.is_empty(), "{alerts:?}");
+        assert_eq!(m.stats.joined_partial_skipped, 1);
+        // the same short stream, seen from its creation, is scored and alerts
+        m.push(born(4, 6), &mut alerts);
+        m.push(call(6, "execve", 2, "sleep"), &mut alerts);
+        m.push(
+            Record::Exit {
+                pid: Some(6),
+                time_ns: Some(3),
+            },
+            &mut alerts,
+        );
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].stream, 6);
+    }
+
     fn call(tid: u32, name: &str, t: i64, comm: &str) -> Record {
         Record::Call(SyscallEvent {
             time_ns: Some(t),
@@ -506,11 +580,12 @@ mod tests {
     fn idle_streams_are_closed_and_scored() {
         let mut m = monitor(1);
         let mut alerts = Vec::new();
+        m.push(born(8, 9), &mut alerts);
         m.push(call(9, "execve", 0, "sh"), &mut alerts);
-        assert_eq!(m.open_streams(), 1);
+        assert_eq!(m.open_streams(), 2);
         m.sweep(120_000_000_000, 60_000_000_000, &mut alerts);
         assert_eq!(m.open_streams(), 0);
-        assert_eq!(m.stats.idle_streams_closed, 1);
+        assert_eq!(m.stats.idle_streams_closed, 2);
         assert_eq!(
             alerts.len(),
             1,
