@@ -10,6 +10,7 @@
 //! | `lidds`  | LID-DS 2021 `.sc` files (sysdig enter/exit lines)                      |
 //! | `adfa`   | ADFA-LD traces: whitespace-separated i386 system-call numbers          |
 //! | `jsonl`  | mamori's own format: one [`SyscallEvent`] JSON object per line         |
+//! | [`pcap`] | packet captures, classic pcap or pcapng: raw packets, not events ([`pcap::CaptureReader`]) |
 //!
 //! Everything streams line by line with one reused line buffer, so memory stays constant however
 //! large the file (except ADFA-LD's [`read_adfa_dataset`], which loads the small data set whole).
@@ -47,6 +48,7 @@ mod adfa;
 mod falco;
 mod jsonl;
 mod lidds;
+pub mod pcap;
 mod strace;
 mod syscall_names_i386;
 mod sysdig;

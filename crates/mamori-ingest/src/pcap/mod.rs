@@ -1,0 +1,710 @@
+//! Streaming reader for packet captures: classic libpcap (`.pcap`) and pcapng.
+//!
+//! [`CaptureReader`] picks the format from the magic number, decompresses gzip on the fly, and
+//! hands out one [`RawPacket`] at a time whose bytes borrow a single reused window over the input:
+//! no allocation per packet and constant memory however long the capture, which is what lets the
+//! network detector keep up with a gateway's traffic. The borrow is why [`CaptureReader`] is a
+//! *lending* reader (`while let Some(p) = r.next_packet()?`) rather than an [`Iterator`].
+//! The window is 1 MiB and grows only for a larger record, up to [`MAX_BLOCK_LEN`].
+//!
+//! pcapng: each section has its own byte order and interfaces; timestamps follow the interface's
+//! `if_tsresol` (powers of 10 or 2; microseconds by default) and `if_tsoffset`. A Simple Packet
+//! Block has no timestamp, so it gets the previous packet's (0 when it is the first). Blocks
+//! other than section headers, interface descriptions and packets are skipped by their length.
+//!
+//! Damage is reported with the file, the 1-based packet number and the record's byte offset
+//! ([`PcapError`]). In *lenient* mode damaged records are counted per reason instead
+//! ([`CaptureReader::skipped`]): a capture cut mid-packet (tcpdump killed) ends normally with one
+//! "truncated final packet"; a corrupt pcapng packet block whose framing is intact is skipped and
+//! reading goes on; where the next record can no longer be found (a classic record length beyond
+//! the maximum, an impossible pcapng block length) reading stops and the offset is reported.
+//!
+//! ```
+//! use mamori_ingest::pcap::CaptureReader;
+//!
+//! // A little-endian, microsecond pcap file (Ethernet) with one 4-byte packet.
+//! let mut file = Vec::new();
+//! for word in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+//!     file.extend_from_slice(&word.to_le_bytes());
+//! }
+//! for word in [1_600_000_000u32, 250_000, 4, 60] {
+//!     file.extend_from_slice(&word.to_le_bytes());
+//! }
+//! file.extend_from_slice(b"\xde\xad\xbe\xef");
+//!
+//! let mut reader = CaptureReader::new(Box::new(std::io::Cursor::new(file)), "one.pcap", false)?;
+//! let p = reader.next_packet()?.expect("one packet");
+//! assert_eq!((p.number, p.ts_ns, p.linktype, p.orig_len), (1, 1_600_000_000_250_000_000, 1, 60));
+//! assert_eq!(p.data, b"\xde\xad\xbe\xef");
+//! assert!(reader.next_packet()?.is_none());
+//! assert_eq!(reader.packets_read(), 1);
+//! # Ok::<(), mamori_ingest::pcap::PcapError>(())
+//! ```
+
+mod classic;
+mod input;
+mod pcapng;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use input::Input;
+
+/// Largest captured length accepted when the snap length is smaller: 256 KiB, above any real
+/// link's frame (libpcap's own maximum snap length).
+pub const MAX_PACKET_LEN: u32 = 262_144;
+/// Snap lengths above this are not trusted to raise the per-record maximum (bounds memory).
+pub const MAX_SNAPLEN: u32 = 16 << 20;
+/// Largest pcapng block accepted.
+pub const MAX_BLOCK_LEN: u32 = 32 << 20;
+
+/// One captured packet. `data` borrows the reader's buffer until the next call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawPacket<'a> {
+    /// 1-based packet number in the file (skipped damaged packets count too, so numbers match
+    /// what Wireshark shows).
+    pub number: u64,
+    /// Capture time, nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// Link type (`LINKTYPE_*`: 1 Ethernet, 113 Linux SLL, 101 raw IP, …).
+    pub linktype: u32,
+    /// Length of the packet on the wire.
+    pub orig_len: u32,
+    /// The captured bytes (at most the snap length, so possibly fewer than `orig_len`).
+    pub data: &'a [u8],
+}
+
+/// Which container format a [`CaptureReader`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureFormat {
+    /// Classic libpcap.
+    Pcap {
+        /// Nanosecond timestamps (magic `0xa1b23c4d`) rather than microseconds.
+        nanos: bool,
+        /// Big-endian file.
+        big_endian: bool,
+    },
+    /// pcapng (byte order may change per section).
+    Pcapng,
+}
+
+/// What is wrong with a capture; [`PcapError`] adds where.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PcapErrorKind {
+    /// Reading failed (missing file, permissions, corrupt gzip…).
+    Io(io::Error),
+    /// The file has no bytes at all.
+    Empty,
+    /// The file is shorter than any magic number.
+    TooShort {
+        /// File length.
+        len: usize,
+    },
+    /// The first four bytes are no pcap or pcapng magic.
+    BadMagic {
+        /// The first four bytes, read big-endian.
+        magic: u32,
+    },
+    /// The classic file header is cut short.
+    TruncatedHeader {
+        /// Bytes present.
+        have: usize,
+    },
+    /// The file ends inside a record.
+    Truncated {
+        /// Whether the cut record is a packet (else another pcapng block).
+        packet: bool,
+        /// Bytes the record needs.
+        need: usize,
+        /// Bytes present.
+        have: usize,
+    },
+    /// A captured length above the maximum.
+    RecordTooLong {
+        /// The captured length found.
+        len: u32,
+        /// The maximum (256 KiB, or the snap length when larger).
+        max: u32,
+    },
+    /// A pcapng block length that cannot be right.
+    BadBlockLength {
+        /// Block type.
+        block_type: u32,
+        /// Its length field.
+        len: u32,
+        /// Minimum for that type.
+        min: u32,
+        /// Maximum for any block.
+        max: u32,
+    },
+    /// A pcapng block's trailing length differs from its leading one.
+    TrailerMismatch {
+        /// The leading length.
+        len: u32,
+        /// The trailing length.
+        trailer: u32,
+    },
+    /// A pcapng Section Header Block with a byte-order magic that is neither order.
+    BadByteOrderMagic {
+        /// The four bytes, read big-endian.
+        magic: u32,
+    },
+    /// A pcapng section of a major version other than 1.
+    UnsupportedVersion {
+        /// Major version.
+        major: u16,
+        /// Minor version.
+        minor: u16,
+    },
+    /// A packet block naming an interface the section has not described.
+    UnknownInterface {
+        /// The interface id.
+        id: u32,
+        /// Interfaces described so far in this section.
+        count: usize,
+    },
+    /// A packet block whose captured length runs past the block's end.
+    CaptureOverrunsBlock {
+        /// The captured length.
+        caplen: u32,
+        /// The block length.
+        len: u32,
+    },
+    /// More Interface Description Blocks in one section than accepted.
+    TooManyInterfaces {
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl PcapErrorKind {
+    /// A short category: the key under which lenient mode counts skipped packets.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PcapErrorKind::Io(_) => "read error",
+            PcapErrorKind::Empty
+            | PcapErrorKind::TooShort { .. }
+            | PcapErrorKind::BadMagic { .. } => "not a capture",
+            PcapErrorKind::TruncatedHeader { .. } => "truncated file header",
+            PcapErrorKind::Truncated { packet: true, .. } => "truncated final packet",
+            PcapErrorKind::Truncated { packet: false, .. } => "truncated final block",
+            PcapErrorKind::RecordTooLong { .. } => "record too long",
+            PcapErrorKind::BadBlockLength { .. } => "bad block length",
+            PcapErrorKind::TrailerMismatch { .. } => "block trailer mismatch",
+            PcapErrorKind::BadByteOrderMagic { .. } => "bad byte-order magic",
+            PcapErrorKind::UnsupportedVersion { .. } => "unsupported version",
+            PcapErrorKind::UnknownInterface { .. } => "unknown interface",
+            PcapErrorKind::CaptureOverrunsBlock { .. } => "captured length overruns block",
+            PcapErrorKind::TooManyInterfaces { .. } => "too many interfaces",
+        }
+    }
+}
+
+impl fmt::Display for PcapErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PcapErrorKind::Io(e) => write!(f, "cannot read: {e}"),
+            PcapErrorKind::Empty => f.write_str("empty file: not a pcap or pcapng file"),
+            PcapErrorKind::TooShort { len } => {
+                write!(f, "not a pcap or pcapng file (only {len} bytes)")
+            }
+            PcapErrorKind::BadMagic { magic } => {
+                write!(f, "not a pcap or pcapng file (magic 0x{magic:08x})")
+            }
+            PcapErrorKind::TruncatedHeader { have } => {
+                write!(f, "truncated pcap file header ({have} of 24 bytes)")
+            }
+            PcapErrorKind::Truncated { packet, need, have } => write!(
+                f,
+                "truncated final {}: the record needs {need} bytes, the file ends after {have}",
+                if *packet { "packet" } else { "block" }
+            ),
+            PcapErrorKind::RecordTooLong { len, max } => {
+                write!(f, "record length {len} exceeds the maximum {max}")
+            }
+            PcapErrorKind::BadBlockLength {
+                block_type,
+                len,
+                min,
+                max,
+            } => write!(
+                f,
+                "block of type 0x{block_type:08x} has length {len} (must be a multiple of 4 \
+                 between {min} and {max})"
+            ),
+            PcapErrorKind::TrailerMismatch { len, trailer } => write!(
+                f,
+                "block length {len} does not match its trailing copy {trailer}"
+            ),
+            PcapErrorKind::BadByteOrderMagic { magic } => write!(
+                f,
+                "section header byte-order magic 0x{magic:08x} is not 0x1a2b3c4d in either order"
+            ),
+            PcapErrorKind::UnsupportedVersion { major, minor } => {
+                write!(f, "unsupported pcapng version {major}.{minor}")
+            }
+            PcapErrorKind::UnknownInterface { id, count } => write!(
+                f,
+                "interface id {id} out of range ({count} interfaces described in this section)"
+            ),
+            PcapErrorKind::CaptureOverrunsBlock { caplen, len } => write!(
+                f,
+                "captured length {caplen} does not fit in a block of length {len}"
+            ),
+            PcapErrorKind::TooManyInterfaces { max } => {
+                write!(f, "more than {max} interfaces in one section")
+            }
+        }
+    }
+}
+
+/// Where in the file a [`PcapError`] was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// The file header (or opening the file).
+    FileHeader,
+    /// A packet record, by its 1-based number.
+    Packet(u64),
+    /// A pcapng block that is not a packet, by the number the next packet would have.
+    Block {
+        /// 1-based number of the next packet.
+        next_packet: u64,
+    },
+}
+
+/// A capture that cannot be read, naming the file, the packet and the record's byte offset.
+#[derive(Debug)]
+pub struct PcapError {
+    source_name: String,
+    location: Location,
+    offset: u64,
+    kind: PcapErrorKind,
+}
+
+impl PcapError {
+    fn header(source_name: &str, kind: PcapErrorKind) -> Self {
+        PcapError {
+            source_name: source_name.to_string(),
+            location: Location::FileHeader,
+            offset: 0,
+            kind,
+        }
+    }
+
+    /// The file (or source name) the error is about.
+    pub fn source_name(&self) -> &str {
+        &self.source_name
+    }
+
+    /// Where it was found.
+    pub fn location(&self) -> Location {
+        self.location
+    }
+
+    /// The 1-based packet number: the damaged packet's, or the next one's for another block;
+    /// `None` for the file header.
+    pub fn packet(&self) -> Option<u64> {
+        match self.location {
+            Location::FileHeader => None,
+            Location::Packet(n) | Location::Block { next_packet: n } => Some(n),
+        }
+    }
+
+    /// Byte offset of the record (of the decompressed stream, for gzip input).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> &PcapErrorKind {
+        &self.kind
+    }
+}
+
+impl fmt::Display for PcapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (name, off, kind) = (&self.source_name, self.offset, &self.kind);
+        match self.location {
+            Location::FileHeader => write!(f, "{name}: {kind}"),
+            Location::Packet(n) => write!(f, "{name}: packet {n} (byte offset {off}): {kind}"),
+            Location::Block { next_packet } => write!(
+                f,
+                "{name}: block at byte offset {off} (before packet {next_packet}): {kind}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PcapError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            PcapErrorKind::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// One skipped packet or block, kept as an example.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedPacket {
+    /// 1-based packet number (of the next packet, for a block that is not one).
+    pub number: u64,
+    /// Byte offset of the record.
+    pub offset: u64,
+    /// Category (the key of [`SkipCounts::counts`]).
+    pub reason: &'static str,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// Damaged records skipped in lenient mode: counts per reason, the first
+/// [`crate::SKIP_EXAMPLES`] examples, and where reading had to stop, if it did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SkipCounts {
+    counts: BTreeMap<&'static str, u64>,
+    examples: Vec<SkippedPacket>,
+    stopped_at: Option<u64>,
+}
+
+impl SkipCounts {
+    /// Skipped records per reason.
+    pub fn counts(&self) -> &BTreeMap<&'static str, u64> {
+        &self.counts
+    }
+
+    /// The first few skipped records, in file order.
+    pub fn examples(&self) -> &[SkippedPacket] {
+        &self.examples
+    }
+
+    /// Total skipped records.
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    /// Whether nothing was skipped.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// Byte offset of a damaged record after which nothing could be read (the next record could
+    /// not be located), if reading stopped early. A truncated final record is not counted here.
+    pub fn stopped_at(&self) -> Option<u64> {
+        self.stopped_at
+    }
+
+    fn record(&mut self, number: u64, offset: u64, kind: &PcapErrorKind) {
+        *self.counts.entry(kind.reason()).or_insert(0) += 1;
+        if self.examples.len() < crate::SKIP_EXAMPLES {
+            self.examples.push(SkippedPacket {
+                number,
+                offset,
+                reason: kind.reason(),
+                message: kind.to_string(),
+            });
+        }
+    }
+}
+
+impl fmt::Display for SkipCounts {
+    /// `N records skipped (reason: n, …); e.g. packet P (byte offset O): message; …`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} records skipped", self.total())?;
+        if self.is_empty() {
+            return Ok(());
+        }
+        let counts: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(reason, n)| format!("{reason}: {n}"))
+            .collect();
+        write!(f, " ({})", counts.join(", "))?;
+        for (i, ex) in self.examples.iter().enumerate() {
+            let sep = if i == 0 { "; e.g. " } else { "; " };
+            write!(
+                f,
+                "{sep}packet {} (byte offset {}): {}",
+                ex.number, ex.offset, ex.message
+            )?;
+        }
+        if let Some(off) = self.stopped_at {
+            write!(f, "; reading stopped at byte offset {off}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A packet's place in the reader's window, so parsers return no borrow.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Found {
+    pub(crate) ts_ns: u64,
+    pub(crate) linktype: u32,
+    pub(crate) orig_len: u32,
+    pub(crate) start: usize,
+    pub(crate) len: usize,
+}
+
+/// What one parser step produced.
+pub(crate) enum Step {
+    Packet(Found),
+    /// A block that is not a packet was consumed.
+    Skip,
+    End,
+}
+
+/// A damaged record, as parsers report it.
+pub(crate) struct Fault {
+    pub(crate) kind: PcapErrorKind,
+    pub(crate) offset: u64,
+    /// Whether the record is a packet (it uses up a packet number).
+    pub(crate) packet: bool,
+    /// Whether the next record can no longer be located.
+    pub(crate) framing_lost: bool,
+}
+
+impl Fault {
+    fn io(e: io::Error, offset: u64) -> Fault {
+        Fault {
+            kind: PcapErrorKind::Io(e),
+            offset,
+            packet: false,
+            framing_lost: true,
+        }
+    }
+
+    fn truncated(offset: u64, packet: bool, need: usize, have: usize) -> Fault {
+        Fault {
+            kind: PcapErrorKind::Truncated { packet, need, have },
+            offset,
+            packet,
+            framing_lost: true,
+        }
+    }
+
+    fn lost(kind: PcapErrorKind, offset: u64, packet: bool) -> Fault {
+        Fault {
+            kind,
+            offset,
+            packet,
+            framing_lost: true,
+        }
+    }
+}
+
+enum Format {
+    Classic(classic::Header),
+    Pcapng(pcapng::State),
+}
+
+/// Streams packets out of a classic pcap or pcapng capture (optionally gzip-compressed).
+///
+/// After an `Err` in strict mode, the next call goes on with the following record when the
+/// damaged one could be stepped over (a corrupt pcapng packet block), else returns `Ok(None)`.
+pub struct CaptureReader {
+    input: Input,
+    source: String,
+    lenient: bool,
+    format: Format,
+    /// Packet records met so far, damaged ones included.
+    number: u64,
+    packets: u64,
+    skipped: SkipCounts,
+    done: bool,
+}
+
+impl CaptureReader {
+    /// Opens a capture file; a `.gz` name or gzip content is decompressed on the fly.
+    pub fn open(path: &Path, lenient: bool) -> Result<Self, PcapError> {
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|e| PcapError::header(&name, PcapErrorKind::Io(e)))?;
+        let gz = path.extension().is_some_and(|e| e == "gz");
+        Self::with_gzip(Box::new(file), &name, lenient, gz)
+    }
+
+    /// Reads a capture from any reader (buffering is done here; gzip content is detected by its
+    /// magic); `source_name` names it in messages.
+    pub fn new(
+        reader: Box<dyn Read + Send>,
+        source_name: &str,
+        lenient: bool,
+    ) -> Result<Self, PcapError> {
+        Self::with_gzip(reader, source_name, lenient, false)
+    }
+
+    fn with_gzip(
+        reader: Box<dyn Read + Send>,
+        name: &str,
+        lenient: bool,
+        force_gzip: bool,
+    ) -> Result<Self, PcapError> {
+        let err = |kind| PcapError::header(name, kind);
+        let mut input = Input::new(reader);
+        let gz = force_gzip || {
+            input.fill(2).map_err(|e| err(PcapErrorKind::Io(e)))?;
+            input.available() >= 2 && input.peek(2) == [0x1f, 0x8b]
+        };
+        if gz {
+            let (head, inner) = input.take_buffered_and_inner();
+            let chained = io::Cursor::new(head).chain(inner);
+            input.set_inner(Box::new(flate2::bufread::MultiGzDecoder::new(
+                BufReader::with_capacity(1 << 16, chained),
+            )));
+        }
+        if !input.fill(4).map_err(|e| err(PcapErrorKind::Io(e)))? {
+            return Err(err(match input.available() {
+                0 => PcapErrorKind::Empty,
+                len => PcapErrorKind::TooShort { len },
+            }));
+        }
+        let m = input.peek(4);
+        let magic = u32::from_be_bytes([m[0], m[1], m[2], m[3]]);
+        let format = if classic::Header::is_magic(magic) {
+            if !input
+                .fill(classic::FILE_HEADER)
+                .map_err(|e| err(PcapErrorKind::Io(e)))?
+            {
+                return Err(err(PcapErrorKind::TruncatedHeader {
+                    have: input.available(),
+                }));
+            }
+            let header = classic::Header::parse(input.peek(classic::FILE_HEADER), magic);
+            input.consume(classic::FILE_HEADER);
+            Format::Classic(header)
+        } else if magic == pcapng::SHB {
+            Format::Pcapng(pcapng::State::default())
+        } else {
+            return Err(err(PcapErrorKind::BadMagic { magic }));
+        };
+        Ok(CaptureReader {
+            input,
+            source: name.to_string(),
+            lenient,
+            format,
+            number: 0,
+            packets: 0,
+            skipped: SkipCounts::default(),
+            done: false,
+        })
+    }
+
+    /// The next packet; `Ok(None)` at the end of the capture.
+    #[inline]
+    pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, PcapError> {
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            let step = match &mut self.format {
+                Format::Classic(h) => classic::next(h, &mut self.input),
+                Format::Pcapng(st) => pcapng::next(st, &mut self.input),
+            };
+            match step {
+                Ok(Step::Packet(found)) => {
+                    self.number += 1;
+                    self.packets += 1;
+                    return Ok(Some(RawPacket {
+                        number: self.number,
+                        ts_ns: found.ts_ns,
+                        linktype: found.linktype,
+                        orig_len: found.orig_len,
+                        data: self.input.slice(found.start, found.len),
+                    }));
+                }
+                Ok(Step::Skip) => {}
+                Ok(Step::End) => self.done = true,
+                Err(fault) => {
+                    if let Some(err) = self.fault(fault) {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts a damaged record (lenient) or turns it into an error (strict, or I/O failure).
+    #[cold]
+    fn fault(&mut self, fault: Fault) -> Option<PcapError> {
+        let location = if fault.packet {
+            self.number += 1;
+            Location::Packet(self.number)
+        } else {
+            Location::Block {
+                next_packet: self.number + 1,
+            }
+        };
+        if fault.framing_lost {
+            self.done = true;
+        }
+        let is_io = matches!(fault.kind, PcapErrorKind::Io(_));
+        if self.lenient && !is_io {
+            let number = match location {
+                Location::Packet(n) | Location::Block { next_packet: n } => n,
+                Location::FileHeader => 0,
+            };
+            self.skipped.record(number, fault.offset, &fault.kind);
+            let truncated = matches!(fault.kind, PcapErrorKind::Truncated { .. });
+            if fault.framing_lost && !truncated {
+                self.skipped.stopped_at = Some(fault.offset);
+            }
+            return None;
+        }
+        Some(PcapError {
+            source_name: self.source.clone(),
+            location,
+            offset: fault.offset,
+            kind: fault.kind,
+        })
+    }
+
+    /// Packets returned so far.
+    pub fn packets_read(&self) -> u64 {
+        self.packets
+    }
+
+    /// Damaged records skipped so far (lenient mode; always empty in strict mode).
+    pub fn skipped(&self) -> &SkipCounts {
+        &self.skipped
+    }
+
+    /// The name used in messages.
+    pub fn source_name(&self) -> &str {
+        &self.source
+    }
+
+    /// The container format.
+    pub fn format(&self) -> CaptureFormat {
+        match &self.format {
+            Format::Classic(h) => CaptureFormat::Pcap {
+                nanos: h.frac_ns == 1,
+                big_endian: h.big,
+            },
+            Format::Pcapng(_) => CaptureFormat::Pcapng,
+        }
+    }
+
+    /// The link type of a classic file, or of the first pcapng interface described so far.
+    pub fn linktype(&self) -> Option<u32> {
+        match &self.format {
+            Format::Classic(h) => Some(h.linktype),
+            Format::Pcapng(st) => st.first_linktype,
+        }
+    }
+}
+
+impl fmt::Debug for CaptureReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptureReader")
+            .field("source", &self.source)
+            .field("format", &self.format())
+            .field("packets_read", &self.packets)
+            .field("offset", &self.input.offset())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;
