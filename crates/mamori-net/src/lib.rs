@@ -1,0 +1,15 @@
+//! Network anomaly detection for IoT gateways (seed 001 §3-1).
+//!
+//! Packets from a capture file or a live interface are decoded into [`packet::PacketMeta`]
+//! (headers only), grouped per device and time window ([`features`]) or into bidirectional 5-tuple
+//! flows, and scored by a supervised RBF SVM ([`model::svm`]) or an unsupervised model trained on
+//! normal traffic only ([`model::iforest`]).
+#![deny(missing_docs)]
+
+pub mod detector;
+pub mod features;
+pub mod labels;
+pub mod live;
+pub mod model;
+pub mod packet;
+pub mod source;
