@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the live-capture tests and benchmarks need, as root on Debian:
 #   - clang, libbpf headers, libelf and zlib: building the eBPF probe (crates/mamori-capture)
+#   - libpcap headers: building live packet capture (crates/mamori-net)
 #   - strace: the ptrace fallback and the probe-vs-strace comparison
 #   - busybox-static: the FROM-scratch lab image (scripts/lab/build-lab-image.sh)
 #   - docker.io: dockerd, started with --iptables=false --bridge=none (containers use --network none)
@@ -17,6 +18,7 @@ done
 [ -f /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
 [ -f /usr/include/libelf.h ] || need+=(libelf-dev)
 [ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
+[ -f /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q "statically linked" || need+=(busybox-static file)
 if [ "$docker" = 1 ] && ! command -v dockerd >/dev/null; then need+=(docker.io); fi
 if [ ${#need[@]} -gt 0 ]; then

@@ -145,25 +145,9 @@ fn parse_time(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::{AppProto, L3};
 
     fn packet(ts_s: f64, src: &str, dst: &str) -> PacketMeta {
-        PacketMeta {
-            ts_ns: (ts_s * 1e9) as u64,
-            wire_len: 60,
-            src_mac: None,
-            dst_mac: None,
-            l3: L3::Ipv4,
-            src_ip: src.parse().ok(),
-            dst_ip: dst.parse().ok(),
-            ip_proto: 6,
-            src_port: 1234,
-            dst_port: 80,
-            tcp_flags: 0x02,
-            icmp_type: 0,
-            payload_len: 0,
-            app: AppProto::Http,
-        }
+        crate::features::tests::tcp((ts_s * 1e9) as u64, src, dst, 0x02, 60)
     }
 
     #[test]

@@ -49,6 +49,9 @@ enum Command {
     Learn(Box<cmd::learn::LearnArgs>),
     /// Watch containers live: score their system calls, raise alerts, serve /metrics.
     Agent(Box<agent::AgentArgs>),
+    /// Network anomaly detection: features, SVM / isolation-forest training, scoring, evaluation.
+    #[command(subcommand)]
+    Net(cmd::net::NetCommand),
 }
 
 fn main() {
@@ -62,6 +65,7 @@ fn main() {
         Command::Capture(a) => cmd::capture::run(a).map(|()| 0),
         Command::Learn(a) => cmd::learn::run(*a).map(|()| 0),
         Command::Agent(a) => agent::run(*a).map(|()| 0),
+        Command::Net(c) => cmd::net::run(c),
     };
     match result {
         Ok(code) => std::process::exit(code),

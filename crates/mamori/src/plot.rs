@@ -251,6 +251,95 @@ pub fn timeline_svg(
     s
 }
 
+/// A confusion matrix as a heatmap (the layout of seed 001's Fig. 5): rows are the true class,
+/// columns the predicted one; each cell shows its count and its share of the row, and is shaded
+/// by that share so a detector's misses and false alarms stand out at a glance.
+pub fn confusion_svg(title: &str, tn: usize, fp: usize, fn_: usize, tp: usize) -> String {
+    const SIZE: f64 = 150.0;
+    const X0: f64 = 150.0;
+    const Y0: f64 = 70.0;
+    let (w, h) = (X0 + 2.0 * SIZE + 130.0, Y0 + 2.0 * SIZE + 70.0);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="13">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="28" font-size="15" text-anchor="middle">{}</text>"#,
+        X0 + SIZE,
+        escape(title)
+    );
+    let cells = [[tn, fp], [fn_, tp]];
+    let names = ["normal (0)", "attack (1)"];
+    for (r, row) in cells.iter().enumerate() {
+        let total = (row[0] + row[1]).max(1) as f64;
+        for (c, &n) in row.iter().enumerate() {
+            let share = n as f64 / total;
+            // White to deep blue; text turns white on dark cells.
+            let shade = |lo: f64, hi: f64| (lo + (hi - lo) * share).round() as u8;
+            let fill = format!(
+                "#{:02x}{:02x}{:02x}",
+                shade(247.0, 8.0),
+                shade(251.0, 48.0),
+                shade(255.0, 107.0)
+            );
+            let ink = if share > 0.5 { "white" } else { "black" };
+            let (x, y) = (X0 + c as f64 * SIZE, Y0 + r as f64 * SIZE);
+            let _ = writeln!(
+                s,
+                r##"<rect x="{x}" y="{y}" width="{SIZE}" height="{SIZE}" fill="{fill}" stroke="#444"/>"##
+            );
+            let tag = ["TN", "FP", "FN", "TP"][r * 2 + c];
+            let _ = writeln!(
+                s,
+                r#"<text x="{cx}" y="{}" text-anchor="middle" fill="{ink}">{tag}</text><text x="{cx}" y="{}" text-anchor="middle" font-size="22" fill="{ink}">{n}</text><text x="{cx}" y="{}" text-anchor="middle" fill="{ink}">{:.1} %</text>"#,
+                y + 50.0,
+                y + 82.0,
+                y + 108.0,
+                share * 100.0,
+                cx = x + SIZE / 2.0,
+            );
+        }
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+            X0 - 10.0,
+            Y0 + r as f64 * SIZE + SIZE / 2.0 + 4.0,
+            names[r]
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+            X0 + r as f64 * SIZE + SIZE / 2.0,
+            Y0 + 2.0 * SIZE + 22.0,
+            names[r]
+        );
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">predicted</text>"#,
+        X0 + SIZE,
+        Y0 + 2.0 * SIZE + 48.0
+    );
+    let _ = writeln!(
+        s,
+        r#"<text transform="translate(40 {}) rotate(-90)" text-anchor="middle">actual</text>"#,
+        Y0 + SIZE
+    );
+    let total = (tn + fp + fn_ + tp).max(1) as f64;
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}">accuracy {:.2} %</text>"#,
+        X0 + 2.0 * SIZE + 12.0,
+        Y0 + 16.0,
+        (tn + tp) as f64 / total * 100.0
+    );
+    s.push_str("</svg>\n");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,5 +378,28 @@ mod tests {
         // Reduced to at most one point per pixel column.
         assert!(tl.len() < 60_000, "{}", tl.len());
         assert!(tl.contains("mean per pixel"));
+    }
+
+    #[test]
+    fn confusion_heatmap_shows_every_cell_with_its_row_share() {
+        let svg = confusion_svg("svm", 90, 10, 1, 3);
+        for text in [
+            ">TN<",
+            ">FP<",
+            ">FN<",
+            ">TP<",
+            ">90<",
+            ">10<",
+            "90.0 %",
+            "75.0 %",
+            "actual",
+            "predicted",
+        ] {
+            assert!(svg.contains(text), "{text} missing");
+        }
+        // Shaded by the row share: TN (90 %) dark with white text, FP (10 %) pale.
+        assert!(svg.contains(r##"fill="#20447a""##), "{svg}");
+        assert!(svg.contains(r##"fill="#dfe7f0""##), "{svg}");
+        assert!(svg.trim_end().ends_with("</svg>"));
     }
 }

@@ -1,15 +1,9 @@
 //! The real `mamori` binary on real data: ADFA-LD from ../shared/data and a real strace recording.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn mamori() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mamori"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{mamori, repo, run, TempDir};
 
 /// The shared datasets, or `None` (with a message) when this checkout has none beside it.
 fn data() -> Option<PathBuf> {
@@ -19,37 +13,6 @@ fn data() -> Option<PathBuf> {
     } else {
         eprintln!("skipping: no ../shared/data/adfa-ld beside the repository");
         None
-    }
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("mamori runs");
-    if !out.status.success() {
-        panic!(
-            "{:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-            cmd,
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("mamori-test-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

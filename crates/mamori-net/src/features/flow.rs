@@ -170,6 +170,8 @@ struct Flow {
     interval_pkts: [u64; 2],
     interval_bytes: [u64; 2],
     interval_attack_packets: u64,
+    /// First attack seen in the current interval (a long flow can carry several attacks).
+    interval_attack: Option<usize>,
     in_interval: bool,
     new_in_interval: bool,
 }
@@ -354,6 +356,7 @@ impl FlowTable {
         if attack.is_some() {
             f.attack_packets += 1;
             f.interval_attack_packets += 1;
+            f.interval_attack = f.interval_attack.or(attack);
             f.attack = f.attack.or(attack);
         }
         let mut closed = false;
@@ -419,6 +422,7 @@ impl FlowTable {
             interval_pkts: [0; 2],
             interval_bytes: [0; 2],
             interval_attack_packets: 0,
+            interval_attack: None,
             in_interval: false,
             new_in_interval: true,
         };
@@ -502,9 +506,7 @@ impl FlowTable {
             h.telnet += u64::from(f.app == AppProto::Telnet);
             h.dns += u64::from(f.app == AppProto::Dns);
             h.attack_packets += f.interval_attack_packets;
-            if f.interval_attack_packets > 0 {
-                h.attack = h.attack.or(f.attack);
-            }
+            h.attack = h.attack.or(f.interval_attack);
         };
         for &slot in &touched {
             // A slot freed and reused within the interval is listed twice; its flow counts once.
@@ -515,6 +517,7 @@ impl FlowTable {
                 f.interval_pkts = [0; 2];
                 f.interval_bytes = [0; 2];
                 f.interval_attack_packets = 0;
+                f.interval_attack = None;
             }
         }
         for f in &ended {
@@ -689,5 +692,31 @@ mod tests {
         assert_eq!(names_get(&n, r, "rst_flows"), 50.0);
         assert_eq!(r.attack_packets, 150);
         assert_eq!(rows.len(), 1, "the responder initiated nothing");
+    }
+
+    #[test]
+    fn an_interval_names_the_attack_seen_in_it_not_the_flows_first() {
+        let mut t = FlowTable::new(FlowConfig::default(), FlowOutput::Intervals);
+        let mut rows = Vec::new();
+        // One long-lived flow: its packets belong to attack 0, then (next interval) to attack 1.
+        t.push(
+            &tcp(1_000_000_000, "10.0.0.3", "10.0.0.9", 0x18, 100),
+            Some(0),
+            &mut rows,
+        );
+        t.push(
+            &tcp(12_000_000_000, "10.0.0.3", "10.0.0.9", 0x18, 100),
+            Some(1),
+            &mut rows,
+        );
+        t.push(
+            &tcp(13_000_000_000, "10.0.0.3", "10.0.0.9", 0x18, 100),
+            None,
+            &mut rows,
+        );
+        t.finish(&mut rows);
+        let attacks: Vec<Option<usize>> = rows.iter().map(|r| r.attack).collect();
+        assert_eq!(attacks, [Some(0), Some(1)]);
+        assert_eq!(rows[1].attack_packets, 1);
     }
 }

@@ -5,5 +5,6 @@ pub mod convert;
 pub mod eval;
 pub mod learn;
 pub mod model;
+pub mod net;
 pub mod score;
 pub mod train;

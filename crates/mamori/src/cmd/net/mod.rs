@@ -1,0 +1,62 @@
+//! `mamori net`: network anomaly detection (seed 001 §3-1): features, training, scoring and
+//! evaluation on captures or a live interface.
+
+pub mod eval;
+pub mod features;
+pub mod input;
+pub mod score;
+pub mod train;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use mamori_net::detector::NetDetector;
+
+/// Network subcommands.
+#[derive(Subcommand, Debug)]
+pub enum NetCommand {
+    /// Extract per-device, per-flow or per-interval features as CSV or JSON lines.
+    Features(Box<features::FeaturesArgs>),
+    /// Train an RBF SVM (labelled traffic) or an isolation forest (normal traffic only).
+    Train(Box<train::TrainArgs>),
+    /// Score captures or live traffic with a trained detector (JSON lines; exit 1 on alerts).
+    Score(Box<score::ScoreArgs>),
+    /// Measure a detector on labelled captures: confusion matrix, precision, recall, FPR, ROC AUC.
+    Eval(Box<eval::EvalArgs>),
+}
+
+pub fn run(command: NetCommand) -> Result<i32> {
+    match command {
+        NetCommand::Features(a) => features::run(*a).map(|()| 0),
+        NetCommand::Train(a) => train::run(*a).map(|()| 0),
+        NetCommand::Score(a) => score::run(*a),
+        NetCommand::Eval(a) => eval::run(*a).map(|()| 0),
+    }
+}
+
+/// Prints what the inputs held, and anything skipped, on stderr.
+fn report_input(stats: &input::InputStats) {
+    eprintln!(
+        "mamori: {} packets ({} labelled attack), {} rows",
+        stats.packets, stats.attack_packets, stats.rows
+    );
+    for (reason, n) in &stats.skipped {
+        eprintln!("mamori: skipped {n}: {reason}");
+    }
+    if stats.dropped > 0 {
+        eprintln!("mamori: live capture dropped {} packets", stats.dropped);
+    }
+}
+
+/// Reads a detector file.
+fn load_detector(path: &Path) -> Result<NetDetector> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let detector: NetDetector = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a mamori net detector", path.display()))?;
+    detector
+        .check()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(detector)
+}

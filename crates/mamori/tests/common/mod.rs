@@ -1,0 +1,49 @@
+//! Helpers shared by the integration tests of the `mamori` binary.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `mamori` binary under test.
+pub fn mamori() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mamori"))
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs `cmd` and returns its output, panicking with both streams when it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("mamori runs");
+    if !out.status.success() {
+        panic!(
+            "{:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            cmd,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("mamori-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,262 @@
+//! `mamori net` on real traffic: the consumer IoT captures in ../shared/data/iot-benign-pcap and
+//! the lab captures in data/net (real mosquitto, ffmpeg, busybox and real hping3 / nmap / telnet
+//! dictionary attacks in network namespaces, made by scripts/lab/net-lab.sh).
+//!
+//! Detectors are trained on one lab run plus three device captures and judged on another lab run
+//! (other seed, other times) plus the two held-out device captures.
+
+use std::path::{Path, PathBuf};
+mod common;
+
+use common::{mamori, repo, run, TempDir};
+
+/// The benign device captures, or `None` (with a message) when ../shared/data is absent.
+fn benign() -> Option<PathBuf> {
+    let d = repo().join("../shared/data/iot-benign-pcap");
+    if d.join("blink-cam-01.pcap").is_file() {
+        Some(d)
+    } else {
+        eprintln!("skipping: no ../shared/data/iot-benign-pcap beside the repository");
+        None
+    }
+}
+
+fn lab(run: &str) -> (PathBuf, PathBuf) {
+    let d = repo().join("data/net").join(run);
+    (d.join("capture.pcap.gz"), d.join("labels.tsv"))
+}
+
+#[test]
+fn device_features_of_real_consumer_devices() {
+    let Some(data) = benign() else { return };
+    let out = run(mamori()
+        .args(["net", "features", "--kind", "device"])
+        .arg(data.join("schlage-lock-01.pcap")));
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    assert_eq!(
+        &header[..8],
+        [
+            "source",
+            "device",
+            "start",
+            "end",
+            "packets",
+            "attack_packets",
+            "label",
+            "attack"
+        ]
+    );
+    for name in [
+        "pps_out",
+        "max_pps_out",
+        "iat_out_mean",
+        "size_out_p90",
+        "dst_ports",
+        "syn_ratio_out",
+        "dns_pkts",
+        "telnet_pkts",
+        "ssdp_pkts",
+    ] {
+        assert!(header.contains(&name), "{name} missing from {header:?}");
+    }
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(rows.len() > 100, "only {} rows", rows.len());
+    for r in &rows {
+        assert_eq!(r.len(), header.len());
+        assert_eq!(r[6], "0", "no labels given, so no attack rows");
+        let start: f64 = r[2].parse().expect("start");
+        let end: f64 = r[3].parse().expect("end");
+        assert!((end - start - 10.0).abs() < 1e-6);
+    }
+    // Flow rows as JSON lines carry every named feature.
+    let out = run(mamori()
+        .args(["net", "features", "--kind", "flow", "--format", "jsonl"])
+        .arg(data.join("schlage-lock-01.pcap")));
+    let first: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("a flow"),
+    )
+    .expect("json");
+    assert!(first["flow"].as_str().is_some_and(|f| f.contains(" > ")));
+    assert!(first["features"]["duration"].is_number());
+}
+
+#[test]
+fn corrupt_captures_name_the_packet_and_lenient_reading_keeps_the_rest() {
+    let Some(data) = benign() else { return };
+    let tmp = TempDir::new("corrupt");
+    let bytes = std::fs::read(data.join("schlage-lock-01.pcap")).expect("read");
+    let cut = tmp.0.join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    let out = mamori()
+        .args(["net", "features"])
+        .arg(&cut)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cut.pcap") && err.contains("packet "), "{err}");
+    let out = run(mamori().args(["net", "features", "--lenient"]).arg(&cut));
+    assert!(String::from_utf8_lossy(&out.stdout).lines().count() > 10);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("skipped 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let junk = tmp.0.join("junk.pcap");
+    std::fs::write(&junk, b"this is not a capture at all").expect("write");
+    let out = mamori()
+        .args(["net", "features"])
+        .arg(&junk)
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a pcap or pcapng file"));
+}
+
+struct Split {
+    train: Vec<PathBuf>,
+    train_labels: PathBuf,
+    test: Vec<PathBuf>,
+    test_labels: PathBuf,
+}
+
+fn split(data: &Path) -> Split {
+    let (a, a_labels) = lab("lab-a");
+    let (b, b_labels) = lab("lab-b");
+    Split {
+        train: vec![
+            a,
+            data.join("blink-cam-01.pcap"),
+            data.join("lockly-hub-01.pcap"),
+            data.join("schlage-lock-01.pcap"),
+        ],
+        train_labels: a_labels,
+        test: vec![
+            b,
+            data.join("blink-cam-02.pcap"),
+            data.join("sifely-hub-01.pcap"),
+        ],
+        test_labels: b_labels,
+    }
+}
+
+fn eval(model: &Path, s: &Split, dir: &Path, name: &str) -> serde_json::Value {
+    let json = dir.join(format!("{name}.json"));
+    let heatmap = dir.join(format!("{name}.svg"));
+    let out = run(mamori()
+        .args(["net", "eval", "-m"])
+        .arg(model)
+        .args(&s.test)
+        .arg("--labels")
+        .arg(&s.test_labels)
+        .arg("--json")
+        .arg(&json)
+        .arg("--heatmap")
+        .arg(&heatmap));
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    let svg = std::fs::read_to_string(&heatmap).expect("heatmap written");
+    assert!(svg.starts_with("<svg") && svg.contains(">TP<") && svg.contains("predicted"));
+    serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parses")
+}
+
+#[test]
+fn svm_trained_on_one_lab_run_detects_attacks_in_another() {
+    let Some(data) = benign() else { return };
+    let s = split(&data);
+    let tmp = TempDir::new("svm");
+    let model = tmp.0.join("svm.json");
+    run(mamori()
+        .args(["net", "train", "--model", "svm", "--kind", "device", "-o"])
+        .arg(&model)
+        .args(&s.train)
+        .arg("--labels")
+        .arg(&s.train_labels));
+    let r = eval(&model, &s, &tmp.0, "svm");
+    let (recall, fpr, auc) = (
+        r["recall"].as_f64().unwrap(),
+        r["false_positive_rate"].as_f64().unwrap(),
+        r["roc_auc"].as_f64().unwrap(),
+    );
+    assert!(
+        r["tp"].as_u64().unwrap() > 0 && r["tn"].as_u64().unwrap() > 100,
+        "{r}"
+    );
+    assert!(recall >= 0.9, "recall {recall}");
+    assert!(fpr <= 0.01, "false-positive rate {fpr}");
+    assert!(auc >= 0.99, "ROC AUC {auc}");
+    // Every attack kind is caught at least once.
+    for a in r["per_attack"].as_array().unwrap() {
+        assert!(a["detected"].as_u64().unwrap() > 0, "{a}");
+    }
+}
+
+#[test]
+fn isolation_forest_learns_from_normal_traffic_only() {
+    let Some(data) = benign() else { return };
+    let s = split(&data);
+    let tmp = TempDir::new("iforest");
+    let model = tmp.0.join("iforest.json");
+    // Labels only to leave the attack rows out of training; nothing is learnt from them.
+    run(mamori()
+        .args([
+            "net", "train", "--model", "iforest", "--kind", "device", "-o",
+        ])
+        .arg(&model)
+        .args(&s.train)
+        .arg("--labels")
+        .arg(&s.train_labels));
+    let r = eval(&model, &s, &tmp.0, "iforest");
+    let (recall, fpr, auc) = (
+        r["recall"].as_f64().unwrap(),
+        r["false_positive_rate"].as_f64().unwrap(),
+        r["roc_auc"].as_f64().unwrap(),
+    );
+    // Measured: ROC AUC 0.988; at the default 1 % calibration target it flags a third of the
+    // attack windows (every flood and scan kind among them) at 0.1 % false positives.
+    assert!(auc >= 0.95, "ROC AUC {auc}");
+    assert!(recall >= 0.2, "recall {recall}");
+    assert!(fpr <= 0.01, "false-positive rate {fpr}");
+}
+
+#[test]
+fn score_reports_rows_and_exit_status() {
+    let Some(data) = benign() else { return };
+    let s = split(&data);
+    let tmp = TempDir::new("score");
+    let model = tmp.0.join("svm.json");
+    run(mamori()
+        .args(["net", "train", "--model", "svm", "--kind", "interval", "-o"])
+        .arg(&model)
+        .args(&s.train)
+        .arg("--labels")
+        .arg(&s.train_labels));
+    let out = mamori()
+        .args(["net", "score", "--alerts-only", "-m"])
+        .arg(&model)
+        .arg(&s.test[0])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the lab run holds attacks: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert!(!alerts.is_empty());
+    // The compromised sensor (10.77.0.23) starts the attack flows.
+    assert!(
+        alerts.iter().any(|a| a["host"] == "10.77.0.23"),
+        "{alerts:?}"
+    );
+    assert!(alerts
+        .iter()
+        .all(|a| a["alert"] == true && a["score"].as_f64().unwrap() > 0.0));
+}
