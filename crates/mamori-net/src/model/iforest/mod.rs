@@ -26,6 +26,9 @@ use serde::{Deserialize, Serialize};
 use super::error::check_finite;
 use super::{Matrix, ModelError};
 
+mod flat;
+use flat::FlatForest;
+
 /// Euler–Mascheroni constant.
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 
@@ -71,6 +74,9 @@ pub struct IsolationForest {
     n_features: usize,
     max_samples: usize,
     trees: Vec<Vec<Node>>,
+    /// The same trees laid out for fast scoring (derived, not saved); `None` for trees too
+    /// deep to lay out, which are walked node by node.
+    flat: Option<FlatForest>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -103,11 +109,7 @@ impl TryFrom<ForestRepr> for IsolationForest {
                 }
             }
         }
-        Ok(IsolationForest {
-            n_features: r.n_features,
-            max_samples: r.max_samples,
-            trees: r.trees,
-        })
+        Ok(IsolationForest::new(r.n_features, r.max_samples, r.trees))
     }
 }
 
@@ -177,11 +179,22 @@ impl IsolationForest {
                 grow(x, &mut rows, max_depth, &mut tree_rng)
             })
             .collect();
-        Ok(IsolationForest {
-            n_features: x.cols(),
-            max_samples: psi,
+        Ok(IsolationForest::new(x.cols(), psi, trees))
+    }
+
+    fn new(n_features: usize, max_samples: usize, trees: Vec<Vec<Node>>) -> IsolationForest {
+        IsolationForest {
+            flat: FlatForest::build(&trees, n_features),
+            n_features,
+            max_samples,
             trees,
-        })
+        }
+    }
+
+    /// Sum of path lengths over the trees, walking the node lists (the reference for the flat
+    /// layout, and the path for trees too deep for it).
+    fn total_path_walked(&self, x: &[f64]) -> f64 {
+        self.trees.iter().map(|t| path_length(t, x)).sum()
     }
 
     /// Anomaly score in `(0, 1]`; higher = more anomalous, about 0.5 or less for typical rows.
@@ -190,7 +203,10 @@ impl IsolationForest {
     /// If `x` does not have as many features as the training rows.
     pub fn score(&self, x: &[f64]) -> f64 {
         assert_eq!(x.len(), self.n_features, "feature count vs fitted forest");
-        let total: f64 = self.trees.iter().map(|t| path_length(t, x)).sum();
+        let total = match &self.flat {
+            Some(flat) => flat.total_path(x),
+            None => self.total_path_walked(x),
+        };
         let norm = self.trees.len() as f64 * average_path_length(self.max_samples);
         // A single-row forest has nothing to compare against; scikit-learn scores it 0.5.
         let ratio = if norm > 0.0 { total / norm } else { 1.0 };
@@ -338,6 +354,52 @@ mod tests {
         assert!(centre < 0.45, "centre {centre}");
         assert!(outlier > inliers.iter().cloned().fold(0.0, f64::max) - 1e-12);
         assert!((0.35..0.5).contains(&mean), "mean inlier score {mean}");
+    }
+
+    /// The flat layout must give exactly the node walk's sums, including for NaN, values on
+    /// thresholds, leaves above the full depth and single-leaf trees.
+    #[test]
+    fn flat_layout_scores_exactly_as_the_node_walk() {
+        let x = cloud(700, 5, 3);
+        let mut probes = cloud(300, 5, 4);
+        probes
+            .push_row(&[f64::NAN, 0.0, 1.0, -1.0, 0.5])
+            .expect("row");
+        probes.push_row(&[1e9, -1e9, 0.0, 0.0, 0.0]).expect("row");
+        for max_samples in [None, Some(2), Some(37), Some(700)] {
+            let p = IsolationForestParams {
+                n_estimators: 30,
+                max_samples,
+            };
+            let f = IsolationForest::fit(&x, &p, 11).expect("fit");
+            assert!(f.flat.is_some(), "{max_samples:?} should be laid out");
+            // A row exactly on the first tree's root cut goes left in both.
+            let mut on_cut = vec![0.0; 5];
+            if let Node::Split {
+                feature, threshold, ..
+            } = f.trees[0][0]
+            {
+                on_cut[feature as usize] = threshold;
+            }
+            for row in probes.iter_rows().chain([on_cut.as_slice()]) {
+                let flat = f.flat.as_ref().expect("flat").total_path(row);
+                assert_eq!(flat.to_bits(), f.total_path_walked(row).to_bits());
+            }
+        }
+        // Identical rows: every tree is a single leaf (depth 0).
+        let same = Matrix::from_rows(vec![vec![1.0, 1.0]; 10]).expect("matrix");
+        let g = IsolationForest::fit(&same, &IsolationForestParams::default(), 0).expect("fit");
+        let flat = g.flat.as_ref().expect("flat").total_path(&[1.0, 2.0]);
+        assert_eq!(flat, g.total_path_walked(&[1.0, 2.0]));
+        // 8,192 rows per tree is depth 13: too deep to lay out, walked instead.
+        let big = cloud(9_000, 2, 5);
+        let p = IsolationForestParams {
+            n_estimators: 2,
+            max_samples: Some(8_192),
+        };
+        let h = IsolationForest::fit(&big, &p, 0).expect("fit");
+        assert!(h.flat.is_none());
+        assert!(h.score(&[0.0, 0.0]) < h.score(&[9.0, 9.0]));
     }
 
     #[test]
