@@ -19,6 +19,9 @@
 //! stays usable); its trees round values to `f32`, these keep `f64`; and the random streams
 //! differ, so scores agree in distribution, not value by value (`tests/svm_parity.rs` compares
 //! their ranks).
+//!
+//! Scoring walks the trees re-laid as complete binary trees (`flat.rs`), branch-free; the node
+//! lists are what is saved.
 
 use mamori_detect::rng::Rng;
 use serde::{Deserialize, Serialize};
