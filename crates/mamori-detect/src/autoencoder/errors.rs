@@ -72,6 +72,28 @@ pub enum AutoencoderError {
         /// 0-based epoch.
         epoch: usize,
     },
+    /// [`VectorAutoencoder`](super::VectorAutoencoder) training was given no rows, or rows of
+    /// no features.
+    #[error("no training rows (or rows of no features)")]
+    NoRows,
+    /// A training row whose length differs from the first row's.
+    #[error("training row {index} has {len} features, the first row has {expected}")]
+    RowLength {
+        /// Position of the row.
+        index: usize,
+        /// Its length.
+        len: usize,
+        /// The first row's length.
+        expected: usize,
+    },
+    /// A training value that is NaN or infinite.
+    #[error("training row {row}, feature {col} is not finite")]
+    NonFinite {
+        /// Position of the row.
+        row: usize,
+        /// Position of the feature.
+        col: usize,
+    },
     /// A deserialised model whose parts do not fit together.
     #[error("inconsistent autoencoder model: {0}")]
     InvalidModel(String),

@@ -9,7 +9,9 @@
 //!   [`Encoding::Bosc`]), then min-max scaled per feature on the training windows;
 //! - [`AutoencoderParams`]: hyper-parameters (defaults and why in its doc), checked into
 //!   [`AutoencoderValidParams`] whose `fit` trains an [`Autoencoder`];
-//! - [`Autoencoder`] implements [`crate::WindowScorer`]; `score_many` batches windows.
+//! - [`Autoencoder`] implements [`crate::WindowScorer`]; `score_many` batches windows;
+//! - [`VectorAutoencoder`]: the same network and training on rows of real-valued features that
+//!   the caller has already scaled (network traffic features, in `mamori-net`).
 //!
 //! One-hot is the default sequence encoding: class numbers are labels with no order, and
 //! [`Encoding::ClassIndex`] makes the network treat "class 3 instead of class 4" as a small
@@ -42,9 +44,11 @@ mod errors;
 mod model;
 mod network;
 mod params;
+mod vector;
 
 pub use encoding::{Encoder, Encoding};
 pub use errors::AutoencoderError;
 pub use model::Autoencoder;
 pub use network::Activation;
 pub use params::{AutoencoderParams, AutoencoderValidParams};
+pub use vector::{VectorAutoencoder, VectorScratch};

@@ -135,15 +135,15 @@ impl TryFrom<AutoencoderRepr> for Autoencoder {
 }
 
 /// Losses per epoch from [`train`].
-struct Trained {
-    history: Vec<f64>,
-    validation_history: Vec<f64>,
+pub(super) struct Trained {
+    pub(super) history: Vec<f64>,
+    pub(super) validation_history: Vec<f64>,
 }
 
 /// Mini-batch Adam on rows `0..n` produced by `row(i, out)`; returns per-epoch losses. With a
 /// validation split, stops after `patience` epochs without improvement and restores the best
 /// weights.
-fn train(
+pub(super) fn train(
     net: &mut Network,
     p: &AutoencoderParams,
     n: usize,
@@ -238,7 +238,7 @@ fn train(
 }
 
 /// Layer sizes and activations of the architecture: `d → hidden… → bottleneck → hidden(rev)… → d`.
-fn build_network(p: &AutoencoderParams, d: usize) -> Network {
+pub(super) fn build_network(p: &AutoencoderParams, d: usize) -> Network {
     let mut sizes = vec![d];
     sizes.extend(&p.hidden);
     sizes.push(p.bottleneck);
@@ -338,7 +338,7 @@ impl Autoencoder {
 }
 
 /// Makes an error finite whatever happened upstream.
-fn finite(e: f64) -> f64 {
+pub(super) fn finite(e: f64) -> f64 {
     if e.is_finite() {
         e
     } else {

@@ -318,6 +318,32 @@ impl Network {
         }
     }
 
+    /// [`Network::forward`] of a single row, as dense matrix-vector products: for one row the
+    /// packing a matrix product does costs more than the product (scoring a 40-feature traffic
+    /// row took 1.7 µs through `gemm`). Sums in another order, so results agree with `forward`
+    /// to rounding, not bit for bit.
+    pub(crate) fn forward_row(&self, x: &[f32], ws: &mut Workspace) {
+        assert_eq!(x.len(), self.n_inputs(), "row length vs network");
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (before, rest) = ws.acts.split_at_mut(l);
+            let out = &mut rest[0][..layer.n_out];
+            out.copy_from_slice(&layer.b);
+            let input = if l == 0 {
+                x
+            } else {
+                &before[l - 1][..layer.n_in]
+            };
+            let n = layer.n_out;
+            for (&v, w) in input.iter().zip(layer.w.chunks_exact(n)) {
+                // ReLU leaves many zeros; they add nothing.
+                if v != 0.0 {
+                    axpy(out, v, w);
+                }
+            }
+            layer.act.apply(out);
+        }
+    }
+
     /// Reconstruction of the last forward pass (`bs × n_outputs`).
     pub(crate) fn output<'a>(&self, ws: &'a Workspace, bs: usize) -> &'a [f32] {
         let last = ws.acts.len() - 1;
