@@ -3,7 +3,9 @@
 //! Packets from a capture file or a live interface are decoded into [`packet::PacketMeta`]
 //! (headers only), grouped per device and time window ([`features`]) or into bidirectional 5-tuple
 //! flows, and scored by a supervised RBF SVM ([`model::svm`]) or an unsupervised model trained on
-//! normal traffic only ([`model::iforest`]).
+//! normal traffic only: an autoencoder (`mamori_detect::autoencoder::VectorAutoencoder`) or an
+//! isolation forest ([`model::iforest`]); [`detector`] puts features, scaling, model and
+//! threshold in one file.
 #![deny(missing_docs)]
 
 pub mod detector;

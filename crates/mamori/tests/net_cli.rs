@@ -222,6 +222,84 @@ fn isolation_forest_learns_from_normal_traffic_only() {
     assert!(fpr <= 0.01, "false-positive rate {fpr}");
 }
 
+/// The operator's case: learn this network's normal traffic (one lab run, attack rows left
+/// out), then watch it later (the other run, with its attacks). The isolation forest catches
+/// none of the attack windows here (features that never varied in training are never cut); the
+/// autoencoder reconstructs such a feature as its constant and sees every deviation.
+#[test]
+fn autoencoder_learns_its_own_network_and_catches_the_attacks_in_a_later_run() {
+    let (a, a_labels) = lab("lab-a");
+    let (b, b_labels) = lab("lab-b");
+    let tmp = TempDir::new("ae-own");
+    let model = tmp.0.join("ae.json");
+    run(mamori()
+        .args([
+            "net",
+            "train",
+            "--model",
+            "autoencoder",
+            "--kind",
+            "device",
+            "-o",
+        ])
+        .arg(&model)
+        .arg(&a)
+        .arg("--labels")
+        .arg(&a_labels));
+    let json = tmp.0.join("eval.json");
+    run(mamori()
+        .args(["net", "eval", "-m"])
+        .arg(&model)
+        .arg(&b)
+        .arg("--labels")
+        .arg(&b_labels)
+        .arg("--json")
+        .arg(&json));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parses");
+    let (recall, fpr) = (
+        r["recall"].as_f64().unwrap(),
+        r["false_positive_rate"].as_f64().unwrap(),
+    );
+    // Measured over seeds 1-5: recall 0.87-0.97, 0-2 false alarms in 154 windows.
+    assert!(recall >= 0.8, "recall {recall}: {r}");
+    assert!(fpr <= 0.03, "false-positive rate {fpr}: {r}");
+    for a in r["per_attack"].as_array().unwrap() {
+        assert!(a["detected"].as_u64().unwrap() > 0, "{a}");
+    }
+}
+
+/// Across networks (five captures of different devices, judged on two unseen ones) the
+/// autoencoder still catches the attacks; its false alarms fall on the kind of device it never
+/// saw.
+#[test]
+fn autoencoder_across_networks_catches_every_attack_kind() {
+    let Some(data) = benign() else { return };
+    let s = split(&data);
+    let tmp = TempDir::new("ae");
+    let model = tmp.0.join("ae.json");
+    run(mamori()
+        .args(["net", "train", "--model", "ae", "--kind", "device", "-o"])
+        .arg(&model)
+        .args(&s.train)
+        .arg("--labels")
+        .arg(&s.train_labels));
+    let r = eval(&model, &s, &tmp.0, "ae");
+    let (recall, fpr, auc) = (
+        r["recall"].as_f64().unwrap(),
+        r["false_positive_rate"].as_f64().unwrap(),
+        r["roc_auc"].as_f64().unwrap(),
+    );
+    // Measured: recall 1.0, false-positive rate 0.026 (all but 7 on the unseen Sifely hub),
+    // ROC AUC 0.994.
+    assert!(auc >= 0.97, "ROC AUC {auc}");
+    assert!(recall >= 0.8, "recall {recall}");
+    assert!(fpr <= 0.06, "false-positive rate {fpr}");
+    for a in r["per_attack"].as_array().unwrap() {
+        assert!(a["detected"].as_u64().unwrap() > 0, "{a}");
+    }
+}
+
 #[test]
 fn score_reports_rows_and_exit_status() {
     let Some(data) = benign() else { return };

@@ -18,7 +18,8 @@ use mamori_net::detector::NetDetector;
 pub enum NetCommand {
     /// Extract per-device, per-flow or per-interval features as CSV or JSON lines.
     Features(Box<features::FeaturesArgs>),
-    /// Train an RBF SVM (labelled traffic) or an isolation forest (normal traffic only).
+    /// Train an RBF SVM (labelled traffic), or an autoencoder or isolation forest (normal traffic
+    /// only).
     Train(Box<train::TrainArgs>),
     /// Score captures or live traffic with a trained detector (JSON lines; exit 1 on alerts).
     Score(Box<score::ScoreArgs>),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use mamori_net::detector::{ForestOptions, NetDetector, SvmOptions};
+use mamori_net::detector::{AutoencoderOptions, ForestOptions, NetDetector, SvmOptions};
 use mamori_net::features::FeatureRow;
 use mamori_net::model::iforest::IsolationForestParams;
 
@@ -17,14 +17,19 @@ pub enum Algorithm {
     Svm,
     /// Isolation forest on normal rows only (no attack labels needed).
     Iforest,
+    /// Autoencoder on normal rows only (no attack labels needed): the unsupervised model for
+    /// training on the network it will watch.
+    #[value(alias = "ae")]
+    Autoencoder,
 }
 
 /// Train a network detector on captures and write it as JSON.
 ///
 /// `--model svm` needs attack labels (`--labels`): rows holding labelled attack packets are class
 /// 1, the rest class 0; C and gamma are chosen by stratified cross-validation. `--model iforest`
-/// learns normal traffic only (labelled attack rows, if any, are left out) and calibrates its
-/// threshold on held-out normal rows (every fourth, or the `--calibrate` captures).
+/// and `--model autoencoder` learn normal traffic only (labelled attack rows, if any, are left
+/// out) and calibrate their threshold on held-out normal rows (every fourth, or the
+/// `--calibrate` captures).
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     #[command(flatten)]
@@ -73,10 +78,19 @@ pub struct TrainArgs {
     /// Isolation forest: rows sampled per tree.
     #[arg(long, default_value_t = 256)]
     pub max_samples: usize,
-    /// Isolation forest: share of normal calibration rows allowed over the threshold.
+    /// Autoencoder: units of the hidden layer on each side of the bottleneck.
+    #[arg(long, default_value_t = 32)]
+    pub hidden: usize,
+    /// Autoencoder: units of the bottleneck (keep it well below the feature count, or the
+    /// network learns to copy anything).
+    #[arg(long, default_value_t = 8)]
+    pub bottleneck: usize,
+    /// Isolation forest and autoencoder: share of normal calibration rows allowed over the
+    /// threshold.
     #[arg(long, default_value_t = 0.01)]
     pub target_fpr: f64,
-    /// Isolation forest: calibrate on these normal captures instead of held-out rows.
+    /// Isolation forest and autoencoder: calibrate on these normal captures instead of
+    /// held-out rows.
     #[arg(long, value_name = "CAPTURE", num_args = 1..)]
     pub calibrate: Vec<PathBuf>,
     /// Seed for folds, sampling and trees.
@@ -103,21 +117,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             };
             NetDetector::train_svm(&rows, config, &options)?
         }
-        Algorithm::Iforest => {
+        Algorithm::Iforest | Algorithm::Autoencoder => {
             let mut rng = mamori_detect::rng::Rng::seeded(args.seed);
-            let normal = all_rows.iter().filter(|(_, r)| !r.is_attack());
             let calibration_rows;
             let (train, calib) = if args.calibrate.is_empty() {
-                // Every fourth row of each capture is held out for the threshold.
-                let (mut t, mut c) = (Vec::new(), Vec::new());
-                for (i, (source, r)) in normal.enumerate() {
-                    if i % 4 == 3 {
-                        c.push((source.as_str(), r));
-                    } else {
-                        t.push((source.as_str(), r));
-                    }
-                }
-                (t, c)
+                held_out_every_fourth(all_rows)
             } else {
                 let cal_input = PacketInputArgs {
                     files: args.calibrate.clone(),
@@ -127,26 +131,31 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 let (cal, cal_stats) = input::collect_rows(&cal_input, &config, &labels)?;
                 eprintln!("mamori: calibration: {} rows", cal_stats.rows);
                 calibration_rows = cal;
-                let c = calibration_rows
-                    .iter()
-                    .filter(|(_, r)| !r.is_attack())
-                    .map(|(s, r)| (s.as_str(), r))
-                    .collect();
-                (normal.map(|(s, r)| (s.as_str(), r)).collect(), c)
+                (normal_of(all_rows), normal_of(&calibration_rows))
             };
-            // Every capture weighs the same in the forest and in the threshold: a device with
+            // Every capture weighs the same in the model and in the threshold: a device with
             // few rows would otherwise be a small cluster, and small clusters look anomalous.
             let train = equal_by_source(train, args.max_rows, &mut rng);
             let calib = equal_by_source(calib, args.max_rows, &mut rng);
-            let options = ForestOptions {
-                params: IsolationForestParams {
-                    n_estimators: args.trees,
-                    max_samples: Some(args.max_samples),
-                },
-                target_fpr: args.target_fpr,
-                seed: args.seed,
-            };
-            NetDetector::train_forest(&train, &calib, config, &options)?
+            if args.model == Algorithm::Iforest {
+                let options = ForestOptions {
+                    params: IsolationForestParams {
+                        n_estimators: args.trees,
+                        max_samples: Some(args.max_samples),
+                    },
+                    target_fpr: args.target_fpr,
+                    seed: args.seed,
+                };
+                NetDetector::train_forest(&train, &calib, config, &options)?
+            } else {
+                let options = AutoencoderOptions::traffic(
+                    args.hidden,
+                    args.bottleneck,
+                    args.seed,
+                    args.target_fpr,
+                );
+                NetDetector::train_autoencoder(&train, &calib, config, &options)?
+            }
         }
     };
     if let Some(cv) = &detector.training.cv {
@@ -169,6 +178,28 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bail!("no rows were extracted");
     }
     Ok(())
+}
+
+/// The normal rows, with their capture.
+fn normal_of(rows: &[(String, FeatureRow)]) -> Vec<(&str, &FeatureRow)> {
+    rows.iter()
+        .filter(|(_, r)| !r.is_attack())
+        .map(|(s, r)| (s.as_str(), r))
+        .collect()
+}
+
+/// The normal rows split for training and for the threshold: every fourth is held out.
+type SourcedRows<'a> = Vec<(&'a str, &'a FeatureRow)>;
+fn held_out_every_fourth(rows: &[(String, FeatureRow)]) -> (SourcedRows<'_>, SourcedRows<'_>) {
+    let (mut train, mut calibration) = (Vec::new(), Vec::new());
+    for (i, row) in normal_of(rows).into_iter().enumerate() {
+        if i % 4 == 3 {
+            calibration.push(row);
+        } else {
+            train.push(row);
+        }
+    }
+    (train, calibration)
 }
 
 /// At most `max` rows. Attack rows are rare and each one matters, so all are kept (up to half of
