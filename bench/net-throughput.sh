@@ -2,8 +2,8 @@
 # Network throughput: packets -> features (-> score) of `mamori net` against reference tools, on
 # the same capture, in one run:
 #   - mamori net features --kind device|flow|interval, and mamori net score with detectors the
-#     script trains itself (isolation forest on device and flow rows; an RBF SVM on device rows
-#     with stand-in labels, see below);
+#     script trains itself (isolation forest on device and flow rows, autoencoder on device rows;
+#     an RBF SVM on device rows, see below);
 #   - tshark field extraction of the header fields mamori's extractor uses (as installed, and with
 #     only frame/eth/ip/ipv6/arp/tcp/udp dissectors enabled and TCP sequence analysis off);
 #   - nfstream (PyPI, pinned): bidirectional flows with statistical_analysis=True;
@@ -207,6 +207,8 @@ if [ "$no_mamori" = 0 ]; then
         || { tail -n 5 "$out/train-iforest-device.log" >&2; die "mamori net train --model iforest --kind device failed"; }
     "$mamori" net train --model iforest --kind flow -o "$work/iforest-flow.json" "$ref" 2>"$out/train-iforest-flow.log" \
         || { tail -n 5 "$out/train-iforest-flow.log" >&2; die "mamori net train --model iforest --kind flow failed"; }
+    "$mamori" net train --model autoencoder --kind device -o "$work/ae-device.json" "$ref" 2>"$out/train-ae-device.log" \
+        || { tail -n 5 "$out/train-ae-device.log" >&2; die "mamori net train --model autoencoder --kind device failed"; }
     svm=0
     if ! skipped svm; then
         if [ -z "$svm_train" ]; then
@@ -236,6 +238,8 @@ if [ "$no_mamori" = 0 ]; then
             "$mamori" net score --alerts-only -m "$work/iforest-device.json" "$file"
         measure "mamori-score-iforest-flow$sfx" "$n" "mamori net score, isolation forest on flow rows (JSON lines)" "0 1" -- \
             "$mamori" net score -m "$work/iforest-flow.json" "$file"
+        measure "mamori-score-ae-device$sfx" "$n" "mamori net score, autoencoder (40-32-8-32-40) on device rows (JSON lines)" "0 1" -- \
+            "$mamori" net score -m "$work/ae-device.json" "$file"
         if [ "$svm" = 1 ]; then
             measure "mamori-score-svm-device$sfx" "$n" "mamori net score, RBF SVM on device rows (JSON lines)" "0 1" -- \
                 "$mamori" net score -m "$work/svm-device.json" "$file"

@@ -36,7 +36,7 @@ if [ -d "$benign" ]; then
 fi
 mkdir -p out/demo/net
 for kind in device interval; do
-  for model in svm iforest; do
+  for model in svm autoencoder iforest; do
     echo "== network: $model on $kind rows" >&2
     target/release/mamori net train --model "$model" --kind "$kind" --labels "$n/lab-a/labels.tsv" \
       -o "out/demo/net/$model-$kind.json" "${train[@]}" 2>"out/demo/net/$model-$kind.train.log"

@@ -4,8 +4,9 @@ the protocol of EVALUATION.md ("Network detection"): trained on normal rows only
 --target-fpr of held-out normal rows, judged on captures never trained on.
 
 Contenders, all on the same rows and the same ln(1 + x) + standardisation mamori applies:
-  mamori-iforest   mamori's own isolation forest and threshold (`mamori net train --model iforest`
-                   on the same captures; test scores from `mamori net score` JSON lines)
+  mamori-NAME      mamori's own detectors and thresholds (`mamori net train --model iforest|ae`
+                   on the same captures; test scores from `mamori net score` JSON lines), one
+                   per --mamori NAME MODEL SCORES...
   sk-iforest       scikit-learn IsolationForest (100 trees, 256 rows per tree)
   sk-ae            a dense autoencoder (scikit-learn MLPRegressor, 32-8-32, ReLU, Adam), score =
                    mean squared reconstruction error: the Kitsune family's model in one piece
@@ -20,8 +21,7 @@ Reported per contender: ROC AUC on the test rows, attack rows caught and false a
 calibrated threshold, false alarms per test capture, and the attack rows caught at a fixed
 false-positive rate on the test rows (what the ranking alone allows).
 
-usage: unsupervised_compare.py --train CSV... --test CSV... [--mamori-model JSON
-           --mamori-test JSONL...] [--target-fpr 0.01] [--max-rows 5000] [--seed 0] [--json OUT]
+usage: unsupervised_compare.py --train CSV... --test CSV... [--mamori NAME MODEL JSONL...]... [--target-fpr 0.01] [--max-rows 5000] [--seed 0] [--json OUT]
 """
 
 import argparse
@@ -50,23 +50,28 @@ def read_rows(path):
     entity = next(c for c in ("device", "flow", "host") if c in reader.fieldnames)
     x = np.array([[float(r[c]) for c in cols] for r in rows]).reshape(len(rows), len(cols))
     y = np.array([int(r["label"]) for r in rows])
-    keys = [(r["source"], r[entity], round(float(r["start"]), 3)) for r in rows]
+    keys = [(r["source"], r[entity], float(r["start"])) for r in rows]
     return cols, x, y, keys
 
 
 def read_scores(paths, entity_keys):
-    """mamori net score JSON lines -> score per (source, entity, start)."""
-    scores = {}
+    """mamori net score JSON lines, in row order; each must be the row `entity_keys` has there
+    (flows of one 5-tuple can start in the same millisecond, so keys alone are not unique)."""
+    scores = []
     for path in paths:
         with open(path) as f:
             for line in f:
                 o = json.loads(line)
                 entity = next(o[k] for k in ("device", "flow", "host") if k in o)
-                scores[(o["source"], entity, round(o["start"], 3))] = o["score"]
-    missing = [k for k in entity_keys if k not in scores]
-    if missing:
-        sys.exit(f"mamori scores lack {len(missing)} rows, e.g. {missing[0]}")
-    return np.array([scores[k] for k in entity_keys])
+                key = (o["source"], entity, o["start"])
+                want = entity_keys[len(scores)] if len(scores) < len(entity_keys) else None
+                # CSV starts are printed to the microsecond; JSON carries every digit.
+                if want is None or want[:2] != key[:2] or abs(want[2] - key[2]) > 1e-5:
+                    sys.exit(f"{path}: score row {len(scores)} is {key}, the features have {want}")
+                scores.append(o["score"])
+    if len(scores) != len(entity_keys):
+        sys.exit(f"mamori scored {len(scores)} rows, the features have {len(entity_keys)}")
+    return np.array(scores)
 
 
 def load(paths):
@@ -110,8 +115,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--train", nargs="+", required=True)
     ap.add_argument("--test", nargs="+", required=True)
-    ap.add_argument("--mamori-model")
-    ap.add_argument("--mamori-test", nargs="*", default=[])
+    ap.add_argument("--mamori", nargs="+", action="append", default=[],
+                    metavar=("NAME MODEL", "SCORES"))
     ap.add_argument("--target-fpr", type=float, default=0.01)
     ap.add_argument("--max-rows", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=0)
@@ -137,10 +142,12 @@ def main():
 
     # name -> (threshold, test scores)
     contenders = {}
-    if a.mamori_model and a.mamori_test:
-        with open(a.mamori_model) as f:
+    for spec in a.mamori:
+        if len(spec) < 3:
+            sys.exit("--mamori takes NAME MODEL SCORES...")
+        with open(spec[1]) as f:
             t = json.load(f)["threshold"]["value"]
-        contenders["mamori-iforest"] = (t, read_scores(a.mamori_test, keys_te))
+        contenders[f"mamori-{spec[0]}"] = (t, read_scores(spec[2:], keys_te))
     calibrated = lambda s_cal, s_te: (threshold_at(s_cal, a.target_fpr), s_te)
     forest = IsolationForest(n_estimators=100, random_state=a.seed).fit(z_tr[train])
     contenders["sk-iforest"] = calibrated(-forest.score_samples(z_tr[cal]),
