@@ -181,15 +181,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
 }
 
 /// The normal rows, with their capture.
-fn normal_of(rows: &[(String, FeatureRow)]) -> Vec<(&str, &FeatureRow)> {
+fn normal_of(rows: &[(String, FeatureRow)]) -> SourcedRows<'_> {
     rows.iter()
         .filter(|(_, r)| !r.is_attack())
         .map(|(s, r)| (s.as_str(), r))
         .collect()
 }
 
-/// The normal rows split for training and for the threshold: every fourth is held out.
+/// Rows with the capture they came from.
 type SourcedRows<'a> = Vec<(&'a str, &'a FeatureRow)>;
+
+/// The normal rows split for training and for the threshold: every fourth is held out.
 fn held_out_every_fourth(rows: &[(String, FeatureRow)]) -> (SourcedRows<'_>, SourcedRows<'_>) {
     let (mut train, mut calibration) = (Vec::new(), Vec::new());
     for (i, row) in normal_of(rows).into_iter().enumerate() {
