@@ -221,18 +221,12 @@ impl NetDetector {
         features: FeatureConfig,
         options: &ForestOptions,
     ) -> Result<NetDetector, TrainError> {
-        let (names, scaler, xs) = normal_matrix(normal, calibration, features, "isolation forest")?;
-        let forest = IsolationForest::fit(&xs, &options.params, options.seed)?;
-        let model = NetModel::IsolationForest(forest);
-        calibrated(
-            model,
-            features,
-            names,
-            scaler,
-            normal.len(),
-            calibration,
-            options.target_fpr,
-        )
+        let fit = |xs: &Matrix| {
+            let forest = IsolationForest::fit(xs, &options.params, options.seed)?;
+            Ok(NetModel::IsolationForest(forest))
+        };
+        let fpr = options.target_fpr;
+        train_unsupervised(normal, calibration, features, fpr, "isolation forest", fit)
     }
 
     /// Trains an autoencoder on normal rows only (standardised log features) and sets the
@@ -243,22 +237,16 @@ impl NetDetector {
         features: FeatureConfig,
         options: &AutoencoderOptions,
     ) -> Result<NetDetector, TrainError> {
-        let (names, scaler, xs) = normal_matrix(normal, calibration, features, "autoencoder")?;
-        let rows: Vec<&[f64]> = xs.iter_rows().collect();
-        let ae = options
-            .params
-            .fit_vectors(&rows)
-            .map_err(|e| TrainError::Data(format!("autoencoder: {e}")))?;
-        let model = NetModel::Autoencoder(ae);
-        calibrated(
-            model,
-            features,
-            names,
-            scaler,
-            normal.len(),
-            calibration,
-            options.target_fpr,
-        )
+        let fit = |xs: &Matrix| {
+            let rows: Vec<&[f64]> = xs.iter_rows().collect();
+            let ae = options
+                .params
+                .fit_vectors(&rows)
+                .map_err(|e| TrainError::Data(format!("autoencoder: {e}")))?;
+            Ok(NetModel::Autoencoder(ae))
+        };
+        let fpr = options.target_fpr;
+        train_unsupervised(normal, calibration, features, fpr, "autoencoder", fit)
     }
 
     /// The score of one row of raw feature values (higher = more anomalous).
@@ -329,14 +317,17 @@ pub struct Scratch {
     ae: Option<VectorScratch>,
 }
 
-/// The standardised log features of `normal` rows, with the scaler fitted on them; checks that
-/// there is something to train and calibrate on.
-fn normal_matrix(
+/// An unsupervised detector: `fit` learns the standardised log features of the `normal` rows
+/// (the scaler fitted on them), and the threshold is set so that about `target_fpr` of the
+/// calibration rows' scores are over it.
+fn train_unsupervised(
     normal: &[&FeatureRow],
     calibration: &[&FeatureRow],
     features: FeatureConfig,
+    target_fpr: f64,
     what: &str,
-) -> Result<(Vec<String>, StandardScaler, Matrix), TrainError> {
+    fit: impl FnOnce(&Matrix) -> Result<NetModel, TrainError>,
+) -> Result<NetDetector, TrainError> {
     if normal.len() < 2 || calibration.is_empty() {
         return Err(TrainError::Data(format!(
             "the {what} needs normal rows to train on and to calibrate on; got {} and {}",
@@ -344,23 +335,10 @@ fn normal_matrix(
             calibration.len()
         )));
     }
-    let names = features.kind.names();
-    let x = matrix_of(normal, names.len())?;
+    let feature_names = features.kind.names();
+    let x = matrix_of(normal, feature_names.len())?;
     let (scaler, xs) = StandardScaler::fit_transform(&x)?;
-    Ok((names, scaler, xs))
-}
-
-/// A detector around an unsupervised `model`, its threshold exceeded by about `target_fpr` of
-/// the calibration rows' scores.
-fn calibrated(
-    model: NetModel,
-    features: FeatureConfig,
-    feature_names: Vec<String>,
-    scaler: StandardScaler,
-    normal_rows: usize,
-    calibration: &[&FeatureRow],
-    target_fpr: f64,
-) -> Result<NetDetector, TrainError> {
+    let model = fit(&xs)?;
     let mut detector = NetDetector {
         format: FORMAT.to_string(),
         features,
@@ -369,7 +347,7 @@ fn calibrated(
         model,
         threshold: Threshold::explicit(f64::INFINITY),
         training: TrainingSummary {
-            normal_rows,
+            normal_rows: normal.len(),
             attack_rows: 0,
             calibration_rows: calibration.len(),
             cv: None,
