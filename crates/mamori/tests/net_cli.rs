@@ -145,14 +145,25 @@ fn split(data: &Path) -> Split {
 }
 
 fn eval(model: &Path, s: &Split, dir: &Path, name: &str) -> serde_json::Value {
+    eval_on(model, &s.test, &s.test_labels, dir, name)
+}
+
+/// `mamori net eval` of `model` on `test`: its JSON report, after checking the heatmap.
+fn eval_on(
+    model: &Path,
+    test: &[PathBuf],
+    labels: &Path,
+    dir: &Path,
+    name: &str,
+) -> serde_json::Value {
     let json = dir.join(format!("{name}.json"));
     let heatmap = dir.join(format!("{name}.svg"));
     let out = run(mamori()
         .args(["net", "eval", "-m"])
         .arg(model)
-        .args(&s.test)
+        .args(test)
         .arg("--labels")
-        .arg(&s.test_labels)
+        .arg(labels)
         .arg("--json")
         .arg(&json)
         .arg("--heatmap")
@@ -246,17 +257,7 @@ fn autoencoder_learns_its_own_network_and_catches_the_attacks_in_a_later_run() {
         .arg(&a)
         .arg("--labels")
         .arg(&a_labels));
-    let json = tmp.0.join("eval.json");
-    run(mamori()
-        .args(["net", "eval", "-m"])
-        .arg(&model)
-        .arg(&b)
-        .arg("--labels")
-        .arg(&b_labels)
-        .arg("--json")
-        .arg(&json));
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parses");
+    let r = eval_on(&model, &[b], &b_labels, &tmp.0, "ae-own");
     let (recall, fpr) = (
         r["recall"].as_f64().unwrap(),
         r["false_positive_rate"].as_f64().unwrap(),
