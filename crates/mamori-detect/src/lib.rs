@@ -43,7 +43,8 @@ pub mod autoencoder;
 pub mod calibrate;
 pub mod classes;
 pub mod cover;
-pub mod event;
+/// The system-call event, defined in `mamori-core` (re-exported so the algorithms read alone).
+pub use mamori_core::event;
 pub mod hmm;
 pub mod kmeans;
 pub mod metrics;

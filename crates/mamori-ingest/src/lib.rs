@@ -375,19 +375,8 @@ pub(crate) fn json_object(
 }
 
 /// A parsed item: a system call, or a process/thread ending (strace `+++ exited with 0 +++`,
-/// sysdig `procexit` in LID-DS).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    /// A system call.
-    Call(SyscallEvent),
-    /// A process or thread ended; no more calls for it follow.
-    Exit {
-        /// The pid/tid that ended, when the source prints it.
-        pid: Option<u32>,
-        /// When it ended (same clock as the events' `time_ns`).
-        time_ns: Option<i64>,
-    },
-}
+/// sysdig `procexit` in LID-DS). Defined in `mamori-core`, shared with live capture.
+pub use mamori_core::event::Record;
 
 /// Per-format line parser. Parsers may hold state (unfinished calls) and emit records later.
 pub(crate) trait LineParser {

@@ -9,7 +9,7 @@ mod cmd;
 mod detector;
 mod input;
 mod labels;
-mod modelfile;
+use mamori_core::envelope as modelfile;
 mod plot;
 mod progress;
 mod report;

@@ -31,7 +31,7 @@ pub fn model_file(dir: &Path, image: &str) -> PathBuf {
 
 /// Reads and checks a model file, ready to score.
 pub fn load(path: &Path) -> Result<LoadedModel> {
-    let model: TrainedModel = modelfile::load(path)?;
+    let model: TrainedModel = modelfile::load(path, modelfile::ModelKind::Syscall)?;
     let table = ClassTable::new(model.classes.clone())
         .with_context(|| format!("{}: stored class table", path.display()))?;
     let threshold = model.threshold.as_ref().map(|t| t.value).with_context(|| {

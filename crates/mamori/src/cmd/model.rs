@@ -27,7 +27,7 @@ pub enum ModelCommand {
 
 pub fn run(cmd: ModelCommand) -> Result<()> {
     let ModelCommand::Show { model, json } = cmd;
-    let m: TrainedModel = modelfile::load(&model)?;
+    let m: TrainedModel = modelfile::load(&model, modelfile::ModelKind::Syscall)?;
     if json {
         let mut v = json!({
             "file": model.display().to_string(),

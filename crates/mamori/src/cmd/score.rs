@@ -63,7 +63,7 @@ struct WindowScore {
 }
 
 pub fn run(args: ScoreArgs) -> Result<i32> {
-    let model: TrainedModel = modelfile::load(&args.model)?;
+    let model: TrainedModel = modelfile::load(&args.model, modelfile::ModelKind::Syscall)?;
     check_settings(&args, &model)?;
     let table = ClassTable::new(model.classes.clone())
         .with_context(|| format!("{}: stored class table", args.model.display()))?;

@@ -179,7 +179,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         },
         detector,
     };
-    modelfile::save(&args.output, &model)
+    modelfile::save(&args.output, modelfile::ModelKind::Syscall, &model)
         .with_context(|| format!("cannot write model {}", args.output.display()))?;
     eprintln!(
         "mamori: trained {} on {} windows ({} events, {} monitored) in {:.2}s; threshold {}; wrote {}",

@@ -1,7 +1,8 @@
 //! Model files: a versioned envelope around a JSON body, with a SHA-256 checksum of the body.
+//! Every detector file — system-call models and network detectors — uses it.
 //!
 //! ```text
-//! {"format":"mamori-model","version":1,"checksum":"sha256:…","body":{…}}
+//! {"format":"mamori-model","kind":"syscall","version":1,"checksum":"sha256:…","body":{…}}
 //! ```
 //!
 //! The body is hashed exactly as written (it is read back as raw text, never re-serialised), so a
@@ -20,9 +21,44 @@ pub const FORMAT: &str = "mamori-model";
 /// The body layout version this build writes and reads.
 pub const VERSION: u32 = 1;
 
+/// What a model file holds: each kind has its own body layout and version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// A system-call window model (`mamori train`, `mamori learn`).
+    Syscall,
+    /// A network detector (`mamori net train`).
+    Net,
+}
+
+impl ModelKind {
+    fn command(self) -> &'static str {
+        match self {
+            ModelKind::Syscall => "`mamori train` / `mamori learn`",
+            ModelKind::Net => "`mamori net train`",
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ModelKind::Syscall => "system-call model",
+            ModelKind::Net => "network detector",
+        })
+    }
+}
+
+fn syscall_kind() -> ModelKind {
+    // files from before network detectors shared the envelope hold system-call models
+    ModelKind::Syscall
+}
+
 #[derive(Serialize, Deserialize)]
 struct Envelope<'a> {
     format: String,
+    #[serde(default = "syscall_kind")]
+    kind: ModelKind,
     version: u32,
     checksum: String,
     #[serde(borrow)]
@@ -48,6 +84,16 @@ pub enum ModelFileError {
         path: String,
         /// What was wrong.
         message: String,
+    },
+    /// A model of another kind (a network detector given to a system-call command, or back).
+    #[error("{path}: this is a {found}, not a {expected}; it was written by {}", found.command())]
+    WrongKind {
+        /// The file.
+        path: String,
+        /// Kind in the file.
+        found: ModelKind,
+        /// Kind wanted.
+        expected: ModelKind,
     },
     /// Written by another body version.
     #[error("{path}: model file version {found}, this mamori reads version {expected}; retrain the model")]
@@ -78,11 +124,12 @@ fn checksum(body: &str) -> String {
 }
 
 /// Serialises `body` into a model file's text.
-pub fn to_string<T: Serialize>(body: &T) -> Result<String, serde_json::Error> {
+pub fn to_string<T: Serialize>(kind: ModelKind, body: &T) -> Result<String, serde_json::Error> {
     let text = serde_json::to_string(body)?;
     let raw = RawValue::from_string(text)?;
     let env = Envelope {
         format: FORMAT.to_string(),
+        kind,
         version: VERSION,
         checksum: checksum(raw.get()),
         body: &raw,
@@ -90,8 +137,13 @@ pub fn to_string<T: Serialize>(body: &T) -> Result<String, serde_json::Error> {
     serde_json::to_string(&env)
 }
 
-/// Parses a model file's text, checking format, version and checksum; `path` names it in errors.
-pub fn from_str<T: DeserializeOwned>(text: &str, path: &str) -> Result<T, ModelFileError> {
+/// Parses a model file's text, checking format, kind, version and checksum; `path` names it in
+/// errors.
+pub fn from_str<T: DeserializeOwned>(
+    kind: ModelKind,
+    text: &str,
+    path: &str,
+) -> Result<T, ModelFileError> {
     let not_a_model = |message: String| ModelFileError::NotAModel {
         path: path.to_string(),
         message,
@@ -99,6 +151,13 @@ pub fn from_str<T: DeserializeOwned>(text: &str, path: &str) -> Result<T, ModelF
     let env: Envelope = serde_json::from_str(text).map_err(|e| not_a_model(e.to_string()))?;
     if env.format != FORMAT {
         return Err(not_a_model(format!("format is `{}`", env.format)));
+    }
+    if env.kind != kind {
+        return Err(ModelFileError::WrongKind {
+            path: path.to_string(),
+            found: env.kind,
+            expected: kind,
+        });
     }
     if env.version != VERSION {
         return Err(ModelFileError::Version {
@@ -119,12 +178,12 @@ pub fn from_str<T: DeserializeOwned>(text: &str, path: &str) -> Result<T, ModelF
 }
 
 /// Writes a model file (to a temporary name first, so a crash never leaves half a model).
-pub fn save<T: Serialize>(path: &Path, body: &T) -> Result<(), ModelFileError> {
+pub fn save<T: Serialize>(path: &Path, kind: ModelKind, body: &T) -> Result<(), ModelFileError> {
     let io = |source| ModelFileError::Io {
         path: path.display().to_string(),
         source,
     };
-    let text = to_string(body).map_err(|e| ModelFileError::NotAModel {
+    let text = to_string(kind, body).map_err(|e| ModelFileError::NotAModel {
         path: path.display().to_string(),
         message: format!("cannot serialise: {e}"),
     })?;
@@ -134,12 +193,12 @@ pub fn save<T: Serialize>(path: &Path, body: &T) -> Result<(), ModelFileError> {
 }
 
 /// Reads and checks a model file.
-pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, ModelFileError> {
+pub fn load<T: DeserializeOwned>(path: &Path, kind: ModelKind) -> Result<T, ModelFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| ModelFileError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    from_str(&text, &path.display().to_string())
+    from_str(kind, &text, &path.display().to_string())
 }
 
 #[cfg(test)]
@@ -158,21 +217,29 @@ mod tests {
             weights: vec![0.1, 1e-300, -3.5, f64::MAX],
             name: "hmm".into(),
         };
-        let text = to_string(&body).unwrap();
-        assert_eq!(from_str::<Body>(&text, "m").unwrap(), body);
+        let k = ModelKind::Syscall;
+        let text = to_string(k, &body).unwrap();
+        assert_eq!(from_str::<Body>(k, &text, "m").unwrap(), body);
         let tampered = text.replace("-3.5", "-3.6");
         assert!(matches!(
-            from_str::<Body>(&tampered, "m"),
+            from_str::<Body>(k, &tampered, "m"),
             Err(ModelFileError::Checksum { .. })
         ));
         let old = text.replace("\"version\":1", "\"version\":0");
         assert!(matches!(
-            from_str::<Body>(&old, "m"),
+            from_str::<Body>(k, &old, "m"),
             Err(ModelFileError::Version { found: 0, .. })
         ));
-        let err = from_str::<Body>("{\"weights\":[]}", "x.json").unwrap_err();
+        let err = from_str::<Body>(k, "{\"weights\":[]}", "x.json").unwrap_err();
         assert!(err
             .to_string()
             .starts_with("x.json: not a mamori model file"));
+        let net = from_str::<Body>(ModelKind::Net, &text, "m.model").unwrap_err();
+        assert!(matches!(net, ModelFileError::WrongKind { .. }));
+        assert!(net.to_string().contains("system-call model"), "{net}");
+        // files written before the kind was recorded are system-call models
+        let old = text.replace("\"kind\":\"syscall\",", "");
+        assert_ne!(old, text);
+        assert_eq!(from_str::<Body>(k, &old, "m").unwrap(), body);
     }
 }

@@ -51,3 +51,18 @@ impl SyscallEvent {
         }
     }
 }
+
+/// What a system-call source yields: a call, or the end of a process or thread (which closes its
+/// stream, so a short-lived process still gets its partial window scored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A system call.
+    Call(SyscallEvent),
+    /// A process or thread ended; no more calls for it follow.
+    Exit {
+        /// The pid/tid that ended, when the source prints it.
+        pid: Option<u32>,
+        /// When it ended (same clock as the events' `time_ns`).
+        time_ns: Option<i64>,
+    },
+}
