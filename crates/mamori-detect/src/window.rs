@@ -83,6 +83,10 @@ pub struct Window {
     pub end_time_ns: Option<i64>,
     /// The classes, oldest first; shorter than the window size only for a flushed partial window.
     pub symbols: Vec<Symbol>,
+    /// The known call times, oldest call first; empty unless the windower was made with
+    /// [`Windower::with_call_times`] (evaluation needs them to label a window by its calls, not
+    /// by its span: a long-lived thread's window can span minutes).
+    pub call_times: Vec<i64>,
 }
 
 impl Window {
@@ -105,6 +109,7 @@ struct StreamState {
 pub struct Windower {
     config: WindowConfig,
     streams: HashMap<u64, StreamState>,
+    call_times: bool,
 }
 
 impl Windower {
@@ -113,6 +118,15 @@ impl Windower {
         Windower {
             config,
             streams: HashMap::new(),
+            call_times: false,
+        }
+    }
+
+    /// A windower whose windows also carry their calls' times ([`Window::call_times`]).
+    pub fn with_call_times(config: WindowConfig) -> Self {
+        Windower {
+            call_times: true,
+            ..Windower::new(config)
         }
     }
 
@@ -143,13 +157,14 @@ impl Windower {
         }
         state.until_next = self.config.stride - 1;
         state.emitted = true;
-        Some(make_window(stream, state))
+        Some(make_window(stream, state, self.call_times))
     }
 
     /// Ends one stream (its process exited): a partial window if it never filled one.
     pub fn end_stream(&mut self, stream: u64) -> Option<Window> {
         let state = self.streams.remove(&stream)?;
-        (!state.emitted && !state.recent.is_empty()).then(|| make_window(stream, &state))
+        (!state.emitted && !state.recent.is_empty())
+            .then(|| make_window(stream, &state, self.call_times))
     }
 
     /// Ends every stream, in key order so output is deterministic.
@@ -167,7 +182,7 @@ impl Windower {
     }
 }
 
-fn make_window(stream: u64, state: &StreamState) -> Window {
+fn make_window(stream: u64, state: &StreamState, call_times: bool) -> Window {
     // Sources emit calls when they complete but stamp them when they start, so times inside a
     // window need not be in order: the window spans its earliest to its latest call.
     let times = state.recent.iter().filter_map(|r| r.1);
@@ -177,6 +192,11 @@ fn make_window(stream: u64, state: &StreamState) -> Window {
         start_time_ns: times.clone().min(),
         end_time_ns: times.max(),
         symbols: state.recent.iter().map(|r| r.0).collect(),
+        call_times: if call_times {
+            state.recent.iter().filter_map(|r| r.1).collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -282,6 +302,7 @@ mod tests {
         assert_eq!(got[1].start, 2);
         assert_eq!(got[1].start_time_ns, Some(2));
         assert_eq!(got[1].end_time_ns, Some(4));
+        assert!(got[1].call_times.is_empty(), "times only when asked for");
         let rest = w.flush();
         assert_eq!(
             rest.len(),
@@ -291,6 +312,20 @@ mod tests {
         assert_eq!(rest[0].stream, 9);
         assert_eq!(rest[0].symbols, vec![42]);
         assert!(rest[0].is_partial(3));
+    }
+
+    #[test]
+    fn windows_carry_their_call_times_when_asked() {
+        let cfg = WindowConfig {
+            size: 2,
+            stride: 1,
+            stream: StreamMode::Interleaved,
+        };
+        let mut w = Windower::with_call_times(cfg);
+        assert!(w.push(0, 1, Some(30)).is_none());
+        let win = w.push(0, 2, Some(10)).expect("full");
+        assert_eq!(win.call_times, vec![30, 10], "in call order, not sorted");
+        assert_eq!((win.start_time_ns, win.end_time_ns), (Some(10), Some(30)));
     }
 
     #[test]

@@ -30,6 +30,17 @@ pub enum NetModel {
     Autoencoder(VectorAutoencoder),
 }
 
+impl NetModel {
+    /// The algorithm's name as model files and alerts write it.
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            NetModel::Svm(_) => "svm",
+            NetModel::IsolationForest(_) => "isolation-forest",
+            NetModel::Autoencoder(_) => "autoencoder",
+        }
+    }
+}
+
 /// How training went, kept in the model file for later inspection.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct TrainingSummary {

@@ -1,23 +1,33 @@
-//! What an operator sees, rather than window rates: alerts made of consecutive flagged windows,
-//! whether each attack step raised one and how soon, and false alarms per hour of normal time.
+//! What an operator sees, rather than window rates: the agent's alert rule replayed over the
+//! scored windows of each recording, whether each attack step raised an alert and how soon, and
+//! false alarms per hour of normal time.
+//!
+//! Counted strictly: an alert credits an attack step only when the window that fired it holds a
+//! call made during the step, and it fires within the step or at most `grace` after it. Every
+//! other alert — before an attack, long after it, or raised by windows of unrelated threads
+//! while it runs — is a false alarm.
 
+use mamori_core::rule::{AlertRule, AlertState, Decision};
 use serde::Serialize;
 
 use crate::labels::AttackRange;
 
 /// One scored window of a timed recording, in the order the recording produced it.
-#[derive(Debug, Clone, Copy)]
-pub struct TimedWindow {
-    /// Which recording (windows of different recordings never merge).
+#[derive(Debug, Clone)]
+pub struct ScoredWindow {
+    /// Which recording (each is one subject with its own rule state).
     pub recording: u32,
     /// Time of the window's first call (ns).
     pub start_ns: i64,
     /// Time of its last call: the earliest moment it can be scored (ns).
     pub end_ns: i64,
-    /// Overlaps a labelled attack step.
+    /// Labelled attack: holds calls of a step, or comes from a recording that is attack
+    /// throughout.
     pub attack: bool,
-    /// Its score is over the threshold.
-    pub flagged: bool,
+    /// Indices of the steps during which at least one of its calls was made.
+    pub steps: Vec<u32>,
+    /// Its score.
+    pub score: f64,
 }
 
 /// Whether one labelled attack step raised an alert.
@@ -27,19 +37,22 @@ pub struct StepAlert {
     pub name: String,
     /// Start and end of the step (ns).
     pub from_ns: i64,
+    /// See `from_ns`.
     pub to_ns: i64,
-    /// Seconds from the step's start until an alert overlapping it fires (the end of the
-    /// alert's `min_windows`-th window); `None` when no alert overlaps it.
+    /// Seconds from the step's start until the first alert credited to it fired; `None` when
+    /// none was.
     pub latency_s: Option<f64>,
 }
 
 /// Alerts over a whole evaluation.
 #[derive(Debug, Clone, Serialize)]
 pub struct OperatorView {
-    /// Alerts that touch no attack step.
+    /// Alerts credited to no attack.
     pub false_alarms: usize,
-    /// Alerts that overlap an attack step.
+    /// Alerts credited to an attack step (or fired by a recording that is attack throughout).
     pub true_alarms: usize,
+    /// Flagged windows held back by the cooldown.
+    pub suppressed: usize,
     /// Time covered by the recordings outside the labelled steps (hours).
     pub normal_hours: f64,
     /// `false_alarms / normal_hours`.
@@ -48,58 +61,88 @@ pub struct OperatorView {
     pub steps: Vec<StepAlert>,
 }
 
-/// Merges flagged windows into alerts and measures them. Consecutive flagged windows make one
-/// alert, and alerts less than `merge_gap_ns` apart are one alert too (an operator is paged
-/// once for a burst, not once per window). Normal and attack windows never share an alert, so
-/// a detector that flags everything cannot hide its false alarms inside one long true one.
-/// An alert fires only once it holds `min_windows` flagged windows; shorter bursts are dropped.
+/// Indices of the steps during which one of `call_times` lies.
+pub fn steps_hit(steps: &[AttackRange], call_times: &[i64]) -> Vec<u32> {
+    steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| call_times.iter().any(|&t| s.from_ns <= t && t <= s.to_ns))
+        .map(|(i, _)| i as u32)
+        .collect()
+}
+
+/// Replays `rule` at `threshold` over each recording's windows (in the order given, which must
+/// be the order they were scored) and counts its alerts strictly; see the module doc.
 pub fn operator_view(
-    windows: &[TimedWindow],
+    windows: &[ScoredWindow],
     steps: &[AttackRange],
-    merge_gap_ns: i64,
-    min_windows: usize,
+    threshold: f64,
+    rule: &AlertRule,
+    grace_ns: i64,
 ) -> OperatorView {
-    let min_windows = min_windows.max(1);
     let mut recordings: Vec<u32> = windows.iter().map(|w| w.recording).collect();
     recordings.sort_unstable();
     recordings.dedup();
-    let (mut false_alarms, mut true_alarms) = (0, 0);
+    let (mut false_alarms, mut true_alarms, mut suppressed) = (0, 0, 0);
+    let mut first_alert: Vec<Option<i64>> = vec![None; steps.len()];
     let mut normal_ns = 0i64;
     let mut spans = Vec::new();
-    let mut fired: Vec<Alarm> = Vec::new();
     for rec in recordings {
-        let ws: Vec<&TimedWindow> = windows.iter().filter(|w| w.recording == rec).collect();
-        let alarms: Vec<Alarm> = merge(&runs_of_flagged(&ws), merge_gap_ns)
-            .into_iter()
-            .filter(|a| a.ends.len() >= min_windows)
-            .collect();
-        false_alarms += alarms.iter().filter(|a| !a.attack).count();
-        true_alarms += alarms.iter().filter(|a| a.attack).count();
-        let start = ws.iter().map(|w| w.start_ns).min().unwrap_or(0);
-        let end = ws.iter().map(|w| w.end_ns).max().unwrap_or(0);
-        normal_ns += (end - start) - covered(steps, start, end);
-        spans.push((start, end));
-        fired.extend(alarms.into_iter().filter(|a| a.attack));
+        let mut state = AlertState::default();
+        let (mut start, mut end) = (i64::MAX, i64::MIN);
+        for w in windows.iter().filter(|w| w.recording == rec) {
+            start = start.min(w.start_ns);
+            end = end.max(w.end_ns);
+            match state.observe(rule, w.end_ns, w.score, threshold) {
+                Decision::Fire { .. } => {}
+                Decision::Suppressed { .. } => {
+                    suppressed += 1;
+                    continue;
+                }
+                _ => continue,
+            }
+            let fired = w.end_ns;
+            let credited: Vec<u32> = w
+                .steps
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let s = &steps[i as usize];
+                    s.from_ns <= fired && fired <= s.to_ns.saturating_add(grace_ns)
+                })
+                .collect();
+            for &i in &credited {
+                let first = &mut first_alert[i as usize];
+                *first = Some(first.map_or(fired, |f| f.min(fired)));
+            }
+            // A recording that is attack throughout has no steps: its alerts are true ones.
+            if !credited.is_empty() || (w.attack && w.steps.is_empty()) {
+                true_alarms += 1;
+            } else {
+                false_alarms += 1;
+            }
+        }
+        if start <= end {
+            normal_ns += (end - start) - covered(steps, start, end);
+            spans.push((start, end));
+        }
     }
     let steps = steps
         .iter()
-        .filter(|s| spans.iter().any(|&(a, b)| s.from_ns <= b && s.to_ns >= a))
-        .map(|s| StepAlert {
+        .zip(&first_alert)
+        .filter(|(s, _)| spans.iter().any(|&(a, b)| s.from_ns <= b && s.to_ns >= a))
+        .map(|(s, first)| StepAlert {
             name: s.name.clone(),
             from_ns: s.from_ns,
             to_ns: s.to_ns,
-            latency_s: fired
-                .iter()
-                .filter(|a| a.start_ns <= s.to_ns && a.end_ns >= s.from_ns)
-                .map(|a| a.fires_at(min_windows))
-                .min()
-                .map(|t| (t - s.from_ns).max(0) as f64 / 1e9),
+            latency_s: first.map(|t| (t - s.from_ns) as f64 / 1e9),
         })
         .collect();
     let normal_hours = normal_ns.max(0) as f64 / 3.6e12;
     OperatorView {
         false_alarms,
         true_alarms,
+        suppressed,
         normal_hours,
         false_alarms_per_hour: if normal_hours > 0.0 {
             false_alarms as f64 / normal_hours
@@ -108,75 +151,6 @@ pub fn operator_view(
         },
         steps,
     }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Alarm {
-    start_ns: i64,
-    end_ns: i64,
-    attack: bool,
-    /// End times of its windows: when each could be scored.
-    ends: Vec<i64>,
-}
-
-impl Alarm {
-    /// When the alarm holds `k` windows.
-    fn fires_at(&self, k: usize) -> i64 {
-        let mut ends = self.ends.clone();
-        ends.sort_unstable();
-        ends[(k - 1).min(ends.len() - 1)]
-    }
-}
-
-/// Runs of consecutive flagged windows with the same label, in recording order.
-fn runs_of_flagged(ws: &[&TimedWindow]) -> Vec<Alarm> {
-    let mut out: Vec<Alarm> = Vec::new();
-    let mut open = false;
-    for w in ws {
-        if !w.flagged {
-            open = false;
-            continue;
-        }
-        match out.last_mut() {
-            Some(a) if open && a.attack == w.attack => {
-                a.start_ns = a.start_ns.min(w.start_ns);
-                a.end_ns = a.end_ns.max(w.end_ns);
-                a.ends.push(w.end_ns);
-            }
-            _ => out.push(Alarm {
-                start_ns: w.start_ns,
-                end_ns: w.end_ns,
-                attack: w.attack,
-                ends: vec![w.end_ns],
-            }),
-        }
-        open = true;
-    }
-    out
-}
-
-/// Joins alarms with the same label that overlap or lie less than `gap_ns` apart.
-fn merge(alarms: &[Alarm], gap_ns: i64) -> Vec<Alarm> {
-    let mut out: Vec<Alarm> = Vec::new();
-    for attack in [false, true] {
-        let mut same: Vec<Alarm> = alarms
-            .iter()
-            .filter(|a| a.attack == attack)
-            .cloned()
-            .collect();
-        same.sort_by_key(|a| a.start_ns);
-        let first = out.len();
-        for a in same {
-            match out[first..].last_mut() {
-                Some(last) if a.start_ns <= last.end_ns.saturating_add(gap_ns) => {
-                    last.end_ns = last.end_ns.max(a.end_ns);
-                    last.ends.extend(a.ends);
-                }
-                _ => out.push(a),
-            }
-        }
-    }
-    out
 }
 
 /// Nanoseconds of `[start, end]` covered by the union of the ranges.
@@ -204,16 +178,6 @@ mod tests {
 
     const S: i64 = 1_000_000_000;
 
-    fn w(t: i64, attack: bool, flagged: bool) -> TimedWindow {
-        TimedWindow {
-            recording: 0,
-            start_ns: t * S,
-            end_ns: t * S + S / 2,
-            attack,
-            flagged,
-        }
-    }
-
     fn step(from: i64, to: i64, name: &str) -> AttackRange {
         AttackRange {
             from_ns: from * S,
@@ -222,92 +186,157 @@ mod tests {
         }
     }
 
-    #[test]
-    fn consecutive_flags_are_one_alarm_and_gaps_split_them() {
-        // Flags at 10,11 (one run), 13 (1.5 s after the run ends: its own alarm with a 1 s gap),
-        // 100; the hour-long recording has no attack.
-        let mut ws: Vec<TimedWindow> = (0..3600).map(|t| w(t, false, false)).collect();
-        for t in [10, 11, 13, 100] {
-            ws[t as usize].flagged = true;
+    /// A window of one call at `t` s (so it spans [t, t]), labelled by the steps.
+    fn w(t: i64, score: f64, steps: &[AttackRange]) -> ScoredWindow {
+        let hit = steps_hit(steps, &[t * S]);
+        ScoredWindow {
+            recording: 0,
+            start_ns: t * S,
+            end_ns: t * S,
+            attack: !hit.is_empty(),
+            steps: hit,
+            score,
         }
-        let v = operator_view(&ws, &[], S, 1);
-        assert_eq!(v.false_alarms, 3);
-        let v = operator_view(&ws, &[], 2 * S, 1);
-        assert_eq!(v.false_alarms, 2, "13 joins the run at 10–11.5 within 2 s");
-        assert!((v.normal_hours - (3599.5 / 3600.0)).abs() < 1e-9);
+    }
+
+    fn rule(min: usize, cooldown_s: i64) -> AlertRule {
+        AlertRule {
+            min_flagged: min,
+            gap_ns: 2 * S,
+            cooldown_ns: cooldown_s * S,
+        }
     }
 
     #[test]
-    fn steps_get_their_latency_and_attack_time_is_not_normal_time() {
-        let mut ws: Vec<TimedWindow> = (0..100)
-            .map(|t| w(t, (40..=45).contains(&t), false))
+    fn the_agents_rule_decides_what_pages_and_normal_time_excludes_steps() {
+        // an hour, flags at 10, 11 (one run: 1 alert, then cooldown), 13 (in the cooldown),
+        // 100 (a new alert)
+        let ws: Vec<ScoredWindow> = (0..3600)
+            .map(|t| {
+                w(
+                    t,
+                    if [10, 11, 13, 100].contains(&t) {
+                        1.0
+                    } else {
+                        0.0
+                    },
+                    &[],
+                )
+            })
             .collect();
-        ws[42].flagged = true; // inside the first step, ends at 42.5 s
-        ws[70].flagged = true; // a false alarm
+        let v = operator_view(&ws, &[], 0.5, &rule(1, 10), 2 * S);
+        assert_eq!((v.false_alarms, v.suppressed), (2, 2));
+        // without a cooldown each run alerts: 10-11-13 is one run (gaps <= 2 s) but every
+        // flagged window of it fires with no cooldown
+        let v = operator_view(&ws, &[], 0.5, &rule(1, 0), 2 * S);
+        assert_eq!(v.false_alarms, 4);
+        assert!((v.normal_hours - 3599.0 / 3600.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_step_is_credited_only_by_its_own_windows_within_the_grace() {
         let steps = [
             step(40, 45, "edit"),
             step(60, 61, "ps"),
             step(500, 501, "elsewhere"),
         ];
-        let v = operator_view(&ws, &steps, S, 1);
+        let mut ws: Vec<ScoredWindow> = (0..100).map(|t| w(t, 0.0, &steps)).collect();
+        ws[42].score = 1.0; // inside the first step
+        ws[70].score = 1.0; // a false alarm
+        let v = operator_view(&ws, &steps, 0.5, &rule(1, 10), 2 * S);
         assert_eq!(
             v.steps.len(),
             2,
             "a step outside every recording is left out"
         );
-        assert_eq!(v.steps[0].latency_s, Some(2.5));
+        assert_eq!(v.steps[0].latency_s, Some(2.0));
         assert_eq!(v.steps[1].latency_s, None);
         assert_eq!((v.true_alarms, v.false_alarms), (1, 1));
         let normal_s = v.normal_hours * 3600.0;
-        assert!((normal_s - (99.5 - 5.0 - 1.0)).abs() < 1e-6, "{normal_s}");
+        assert!((normal_s - (99.0 - 5.0 - 1.0)).abs() < 1e-6, "{normal_s}");
     }
 
     #[test]
-    fn a_detector_that_flags_everything_has_false_alarms() {
-        let ws: Vec<TimedWindow> = (0..100)
-            .map(|t| w(t, (40..=45).contains(&t), true))
-            .collect();
-        let v = operator_view(&ws, &[step(40, 45, "edit")], S, 1);
+    fn a_long_window_that_merely_spans_a_step_does_not_credit_it() {
+        // A launcher thread's window: calls at 10 s and 90 s, spanning the step at 40–45 s
+        // without a call inside it. It fires at 90 s: a false alarm, and the step is missed.
+        let steps = [step(40, 45, "edit")];
+        let launcher = ScoredWindow {
+            recording: 0,
+            start_ns: 10 * S,
+            end_ns: 90 * S,
+            attack: false,
+            steps: steps_hit(&steps, &[10 * S, 90 * S]),
+            score: 1.0,
+        };
+        assert!(launcher.steps.is_empty());
+        let v = operator_view(
+            &[w(0, 0.0, &steps), launcher],
+            &steps,
+            0.5,
+            &rule(1, 10),
+            2 * S,
+        );
+        assert_eq!((v.true_alarms, v.false_alarms), (0, 1));
+        assert_eq!(v.steps[0].latency_s, None);
+    }
+
+    #[test]
+    fn alerts_long_after_a_step_are_false_alarms() {
+        // the attacker's shell keeps running after the step: a window with a call at 44 s that
+        // completes at 60 s fires 15 s after the step ended
+        let steps = [step(40, 45, "shell")];
+        let late = ScoredWindow {
+            recording: 0,
+            start_ns: 44 * S,
+            end_ns: 60 * S,
+            attack: true,
+            steps: steps_hit(&steps, &[44 * S, 60 * S]),
+            score: 1.0,
+        };
+        assert_eq!(late.steps, vec![0]);
+        let v = operator_view(
+            &[w(0, 0.0, &steps), late.clone()],
+            &steps,
+            0.5,
+            &rule(1, 10),
+            2 * S,
+        );
+        assert_eq!((v.true_alarms, v.false_alarms), (0, 1));
+        let v = operator_view(
+            &[w(0, 0.0, &steps), late],
+            &steps,
+            0.5,
+            &rule(1, 10),
+            20 * S,
+        );
         assert_eq!(
             (v.true_alarms, v.false_alarms),
-            (1, 2),
-            "before and after the step"
+            (1, 0),
+            "within a 20 s grace"
         );
-        assert_eq!(
-            v.steps[0].latency_s,
-            Some(0.5),
-            "a window ending before the step cannot fire for it"
-        );
+        assert_eq!(v.steps[0].latency_s, Some(20.0));
     }
 
     #[test]
-    fn short_bursts_do_not_page_and_long_ones_fire_on_their_kth_window() {
-        let mut ws: Vec<TimedWindow> = (0..100)
-            .map(|t| w(t, (40..=49).contains(&t), false))
-            .collect();
-        for t in [10, 11, 40, 41, 42, 43] {
-            ws[t].flagged = true;
-        }
+    fn min_windows_waits_for_the_kth_and_recordings_keep_their_own_state() {
         let steps = [step(40, 49, "download")];
-        let v = operator_view(&ws, &steps, S / 10, 3);
+        let mut ws: Vec<ScoredWindow> = (0..100).map(|t| w(t, 0.0, &steps)).collect();
+        for t in [10, 11, 40, 41, 42, 43] {
+            ws[t].score = 1.0;
+        }
+        let v = operator_view(&ws, &steps, 0.5, &rule(3, 10), 2 * S);
         assert_eq!(
             (v.true_alarms, v.false_alarms),
             (1, 0),
             "the 2-window burst is dropped"
         );
-        assert_eq!(v.steps[0].latency_s, Some(2.5), "fires when window 42 ends");
-        assert_eq!(
-            operator_view(&ws, &steps, S / 10, 5).steps[0].latency_s,
-            None
-        );
-    }
-
-    #[test]
-    fn recordings_do_not_merge() {
-        let mut a = w(5, false, true);
-        let mut b = w(5, false, true);
+        assert_eq!(v.steps[0].latency_s, Some(2.0), "fires at window 42");
+        let mut a = w(5, 1.0, &[]);
+        let mut b = w(5, 1.0, &[]);
         a.recording = 0;
         b.recording = 1;
-        assert_eq!(operator_view(&[a, b], &[], S, 1).false_alarms, 2);
+        let v = operator_view(&[a, b], &[], 0.5, &rule(1, 10), 2 * S);
+        assert_eq!(v.false_alarms, 2);
     }
 }

@@ -395,6 +395,43 @@ pub struct TrainedModel {
     pub detector: Detector,
 }
 
+impl TrainedModel {
+    /// Classes of a window ranked by how much rarer they were in training than here, the first
+    /// `k`: what an alert names as the reason.
+    pub fn top_classes(
+        &self,
+        table: &mamori_detect::classes::ClassTable,
+        symbols: &[Symbol],
+        k: usize,
+    ) -> Vec<mamori_core::alert::ClassReason> {
+        let mut counts: std::collections::HashMap<Symbol, u32> = std::collections::HashMap::new();
+        for &s in symbols {
+            *counts.entry(s).or_default() += 1;
+        }
+        let n = symbols.len().max(1) as f64;
+        let mut reasons: Vec<(f64, mamori_core::alert::ClassReason)> = counts
+            .into_iter()
+            .map(|(s, count)| {
+                let training_share = self.class_share.get(usize::from(s)).copied().unwrap_or(0.0);
+                let window_share = f64::from(count) / n;
+                // log-ratio of window share to training share; unseen classes rank first
+                let surprise = (window_share / (training_share + 1e-6)).ln();
+                (
+                    surprise,
+                    mamori_core::alert::ClassReason {
+                        class: table.label(s),
+                        count,
+                        window_share,
+                        training_share,
+                    },
+                )
+            })
+            .collect();
+        reasons.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.class.cmp(&b.1.class)));
+        reasons.into_iter().take(k).map(|(_, r)| r).collect()
+    }
+}
+
 /// Share of each symbol among all calls of `windows`.
 pub fn class_share<'a>(
     windows: impl IntoIterator<Item = &'a [Symbol]>,

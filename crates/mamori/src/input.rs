@@ -204,7 +204,8 @@ pub fn windows_of(
     warmup_ns: i64,
     mut f: impl FnMut(Window) -> Result<()>,
 ) -> Result<(u64, u64)> {
-    let mut windower = Windower::new(window);
+    // Windows carry their call times, so evaluation labels them by their calls.
+    let mut windower = Windower::with_call_times(window);
     let (mut seen, mut monitored) = (0u64, 0u64);
     // The first timestamp of the file being read, for the warm-up.
     let mut first_ns: Option<i64> = None;

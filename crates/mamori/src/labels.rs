@@ -70,11 +70,6 @@ pub fn read_labels(path: &Path) -> Result<Vec<AttackRange>> {
     Ok(out)
 }
 
-/// True when a window spanning `[start, end]` overlaps any range.
-pub fn overlaps(ranges: &[AttackRange], start: i64, end: i64) -> bool {
-    ranges.iter().any(|r| start <= r.to_ns && end >= r.from_ns)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,17 +81,5 @@ mod tests {
         assert_eq!(parse_time("01:02:03.5").unwrap(), 3_723_500_000_000);
         assert!(parse_time("25:00:00").is_err());
         assert!(parse_time("soon").is_err());
-    }
-
-    #[test]
-    fn overlap_is_inclusive() {
-        let r = vec![AttackRange {
-            from_ns: 10,
-            to_ns: 20,
-            name: String::new(),
-        }];
-        assert!(overlaps(&r, 0, 10));
-        assert!(overlaps(&r, 20, 30));
-        assert!(!overlaps(&r, 21, 30));
     }
 }

@@ -9,6 +9,7 @@ mod cmd;
 mod detector;
 mod input;
 mod labels;
+mod net_alerts;
 use mamori_core::envelope as modelfile;
 mod plot;
 mod progress;

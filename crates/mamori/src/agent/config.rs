@@ -30,6 +30,34 @@ pub struct AgentConfig {
     pub http: HttpConfig,
     /// Memory and queue bounds.
     pub limits: LimitsConfig,
+    /// Network anomaly detection on one interface (off unless an interface and a model are
+    /// given).
+    pub net: NetConfig,
+}
+
+/// `[net]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetConfig {
+    /// Interface to capture on (empty: no network detection).
+    pub interface: String,
+    /// BPF filter in tcpdump syntax (empty: every packet), e.g. `not port 22`.
+    pub filter: String,
+    /// Detector file from `mamori net train`.
+    pub model: PathBuf,
+    /// Bytes kept of each packet (headers are all that is used).
+    pub snaplen: u32,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            interface: String::new(),
+            filter: String::new(),
+            model: PathBuf::new(),
+            snaplen: 256,
+        }
+    }
 }
 
 /// `[capture]`
@@ -110,6 +138,18 @@ impl Default for CaptureConfig {
     }
 }
 
+impl AlertsConfig {
+    /// The shared alert rule these settings describe, checked.
+    pub fn rule(&self) -> Result<mamori_core::AlertRule> {
+        mamori_core::AlertRule::from_seconds(
+            self.min_windows,
+            self.gap_seconds,
+            self.cooldown_seconds,
+        )
+        .context("[alerts]")
+    }
+}
+
 impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
@@ -166,10 +206,6 @@ impl AgentConfig {
     /// Values that parse but cannot work.
     pub fn check(&self) -> Result<()> {
         anyhow::ensure!(
-            self.alerts.min_windows >= 1,
-            "alerts.min_windows must be at least 1"
-        );
-        anyhow::ensure!(
             self.capture.ring_mib.is_power_of_two(),
             "capture.ring_mib must be a power of two, got {}",
             self.capture.ring_mib
@@ -178,9 +214,10 @@ impl AgentConfig {
             self.limits.queue_batches >= 1,
             "limits.queue_batches must be at least 1"
         );
+        self.alerts.rule()?;
         anyhow::ensure!(
-            self.alerts.gap_seconds >= 0.0 && self.alerts.cooldown_seconds >= 0.0,
-            "alerts.gap_seconds and alerts.cooldown_seconds must not be negative"
+            self.net.interface.is_empty() == self.net.model.as_os_str().is_empty(),
+            "[net] needs both an interface and a model (or neither)"
         );
         Ok(())
     }

@@ -11,6 +11,7 @@ pub mod live;
 pub mod metrics;
 pub mod models;
 pub mod monitor;
+pub mod net;
 pub mod sinks;
 
 use std::collections::HashMap;
@@ -26,10 +27,11 @@ use mamori_ingest::Record;
 
 use config::{AgentConfig, Backend};
 use live::{LiveCapture, LiveOptions, Scope};
+use mamori_core::Subject;
 use metrics::{ContainerMetrics, MetricsSnapshot};
 use models::ModelStore;
-use monitor::{AlertRule, ContainerMonitor, Subject};
-use sinks::{AlertSink, SinkConfig};
+use monitor::{ContainerMonitor, MonitorSettings};
+use sinks::{SinkConfig, SinkQueue};
 
 /// Watch containers live and raise alerts (runs in the foreground until SIGINT/SIGTERM).
 ///
@@ -65,9 +67,17 @@ pub struct AgentArgs {
     /// Address for /metrics and /healthz (`none` to disable).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Flagged windows needed before an alert fires.
-    #[arg(long, value_name = "K")]
-    pub min_windows: Option<usize>,
+    #[command(flatten)]
+    pub alert: crate::cmd::alert_args::AlertArgs,
+    /// Network detection: capture on this interface (with --net-model).
+    #[arg(long, value_name = "IFACE", requires = "net_model")]
+    pub net_interface: Option<String>,
+    /// Network detection: detector file from `mamori net train`.
+    #[arg(long, value_name = "MODEL", requires = "net_interface")]
+    pub net_model: Option<PathBuf>,
+    /// Network detection: BPF filter (tcpdump syntax).
+    #[arg(long, value_name = "BPF")]
+    pub net_filter: Option<String>,
     /// Stop after this long (e.g. `90s`, `15m`); default: run until signalled.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
@@ -76,7 +86,7 @@ pub struct AgentArgs {
     pub quiet: bool,
 }
 
-fn apply_overrides(config: &mut AgentConfig, args: &AgentArgs) {
+fn apply_overrides(config: &mut AgentConfig, args: &AgentArgs) -> Result<()> {
     if !args.containers.is_empty() {
         config.capture.containers = args.containers.clone();
     }
@@ -102,12 +112,23 @@ fn apply_overrides(config: &mut AgentConfig, args: &AgentArgs) {
             l.clone()
         };
     }
-    if let Some(k) = args.min_windows {
-        config.alerts.min_windows = k;
+    let rule = args.alert.rule_over(config.alerts.rule()?)?;
+    config.alerts.min_windows = rule.min_flagged;
+    config.alerts.gap_seconds = rule.gap_ns as f64 / 1e9;
+    config.alerts.cooldown_seconds = rule.cooldown_ns as f64 / 1e9;
+    if let Some(i) = &args.net_interface {
+        config.net.interface = i.clone();
+    }
+    if let Some(m) = &args.net_model {
+        config.net.model = m.clone();
+    }
+    if let Some(f) = &args.net_filter {
+        config.net.filter = f.clone();
     }
     if args.quiet {
         config.alerts.stdout = false;
     }
+    Ok(())
 }
 
 /// Container key for calls outside any container.
@@ -129,7 +150,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
         Some(path) => AgentConfig::load(path)?,
         None => AgentConfig::default(),
     };
-    apply_overrides(&mut config, &args);
+    apply_overrides(&mut config, &args)?;
     config.check()?;
 
     let stop = stop_on_signals()?;
@@ -141,12 +162,32 @@ pub fn run(args: AgentArgs) -> Result<()> {
         let addr = http::serve(&config.http.listen, Arc::clone(&shared), Arc::clone(&stop))?;
         eprintln!("mamori: metrics on http://{addr}/metrics, health on http://{addr}/healthz");
     }
-    let sink = AlertSink::start(SinkConfig {
+    let sink = SinkQueue::start(SinkConfig {
         file: (!config.alerts.file.as_os_str().is_empty()).then(|| config.alerts.file.clone()),
         stdout: config.alerts.stdout,
         webhook: (!config.alerts.webhook.is_empty()).then(|| config.alerts.webhook.clone()),
         queue: config.limits.alert_queue,
     })?;
+    let net_section = if config.net.interface.is_empty() {
+        None
+    } else {
+        let section = net::start(
+            &net::NetWatch {
+                interface: config.net.interface.clone(),
+                filter: config.net.filter.clone(),
+                model: config.net.model.clone(),
+                snaplen: config.net.snaplen,
+            },
+            config.alerts.rule()?,
+            Arc::clone(&stop),
+        )?;
+        eprintln!(
+            "mamori: network detection on {} with {}",
+            config.net.interface,
+            config.net.model.display()
+        );
+        Some(section)
+    };
     let mut live = LiveCapture::start(
         &LiveOptions {
             backend: config.capture.backend,
@@ -170,10 +211,8 @@ pub fn run(args: AgentArgs) -> Result<()> {
         config.models.dir.display()
     );
 
-    let rule = AlertRule {
-        min_windows: config.alerts.min_windows,
-        gap_ns: (config.alerts.gap_seconds * 1e9) as i64,
-        cooldown_ns: (config.alerts.cooldown_seconds * 1e9) as i64,
+    let rule = MonitorSettings {
+        rule: config.alerts.rule()?,
         top_classes: config.alerts.top_classes,
     };
     let idle_ns = (config.limits.idle_stream_seconds * 1e9) as i64;
@@ -206,7 +245,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
                                 continue;
                             };
                             let monitor = store
-                                .for_image(&subject.image)
+                                .for_image(image_of(&subject))
                                 .map(|m| ContainerMonitor::new(subject.clone(), m, rule));
                             tracked.entry(captured.cgroup).or_insert(Tracked {
                                 subject,
@@ -238,13 +277,18 @@ pub fn run(args: AgentArgs) -> Result<()> {
                     // a model learned while the agent runs (the store re-reads at most every 10 s)
                     None => {
                         t.monitor = store
-                            .for_image(&t.subject.image)
+                            .for_image(image_of(&t.subject))
                             .map(|m| ContainerMonitor::new(t.subject.clone(), m, rule));
                     }
                 }
             }
             for a in alerts.drain(..) {
                 sink.send(a);
+            }
+            if let Some(n) = &net_section {
+                for a in n.alerts.try_iter() {
+                    sink.send(a);
+                }
             }
             let secs = last_refresh.elapsed().as_secs_f64();
             let rate = (events_total - events_at_refresh) as f64 / secs;
@@ -263,6 +307,17 @@ pub fn run(args: AgentArgs) -> Result<()> {
             .unwrap_or_else(PoisonError::into_inner) = Instant::now();
     }
     live.stop();
+    if let Some(n) = net_section {
+        // the stop flag is shared: set it, then collect what the section raised before it ended
+        stop.store(true, Ordering::Relaxed);
+        let (pending, result) = n.finish();
+        for a in pending {
+            sink.send(a);
+        }
+        if let Err(e) = result {
+            eprintln!("mamori: network section: {e:#}");
+        }
+    }
     // what was captured before the stop is still scored
     while let Ok(batch) = live.batches.try_recv() {
         for captured in batch {
@@ -316,29 +371,35 @@ pub(crate) fn subject_of(
     include_host: bool,
 ) -> Option<Subject> {
     match directory.by_cgroup(cgroup) {
-        Some(info) => Some(Subject {
-            container: info.name.clone(),
-            container_id: info.id.clone(),
+        Some(info) => Some(Subject::Container {
+            name: info.name.clone(),
+            id: info.id.clone(),
             image: info.image.clone(),
         }),
-        None if include_host => Some(Subject {
-            container: HOST.into(),
-            container_id: String::new(),
-            image: HOST.into(),
-        }),
+        None if include_host => Some(Subject::Host { name: HOST.into() }),
         None => None,
+    }
+}
+
+/// The image whose model scores a subject (`host` for the host).
+fn image_of(subject: &Subject) -> &str {
+    match subject {
+        Subject::Container { image, .. } => image,
+        _ => HOST,
     }
 }
 
 /// Drops state of containers Docker reports gone (their cgroup ids are not reused while known).
 fn forget_stopped(tracked: &mut HashMap<u64, Tracked>, live: &LiveCapture) {
-    tracked.retain(|&cg, t| t.subject.container == HOST || live.directory.by_cgroup(cg).is_some());
+    tracked.retain(|&cg, t| {
+        matches!(t.subject, Subject::Host { .. }) || live.directory.by_cgroup(cg).is_some()
+    });
 }
 
 fn snapshot(
     tracked: &HashMap<u64, Tracked>,
     live: &LiveCapture,
-    sink: &AlertSink,
+    sink: &SinkQueue,
     rate: f64,
     unattributed: u64,
     started: Instant,
@@ -347,8 +408,8 @@ fn snapshot(
         .values()
         .map(|t| {
             let mut c = ContainerMetrics {
-                container: t.subject.container.clone(),
-                image: t.subject.image.clone(),
+                container: t.subject.name().to_string(),
+                image: image_of(&t.subject).to_string(),
                 model: "none".into(),
                 events: t.events,
                 ..ContainerMetrics::default()

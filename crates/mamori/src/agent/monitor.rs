@@ -4,10 +4,12 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+use mamori_core::alert::{ClassReason, ProcessSeen, Severity};
+use mamori_core::rule::{AlertRule, AlertState, Decision};
+use mamori_core::{Alert, Evidence, Subject};
 use mamori_detect::classes::ClassTable;
 use mamori_detect::window::{StreamMode, Window, Windower};
 use mamori_ingest::Record;
-use serde::Serialize;
 
 use crate::detector::TrainedModel;
 
@@ -23,80 +25,14 @@ pub struct LoadedModel {
     pub threshold: f64,
 }
 
-/// When flagged windows become an alert.
+/// How the monitor turns flagged windows into alerts: the shared rule, and how many classes an
+/// alert lists as the reason.
 #[derive(Debug, Clone, Copy)]
-pub struct AlertRule {
-    /// Flagged windows (each within `gap_ns` of the previous) needed before an alert fires.
-    pub min_windows: usize,
-    /// Flagged windows closer than this are one run.
-    pub gap_ns: i64,
-    /// After an alert, flagged windows within this long are counted, not re-alerted.
-    pub cooldown_ns: i64,
+pub struct MonitorSettings {
+    /// The alert rule (the same one `mamori score` and `mamori eval` apply).
+    pub rule: AlertRule,
     /// Classes listed as the reason.
     pub top_classes: usize,
-}
-
-/// Who the monitored calls belong to.
-#[derive(Debug, Clone, Serialize)]
-pub struct Subject {
-    /// Container name (`host` for processes outside containers).
-    pub container: String,
-    /// Full container id (empty for the host).
-    pub container_id: String,
-    /// Image the model was chosen by.
-    pub image: String,
-}
-
-/// A class and how unusual its share of the window was.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ClassReason {
-    /// The class label (`open:/etc/shadow`, `execve`).
-    pub class: String,
-    /// Calls of this class in the window.
-    pub count: u32,
-    /// Its share of the window.
-    pub window_share: f64,
-    /// Its share of the training calls (0: never seen in training).
-    pub training_share: f64,
-}
-
-/// A process seen in the window.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ProcessSeen {
-    /// Process id (host pid namespace).
-    pub pid: u32,
-    /// Command name.
-    pub name: String,
-}
-
-/// One alert, as written to the sinks (JSON).
-#[derive(Debug, Clone, Serialize)]
-pub struct Alert {
-    /// When the alerting window ended, RFC 3339.
-    pub time: String,
-    /// The same in ns since the epoch.
-    pub time_ns: i64,
-    /// Container, id and image.
-    #[serde(flatten)]
-    pub subject: Subject,
-    /// Model kind (`ae-bosc`, `stide`, …).
-    pub model: String,
-    /// Model file.
-    pub model_path: String,
-    /// Index of the window among this container's scored windows.
-    pub window: u64,
-    /// Stream (thread or process id, 0 when interleaved) the window came from.
-    pub stream: u64,
-    /// Window score and the threshold it exceeded.
-    pub score: f64,
-    /// The model's threshold.
-    pub threshold: f64,
-    /// Flagged windows in the run that raised this alert.
-    pub flagged_windows: usize,
-    /// The classes that made the window unusual, most unusual first.
-    pub top_classes: Vec<ClassReason>,
-    /// Processes whose calls are in the window.
-    pub processes: Vec<ProcessSeen>,
 }
 
 /// Counters for /metrics.
@@ -130,16 +66,13 @@ struct StreamRecent {
 pub struct ContainerMonitor {
     subject: Subject,
     model: Arc<LoadedModel>,
-    rule: AlertRule,
+    settings: MonitorSettings,
+    state: AlertState,
     windower: Windower,
     recent: HashMap<u64, StreamRecent>,
     /// Interned command names, so each call stores a pointer, not a string.
     names: HashMap<String, Arc<str>>,
     window_index: u64,
-    run_len: usize,
-    last_flag_ns: Option<i64>,
-    last_alert_ns: Option<i64>,
-    last_alert_score: f64,
     /// Threads and processes whose creation (a clone/fork result) was seen, until their first
     /// call is.
     born: HashSet<u32>,
@@ -152,26 +85,18 @@ pub struct ContainerMonitor {
 /// Bound on remembered births not yet followed by a call.
 const BORN_MAX: usize = 65_536;
 
-fn rfc3339(ns: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
 impl ContainerMonitor {
     /// A monitor for one container with its image's model.
-    pub fn new(subject: Subject, model: Arc<LoadedModel>, rule: AlertRule) -> Self {
+    pub fn new(subject: Subject, model: Arc<LoadedModel>, settings: MonitorSettings) -> Self {
         ContainerMonitor {
             subject,
             windower: Windower::new(model.model.window),
             model,
-            rule,
+            settings,
+            state: AlertState::default(),
             recent: HashMap::new(),
             names: HashMap::new(),
             window_index: 0,
-            run_len: 0,
-            last_flag_ns: None,
-            last_alert_ns: None,
-            last_alert_score: 0.0,
             born: HashSet::new(),
             joined: HashSet::new(),
             stats: MonitorStats::default(),
@@ -285,79 +210,55 @@ impl ContainerMonitor {
         let index = self.window_index;
         self.window_index += 1;
         self.stats.windows += 1;
-        if score <= self.model.threshold {
-            return;
-        }
-        self.stats.flagged += 1;
         let t = w.end_time_ns.or(w.start_time_ns).unwrap_or(0);
-        let continues = self
-            .last_flag_ns
-            .is_some_and(|last| t - last <= self.rule.gap_ns);
-        self.run_len = if continues { self.run_len + 1 } else { 1 };
-        self.last_flag_ns = Some(t);
-        if self.run_len < self.rule.min_windows {
-            return;
-        }
-        // Inside the cooldown only a higher score alerts again: a burst of flagged windows from
-        // one incident makes one alert, but a mild alert cannot hide a worse one that follows.
-        let cooling = self
-            .last_alert_ns
-            .is_some_and(|last| t - last < self.rule.cooldown_ns);
-        if cooling && score <= self.last_alert_score {
-            self.stats.suppressed += 1;
-            return;
-        }
-        self.last_alert_ns = Some(t);
-        self.last_alert_score = score;
+        let decision = self
+            .state
+            .observe(&self.settings.rule, t, score, self.model.threshold);
+        let (run_len, run_start_ns) = match decision {
+            Decision::Below => return,
+            Decision::Pending { .. } => {
+                self.stats.flagged += 1;
+                return;
+            }
+            Decision::Suppressed { .. } => {
+                self.stats.flagged += 1;
+                self.stats.suppressed += 1;
+                return;
+            }
+            Decision::Fire {
+                run_len,
+                run_start_ns,
+            } => (run_len, run_start_ns),
+        };
+        self.stats.flagged += 1;
         self.stats.alerts += 1;
         alerts.push(Alert {
-            time: rfc3339(t),
+            time: mamori_core::time::rfc3339(t),
             time_ns: t,
             subject: self.subject.clone(),
-            model: self.model.model.kind.to_string(),
+            source: "syscalls".into(),
+            detector: self.model.model.kind.to_string(),
             model_path: self.model.path.clone(),
-            window: index,
-            stream: w.stream,
             score,
             threshold: self.model.threshold,
-            flagged_windows: self.run_len,
-            top_classes: self.reasons(&w.symbols),
-            processes: self.processes(w.stream),
+            flagged_units: run_len,
+            run_start_ns,
+            severity: Severity::Warning,
+            evidence: Evidence::Syscalls {
+                window: index,
+                stream: w.stream,
+                start_ns: w.start_time_ns.unwrap_or(t),
+                end_ns: t,
+                top_classes: self.reasons(&w.symbols),
+                processes: self.processes(w.stream),
+            },
         });
     }
 
-    /// Classes of the window ranked by how much rarer they were in training than here.
     fn reasons(&self, symbols: &[u16]) -> Vec<ClassReason> {
-        let mut counts: HashMap<u16, u32> = HashMap::new();
-        for &s in symbols {
-            *counts.entry(s).or_default() += 1;
-        }
-        let n = symbols.len().max(1) as f64;
-        let share = &self.model.model.class_share;
-        let mut reasons: Vec<(f64, ClassReason)> = counts
-            .into_iter()
-            .map(|(s, count)| {
-                let training_share = share.get(usize::from(s)).copied().unwrap_or(0.0);
-                let window_share = f64::from(count) / n;
-                // log-ratio of window share to training share; unseen classes rank first
-                let surprise = (window_share / (training_share + 1e-6)).ln();
-                (
-                    surprise,
-                    ClassReason {
-                        class: self.model.table.label(s),
-                        count,
-                        window_share,
-                        training_share,
-                    },
-                )
-            })
-            .collect();
-        reasons.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.class.cmp(&b.1.class)));
-        reasons
-            .into_iter()
-            .take(self.rule.top_classes)
-            .map(|(_, r)| r)
-            .collect()
+        self.model
+            .model
+            .top_classes(&self.model.table, symbols, self.settings.top_classes)
     }
 
     fn processes(&self, stream: u64) -> Vec<ProcessSeen> {
@@ -497,7 +398,10 @@ mod tests {
             &mut alerts,
         );
         assert_eq!(alerts.len(), 1);
-        assert_eq!(alerts[0].stream, 6);
+        assert!(matches!(
+            alerts[0].evidence,
+            Evidence::Syscalls { stream: 6, .. }
+        ));
     }
 
     fn call(tid: u32, name: &str, t: i64, comm: &str) -> Record {
@@ -513,16 +417,18 @@ mod tests {
 
     fn monitor(min_windows: usize) -> ContainerMonitor {
         ContainerMonitor::new(
-            Subject {
-                container: "cam".into(),
-                container_id: "abc".into(),
+            Subject::Container {
+                name: "cam".into(),
+                id: "abc".into(),
                 image: "motion".into(),
             },
             model(),
-            AlertRule {
-                min_windows,
-                gap_ns: 2_000_000_000,
-                cooldown_ns: 10_000_000_000,
+            MonitorSettings {
+                rule: AlertRule {
+                    min_flagged: min_windows,
+                    gap_ns: 2_000_000_000,
+                    cooldown_ns: 10_000_000_000,
+                },
                 top_classes: 2,
             },
         )
@@ -550,10 +456,18 @@ mod tests {
             "one alert; later windows are in the cooldown"
         );
         let a = &alerts[0];
-        assert_eq!(a.subject.container, "cam");
-        assert_eq!(a.top_classes[0].class, "execve");
-        assert_eq!(a.top_classes[0].training_share, 0.0);
-        assert!(a.processes.iter().any(|p| p.name == "sh"));
+        assert_eq!(a.subject.name(), "cam");
+        let Evidence::Syscalls {
+            top_classes,
+            processes,
+            ..
+        } = &a.evidence
+        else {
+            panic!("syscall evidence: {a:?}")
+        };
+        assert_eq!(top_classes[0].class, "execve");
+        assert_eq!(top_classes[0].training_share, 0.0);
+        assert!(processes.iter().any(|p| p.name == "sh"));
         assert!(a.score > a.threshold);
         assert!(m.stats.suppressed > 0);
     }
@@ -573,7 +487,7 @@ mod tests {
         m.push(call(7, "execve", 101, "sh"), &mut alerts);
         m.push(call(7, "execve", 102, "sh"), &mut alerts);
         assert_eq!(alerts.len(), 1);
-        assert_eq!(alerts[0].flagged_windows, 3);
+        assert_eq!(alerts[0].flagged_units, 3);
     }
 
     #[test]
@@ -604,6 +518,7 @@ mod tests {
             start_time_ns: Some(t),
             end_time_ns: Some(t),
             symbols,
+            call_times: Vec::new(),
         };
         m.score(window(1_000, vec![0, 1, 2, 0, 1, 2]), &mut alerts);
         assert!(alerts.is_empty(), "every pair was seen in training");

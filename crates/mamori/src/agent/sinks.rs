@@ -1,8 +1,8 @@
-//! Where alerts go: a JSON-lines file, standard output, and a webhook, fed from a bounded queue
-//! by their own thread so a slow webhook never stalls detection.
+//! Where the agent's alerts and incidents go: the shared sinks (a JSON-lines file, standard
+//! output, a webhook) behind one bounded queue, drained by their own thread so a slow webhook
+//! never stalls detection.
 
 use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -11,8 +11,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-
-use super::monitor::Alert;
+use mamori_core::sink::{AlertSink, Fanout, JsonLines, Output, SinkError};
+use mamori_core::{Alert, Incident};
 
 /// Sink settings.
 #[derive(Debug, Clone)]
@@ -23,66 +23,95 @@ pub struct SinkConfig {
     pub stdout: bool,
     /// POST each alert here (None: no webhook).
     pub webhook: Option<String>,
-    /// Alerts queued before new ones are dropped.
+    /// Records queued before new ones are dropped.
     pub queue: usize,
 }
 
 /// Counters of the sinks.
 #[derive(Debug, Default)]
 pub struct SinkStats {
-    /// Alerts dropped because the queue was full.
+    /// Records dropped because the queue was full.
     pub dropped: AtomicU64,
     /// Webhook deliveries that failed.
     pub webhook_failures: AtomicU64,
+    /// Deliveries that failed in any sink.
+    pub errors: AtomicU64,
+}
+
+enum Queued {
+    Alert(Box<Alert>),
+    Incident(Box<Incident>),
 }
 
 /// The sending side; dropping it (and every clone) ends the sink thread after the queue drains.
-pub struct AlertSink {
-    tx: Option<SyncSender<Alert>>,
+pub struct SinkQueue {
+    tx: Option<SyncSender<Queued>>,
     thread: Option<JoinHandle<()>>,
     /// Counters.
     pub stats: Arc<SinkStats>,
 }
 
-impl AlertSink {
-    /// Opens the file (creating its directory) and starts the sink thread.
+/// The sinks a configuration names, as one.
+pub fn build(config: &SinkConfig, stats: &Arc<SinkStats>) -> Result<Fanout> {
+    let mut sinks = Fanout::new();
+    if let Some(path) = &config.file {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open alert file {}", path.display()))?;
+        sinks.push(Box::new(JsonLines::new(
+            path.display().to_string(),
+            file,
+            true,
+        )));
+    }
+    if config.stdout {
+        sinks.push(Box::new(JsonLines::new("stdout", std::io::stdout(), true)));
+    }
+    if let Some(url) = &config.webhook {
+        sinks.push(Box::new(Webhook::new(url.clone(), Arc::clone(stats))));
+    }
+    Ok(sinks)
+}
+
+impl SinkQueue {
+    /// Opens the sinks (creating the file's directory) and starts the sink thread.
     pub fn start(config: SinkConfig) -> Result<Self> {
-        let file = match &config.file {
-            Some(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("cannot create {}", dir.display()))?;
-                }
-                Some(
-                    OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)
-                        .with_context(|| format!("cannot open alert file {}", path.display()))?,
-                )
-            }
-            None => None,
-        };
-        let (tx, rx) = mpsc::sync_channel(config.queue.max(1));
         let stats = Arc::new(SinkStats::default());
+        let sinks = build(&config, &stats)?;
+        let (tx, rx) = mpsc::sync_channel(config.queue.max(1));
         let thread_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name("mamori-alerts".into())
-            .spawn(move || deliver(rx, file, config.stdout, config.webhook, &thread_stats))?;
-        Ok(AlertSink {
+            .spawn(move || deliver(rx, sinks, &thread_stats))?;
+        Ok(SinkQueue {
             tx: Some(tx),
             thread: Some(thread),
             stats,
         })
     }
 
-    /// Queues an alert; when the queue is full the alert is dropped and counted.
-    pub fn send(&self, alert: Alert) {
+    fn queue(&self, item: Queued) {
         if let Some(tx) = &self.tx {
-            if let Err(TrySendError::Full(_)) = tx.try_send(alert) {
+            if let Err(TrySendError::Full(_)) = tx.try_send(item) {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Queues an alert; when the queue is full the alert is dropped and counted.
+    pub fn send(&self, alert: Alert) {
+        self.queue(Queued::Alert(Box::new(alert)));
+    }
+
+    /// Queues an incident; when the queue is full it is dropped and counted.
+    pub fn send_incident(&self, incident: Incident) {
+        self.queue(Queued::Incident(Box::new(incident)));
     }
 
     /// Delivers what is queued and stops.
@@ -94,68 +123,97 @@ impl AlertSink {
     }
 }
 
-fn deliver(
-    rx: Receiver<Alert>,
-    mut file: Option<std::fs::File>,
-    stdout: bool,
-    webhook: Option<String>,
-    stats: &SinkStats,
-) {
-    let agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .new_agent();
-    for alert in rx {
-        let Ok(line) = serde_json::to_string(&alert) else {
-            continue;
+fn deliver(rx: Receiver<Queued>, mut sinks: Fanout, stats: &SinkStats) {
+    for item in rx {
+        let sent = match &item {
+            Queued::Alert(a) => sinks.alert(a),
+            Queued::Incident(i) => sinks.incident(i),
         };
-        if let Some(f) = file.as_mut() {
-            // one write per line keeps lines whole for readers tailing the file
-            if let Err(e) = f.write_all(format!("{line}\n").as_bytes()) {
-                eprintln!("mamori: writing an alert failed: {e}");
+        if let Err(e) = sent {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            eprintln!("mamori: alert sink: {e}");
+        }
+    }
+    let _ = sinks.flush();
+}
+
+/// POSTs each record as JSON (the same tagged object the JSON-lines sinks write).
+pub struct Webhook {
+    url: String,
+    agent: ureq::Agent,
+    stats: Arc<SinkStats>,
+}
+
+impl Webhook {
+    /// A webhook to `url`, counting failures in `stats`.
+    pub fn new(url: String, stats: Arc<SinkStats>) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .new_agent();
+        Webhook { url, agent, stats }
+    }
+
+    fn post(&mut self, record: Output<'_>) -> Result<(), SinkError> {
+        let body = serde_json::to_vec(&record).map_err(|e| SinkError::Delivery {
+            sink: self.url.clone(),
+            message: e.to_string(),
+        })?;
+        let sent = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json")
+            .send(&body[..]);
+        sent.map(|_| ()).map_err(|e| {
+            self.stats.webhook_failures.fetch_add(1, Ordering::Relaxed);
+            SinkError::Delivery {
+                sink: format!("webhook {}", self.url),
+                message: e.to_string(),
             }
-        }
-        if stdout {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-        }
-        if let Some(url) = &webhook {
-            let sent = agent
-                .post(url)
-                .header("Content-Type", "application/json")
-                .send(line.as_bytes());
-            if let Err(e) = sent {
-                stats.webhook_failures.fetch_add(1, Ordering::Relaxed);
-                eprintln!("mamori: alert webhook {url}: {e}");
-            }
-        }
+        })
+    }
+}
+
+impl AlertSink for Webhook {
+    fn alert(&mut self, alert: &Alert) -> Result<(), SinkError> {
+        self.post(Output::Alert(alert))
+    }
+    fn incident(&mut self, incident: &Incident) -> Result<(), SinkError> {
+        self.post(Output::Incident(incident))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::monitor::Subject;
+    use mamori_core::alert::Severity;
+    use mamori_core::{Evidence, Subject};
 
     fn alert(window: u64) -> Alert {
         Alert {
             time: "2026-12-01T06:00:00.000Z".into(),
             time_ns: 1,
-            subject: Subject {
-                container: "cam".into(),
-                container_id: "abc".into(),
+            subject: Subject::Container {
+                name: "cam".into(),
+                id: "abc".into(),
                 image: "motion".into(),
             },
-            model: "stide".into(),
+            source: "syscalls".into(),
+            detector: "stide".into(),
             model_path: "m.model".into(),
-            window,
-            stream: 7,
             score: 1.0,
             threshold: 0.5,
-            flagged_windows: 1,
-            top_classes: Vec::new(),
-            processes: Vec::new(),
+            flagged_units: 1,
+            run_start_ns: 1,
+            severity: Severity::Warning,
+            evidence: Evidence::Syscalls {
+                window,
+                stream: 7,
+                start_ns: 0,
+                end_ns: 1,
+                top_classes: Vec::new(),
+                processes: Vec::new(),
+            },
         }
     }
 
@@ -179,7 +237,7 @@ mod tests {
         });
         let file = std::env::temp_dir().join(format!("mamori-sink-{}.jsonl", std::process::id()));
         std::fs::remove_file(&file).ok();
-        let sink = AlertSink::start(SinkConfig {
+        let sink = SinkQueue::start(SinkConfig {
             file: Some(file.clone()),
             stdout: false,
             webhook: Some(format!("http://127.0.0.1:{port}/hook")),
@@ -196,8 +254,9 @@ mod tests {
         assert_eq!(lines.lines().count(), 2);
         assert_eq!(bodies.len(), 2, "both alerts were posted");
         let posted: serde_json::Value = serde_json::from_str(&bodies[1]).expect("JSON body");
-        assert_eq!(posted["container"], "cam");
-        assert_eq!(posted["window"], 2);
+        assert_eq!(posted["record"], "alert");
+        assert_eq!(posted["subject"]["name"], "cam");
+        assert_eq!(posted["evidence"]["window"], 2);
         assert_eq!(stats.webhook_failures.load(Ordering::Relaxed), 0);
     }
 
@@ -210,7 +269,7 @@ mod tests {
             .port();
         let file = std::env::temp_dir().join(format!("mamori-sink-x-{}.jsonl", std::process::id()));
         std::fs::remove_file(&file).ok();
-        let sink = AlertSink::start(SinkConfig {
+        let sink = SinkQueue::start(SinkConfig {
             file: Some(file.clone()),
             stdout: false,
             webhook: Some(format!("http://127.0.0.1:{port}/hook")),

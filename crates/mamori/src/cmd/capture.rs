@@ -84,7 +84,7 @@ pub fn capture_to(
                 let Some(subject) = subject_of(&directory, c.cgroup, scope.include_host) else {
                     continue;
                 };
-                e.container = Some(subject.container);
+                e.container = Some(subject.name().to_string());
                 write_jsonl(&e, &mut &mut *out)?;
                 events += 1;
             }

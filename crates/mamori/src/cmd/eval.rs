@@ -14,11 +14,13 @@ use mamori_detect::window::{sequence_windows, WindowConfig};
 use mamori_detect::Symbol;
 use serde::Serialize;
 
-use crate::alerts::{operator_view, OperatorView, TimedWindow};
+use crate::alerts::{operator_view, steps_hit, OperatorView, ScoredWindow};
+use crate::cmd::alert_args::AlertArgs;
 use crate::detector::{Detector, ModelKind, ModelSettings};
 use crate::input::{self, InputArgs, ProfileArgs, WarmupArgs, WindowArgs};
 use crate::labels::{self, AttackRange};
 use crate::{plot, progress, report};
+use mamori_core::AlertRule;
 
 /// Measure detection and false-positive rates of models on labelled data.
 ///
@@ -128,23 +130,17 @@ pub struct EvalArgs {
         help_heading = "Evaluation"
     )]
     pub thresholds: Vec<f64>,
-    /// Flagged windows less than this many seconds apart make one alert in the operator view
-    /// (consecutive flagged windows always do).
+    /// The operator view credits an attack step with an alert that fires at most this many
+    /// seconds after the step ends (and is fired by a window holding a call of the step).
     #[arg(
         long,
-        default_value_t = 1.0,
+        default_value_t = 2.0,
         value_name = "SECONDS",
         help_heading = "Evaluation"
     )]
-    pub alert_gap: f64,
-    /// An alert in the operator view fires only once it holds this many flagged windows.
-    #[arg(
-        long,
-        default_value_t = 1,
-        value_name = "N",
-        help_heading = "Evaluation"
-    )]
-    pub alert_min_windows: usize,
+    pub alert_grace: f64,
+    #[command(flatten)]
+    pub alert: AlertArgs,
     /// Print JSON instead of tables.
     #[arg(long, help_heading = "Output")]
     pub json: bool,
@@ -203,6 +199,8 @@ struct TestWindow {
     attack: bool,
     x: f64,
     time: Option<WindowTime>,
+    /// Labelled steps during which one of its calls was made.
+    steps: Vec<u32>,
 }
 
 /// Recording index, first and last call time (ns) of a window, when the input has timestamps.
@@ -308,8 +306,8 @@ struct EvalReport {
     test_attack_windows: usize,
     target_fpr: f64,
     trace_score: TraceScore,
-    alert_gap: f64,
-    alert_min_windows: usize,
+    alert_rule: AlertRule,
+    alert_grace: f64,
     models: Vec<ModelResult>,
 }
 
@@ -420,8 +418,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         test_attack_windows: n_attack,
         target_fpr: args.target_fpr,
         trace_score: args.trace_score,
-        alert_gap: args.alert_gap,
-        alert_min_windows: args.alert_min_windows,
+        alert_rule: args.alert.rule()?,
+        alert_grace: args.alert_grace,
         models: results,
     };
     if let Some(dir) = &args.plots {
@@ -481,25 +479,31 @@ fn measure(
             threshold,
         )?),
     };
-    let timed: Vec<TimedWindow> = data
+    let timed: Vec<ScoredWindow> = data
         .test
         .iter()
         .filter_map(|w| {
-            w.time.map(|(recording, start_ns, end_ns)| TimedWindow {
+            w.time.map(|(recording, start_ns, end_ns)| ScoredWindow {
                 recording,
                 start_ns,
                 end_ns,
                 attack: w.attack,
-                flagged: scores[w.id as usize] > threshold,
+                steps: w.steps.clone(),
+                score: scores[w.id as usize],
             })
         })
         .collect();
+    let rule = args.alert.rule()?;
+    if !(args.alert_grace.is_finite() && args.alert_grace >= 0.0) {
+        bail!("--alert-grace must be a finite number of seconds >= 0");
+    }
     let operator = (!timed.is_empty()).then(|| {
         operator_view(
             &timed,
             &data.steps,
-            (args.alert_gap * 1e9) as i64,
-            args.alert_min_windows,
+            threshold,
+            &rule,
+            (args.alert_grace * 1e9) as i64,
         )
     });
     let per_recording = data
@@ -665,6 +669,7 @@ fn adfa_dataset(
                             attack: role == Role::Attack,
                             x,
                             time: None,
+                            steps: Vec::new(),
                         });
                     }
                     if role == Role::Attack && !ids.is_empty() {
@@ -791,7 +796,10 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
                         return Ok(()); // straddles the split: neither trained on nor tested
                     }
                 }
-                let attack = labels::overlaps(&ranges, a, b);
+                // Labelled by its calls, not its span: a long-lived thread's window can span
+                // minutes and steps it took no part in.
+                let steps = steps_hit(&ranges, &w.call_times);
+                let attack = !steps.is_empty();
                 let x = (a - t0) as f64 / 1e9;
                 track_span(&mut data.attack_spans, &mut in_attack, attack, x);
                 let id = data.intern(&w.symbols);
@@ -800,6 +808,7 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
                     attack,
                     x,
                     time: Some((rec as u32, a, b)),
+                    steps,
                 });
                 Ok(())
             },
@@ -819,6 +828,7 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
                 attack: false,
                 x: *x,
                 time: Some(*time),
+                steps: Vec::new(),
             })
             .collect();
         data.test.splice(0..0, normal);
@@ -873,6 +883,7 @@ fn file_dataset(args: &EvalArgs, window: WindowConfig) -> Result<(ClassTable, Da
                         attack,
                         x,
                         time,
+                        steps: Vec::new(),
                     });
                     Ok(())
                 },
@@ -1118,11 +1129,17 @@ fn print_operator_view(rep: &EvalReport) {
     let Some((_, first)) = views.first() else {
         return;
     };
+    let r = &rep.alert_rule;
     println!(
-        "\noperator view at the calibrated threshold (seed {}): seconds from each attack step's \
-         start until an alert overlapping it fires; an alert is a run of flagged windows, \
-         merged when less than {} s apart, that fires at its window number {}",
-        rep.models[0].runs[0].seed, rep.alert_gap, rep.alert_min_windows
+        "\noperator view at the calibrated threshold (seed {}), the agent's alert rule replayed \
+         per recording (fires at the {}th flagged window within {} s, {} s cooldown): seconds \
+         from each attack step's start until an alert fired by a window with a call in the step, \
+         at most {} s after it ends; every other alert is a false alarm",
+        rep.models[0].runs[0].seed,
+        r.min_flagged,
+        r.gap_ns as f64 / 1e9,
+        r.cooldown_ns as f64 / 1e9,
+        rep.alert_grace
     );
     let mut header = vec!["attack step", "lasts s"];
     header.extend(views.iter().map(|v| v.0));

@@ -1,5 +1,6 @@
 //! One module per subcommand: clap argument structs (what was typed) and a `run` that does it.
 
+pub mod alert_args;
 pub mod capture;
 pub mod convert;
 pub mod eval;

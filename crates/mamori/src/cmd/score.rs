@@ -8,6 +8,12 @@ use clap::Args;
 use mamori_detect::classes::ClassTable;
 use serde::Serialize;
 
+use mamori_core::alert::Severity;
+use mamori_core::rule::{AlertState, Decision, RuleCounts};
+use mamori_core::sink::{AlertSink, JsonLines};
+use mamori_core::{Alert, Evidence, Subject};
+
+use super::alert_args::AlertArgs;
 use crate::detector::TrainedModel;
 use crate::input::{self, InputArgs, WarmupArgs};
 use crate::{modelfile, progress};
@@ -15,8 +21,11 @@ use crate::{modelfile, progress};
 /// Score recordings window by window with a trained model.
 ///
 /// Prints one JSON object per window: {"window", "stream", "start", "time_ns", "end_time_ns",
-/// "score", "alert"}. Exit status: 0 when no window is over the threshold, 1 when some are, 2 on
-/// error.
+/// "score", "flagged", "alert"}: "flagged" when the score is over the threshold, "alert" when
+/// the alert rule fires on it (the agent's rule: --alert-min-windows flagged windows within
+/// --alert-gap seconds, then a --alert-cooldown). With --alerts-only, prints the alerts
+/// themselves, as the agent writes them. Exit status: 0 when no alert fired, 1 when one did,
+/// 2 on error.
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
     /// Model file written by `mamori train`.
@@ -28,9 +37,14 @@ pub struct ScoreArgs {
     /// Threshold overriding the model's calibrated one.
     #[arg(long, value_name = "SCORE")]
     pub threshold: Option<f64>,
-    /// Print only windows over the threshold.
+    /// Print the alerts (the agent's JSON records) instead of every window.
     #[arg(long)]
     pub alerts_only: bool,
+    /// Classes an alert lists as the reason.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub top_classes: usize,
+    #[command(flatten)]
+    pub alert: AlertArgs,
     /// Expected window size; an error if the model was trained with another.
     #[arg(long = "window", value_name = "N")]
     pub size: Option<usize>,
@@ -59,6 +73,7 @@ struct WindowScore {
     #[serde(skip_serializing_if = "Option::is_none")]
     end_time_ns: Option<i64>,
     score: f64,
+    flagged: bool,
     alert: bool,
 }
 
@@ -67,13 +82,36 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
     check_settings(&args, &model)?;
     let table = ClassTable::new(model.classes.clone())
         .with_context(|| format!("{}: stored class table", args.model.display()))?;
-    let threshold = args.threshold.or(model.threshold.as_ref().map(|t| t.value));
+    let rule = args.alert.rule()?;
+    let threshold = match args.threshold {
+        Some(t) if !t.is_finite() => bail!("--threshold must be a finite number, got {t}"),
+        Some(t) => t,
+        None => match &model.threshold {
+            Some(t) => t.value,
+            None => bail!(
+                "{} has no calibrated threshold: give --threshold",
+                args.model.display()
+            ),
+        },
+    };
     let warmup_ns = args.warmup.ns()?;
     let scorer = model.detector.scorer();
+    let subject = Subject::Recording {
+        path: args
+            .inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    let model_path = args.model.display().to_string();
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
+    let mut alert_sink = JsonLines::new("stdout", std::io::stdout(), false);
     let bar = progress::counter("windows scored", args.quiet);
-    let (mut index, mut alerts) = (0u64, 0u64);
+    let mut state = AlertState::default();
+    let mut counts = RuleCounts::default();
+    let mut index = 0u64;
     let mut max_score = f64::MIN;
     input::windows_of(
         &args.inputs,
@@ -83,10 +121,41 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
         warmup_ns,
         |w| {
             let score = scorer.score(&w.symbols);
-            let alert = threshold.is_some_and(|t| score > t);
-            alerts += u64::from(alert);
             max_score = max_score.max(score);
-            if alert || !args.alerts_only {
+            let t = w.end_time_ns.or(w.start_time_ns).unwrap_or(0);
+            let decision = state.observe(&rule, t, score, threshold);
+            counts.add(&decision);
+            let fired = matches!(decision, Decision::Fire { .. });
+            if let (
+                true,
+                Decision::Fire {
+                    run_len,
+                    run_start_ns,
+                },
+            ) = (args.alerts_only, decision)
+            {
+                alert_sink.alert(&Alert {
+                    time: mamori_core::time::rfc3339(t),
+                    time_ns: t,
+                    subject: subject.clone(),
+                    source: "syscalls".into(),
+                    detector: model.kind.to_string(),
+                    model_path: model_path.clone(),
+                    score,
+                    threshold,
+                    flagged_units: run_len,
+                    run_start_ns,
+                    severity: Severity::Warning,
+                    evidence: Evidence::Syscalls {
+                        window: index,
+                        stream: w.stream,
+                        start_ns: w.start_time_ns.unwrap_or(t),
+                        end_ns: t,
+                        top_classes: model.top_classes(&table, &w.symbols, args.top_classes),
+                        processes: Vec::new(),
+                    },
+                })?;
+            } else if !args.alerts_only {
                 let line = WindowScore {
                     window: index,
                     stream: w.stream,
@@ -94,7 +163,8 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
                     time_ns: w.start_time_ns,
                     end_time_ns: w.end_time_ns,
                     score,
-                    alert,
+                    flagged: decision.flagged(),
+                    alert: fired,
                 };
                 serde_json::to_writer(&mut out, &line)?;
                 out.write_all(b"\n")?;
@@ -105,13 +175,17 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
         },
     )?;
     out.flush()?;
+    alert_sink.flush()?;
     bar.finish_and_clear();
-    eprintln!(
-        "mamori: {index} windows scored, {alerts} over threshold {}, max score {:.4}",
-        threshold.map_or("(none)".to_string(), |t| format!("{t:.4}")),
-        if index == 0 { f64::NAN } else { max_score }
-    );
-    Ok(if alerts > 0 { 1 } else { 0 })
+    if index == 0 {
+        eprintln!("mamori: no windows: the input held no monitored calls");
+    } else {
+        eprintln!(
+            "mamori: {index} windows scored, {} over threshold {threshold:.4}, {} alerts ({} held back by the cooldown), max score {max_score:.4}",
+            counts.flagged, counts.alerts, counts.suppressed
+        );
+    }
+    Ok(if counts.alerts > 0 { 1 } else { 0 })
 }
 
 fn check_settings(args: &ScoreArgs, model: &TrainedModel) -> Result<()> {

@@ -7,13 +7,20 @@ use anyhow::Result;
 use clap::Args;
 use mamori_net::detector::Scratch;
 
+use mamori_core::sink::{AlertSink, JsonLines};
+
 use super::input::{self, PacketInputArgs};
+use crate::cmd::alert_args::AlertArgs;
+use crate::net_alerts::{NetAlerter, ScoredRow};
 
 /// Score captures or a live interface with a detector from `mamori net train`.
 ///
 /// Prints one JSON object per row: {"source", "<device|flow|host>", "start", "end", "packets",
-/// "score", "alert"}; with `--labels`, also "label". Exit status: 0 when no row is over the
-/// threshold, 1 when some are, 2 on error.
+/// "score", "flagged", "alert"}; with `--labels`, also "label". "flagged" when the score is over
+/// the threshold, "alert" when the alert rule fires on it (per device, flow or host: the agent's
+/// rule, --alert-min-windows flagged rows within --alert-gap seconds, then a --alert-cooldown).
+/// With --alerts-only, prints the alerts themselves, as the agent writes them. Exit status: 0
+/// when no alert fired, 1 when one did, 2 on error.
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
     /// Detector file.
@@ -21,9 +28,11 @@ pub struct ScoreArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub input: PacketInputArgs,
-    /// Print only rows over the threshold.
+    /// Print the alerts (the agent's JSON records) instead of every row.
     #[arg(long)]
     pub alerts_only: bool,
+    #[command(flatten)]
+    pub alert: AlertArgs,
     /// Threshold overriding the detector's.
     #[arg(long, value_name = "SCORE")]
     pub threshold: Option<f64>,
@@ -33,15 +42,36 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
     let detector = super::load_detector(&args.model)?;
     let labels = input::load_labels(&args.input.labels)?;
     let threshold = args.threshold.unwrap_or(detector.threshold.value);
+    if !threshold.is_finite() {
+        anyhow::bail!("--threshold must be a finite number, got {threshold}");
+    }
     let entity = detector.features.kind.entity_name();
+    let mut alerter = NetAlerter::new(
+        args.alert.rule()?,
+        threshold,
+        detector.model.algorithm(),
+        args.model.display().to_string(),
+        entity,
+    );
+    let live = args.input.interface.is_some();
     let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut alert_sink = JsonLines::new("stdout", std::io::stdout(), live);
     let mut scratch = Scratch::default();
-    let mut alerts = 0u64;
     let stats = input::for_each_row(&args.input, &detector.features, &labels, |r| {
         let score = detector.score(&r.row.values, &mut scratch);
-        let alert = score > threshold;
-        alerts += u64::from(alert);
-        if alert || !args.alerts_only {
+        let (decision, fired) = alerter.observe(&ScoredRow {
+            input: r.source,
+            entity: &r.row.entity,
+            start_ns: r.row.start_ns,
+            end_ns: r.row.end_ns,
+            packets: r.row.packets,
+            score,
+        });
+        if args.alerts_only {
+            if let Some(a) = &fired {
+                alert_sink.alert(a)?;
+            }
+        } else {
             // Written by hand: a JSON object per row through serde_json::Value cost more than
             // the scoring itself.
             out.write_all(b"{\"source\":")?;
@@ -59,23 +89,30 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
             } else {
                 out.write_all(b"null")?;
             }
-            write!(out, ",\"alert\":{alert}")?;
+            write!(
+                out,
+                ",\"flagged\":{},\"alert\":{}",
+                decision.flagged(),
+                fired.is_some()
+            )?;
             if !labels.is_empty() {
                 write!(out, ",\"label\":{}", u8::from(r.row.is_attack()))?;
             }
             out.write_all(b"}\n")?;
             // Live alerts should not wait in a buffer.
-            if args.input.interface.is_some() {
+            if live {
                 out.flush()?;
             }
         }
         Ok(())
     })?;
     out.flush()?;
+    alert_sink.flush()?;
     super::report_input(&stats);
+    let c = alerter.counts;
     eprintln!(
-        "mamori: {alerts} of {} rows over the threshold {threshold}",
-        stats.rows
+        "mamori: {} of {} rows over the threshold {threshold}, {} alerts ({} held back by the cooldown)",
+        c.flagged, stats.rows, c.alerts, c.suppressed
     );
-    Ok(i32::from(alerts > 0))
+    Ok(i32::from(c.alerts > 0))
 }
