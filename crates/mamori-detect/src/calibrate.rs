@@ -87,6 +87,13 @@ pub enum CalibrateError {
     /// The target false-positive rate is not within `0..=1`.
     #[error("target false-positive rate {0} is not within 0..=1")]
     BadTarget(f64),
+    /// The calibrated threshold is the highest score the model can give: nothing could ever
+    /// exceed it, so the detector would never alert.
+    #[error("the calibrated threshold {threshold} is the model's maximum score: it could never alert (calibration data unlike the steady state? try --calibrate-trim auto, another --calibrate recording or a lower --target-fpr)")]
+    AtMaximum {
+        /// The threshold.
+        threshold: f64,
+    },
     /// The margin is negative or not finite.
     #[error("margin {0} must be finite and non-negative")]
     BadMargin(f64),
@@ -151,6 +158,41 @@ pub(crate) fn threshold_for_sorted(sorted: &[f64], target_fpr: f64) -> f64 {
     }
 }
 
+/// How many windows at the end of an ordered run of calibration scores look unlike the rest —
+/// a daemon shutting down, processes exiting, a capture ending mid-operation — and would set
+/// the threshold on behaviour that is not the steady state.
+///
+/// The body is the first 80 % of the scores; its `(1 − target_fpr)` quantile `b` is what the
+/// threshold would be without the tail. Walking back from the last score, the longest suffix
+/// in which more than half of the scores exceed `b` is the unlike tail (at most 20 % of all
+/// scores; 0 when fewer than 20 scores are given). A steady recording has exceedances spread
+/// evenly at about `target_fpr`, so no suffix of more than a score or two is dense in them.
+pub fn unlike_tail(scores: &[f64], target_fpr: f64) -> usize {
+    let n = scores.len();
+    if n < 20 || !(0.0..=1.0).contains(&target_fpr) {
+        return 0;
+    }
+    let body_len = n * 4 / 5;
+    let Ok(body) = sorted_finite(&scores[..body_len]) else {
+        return 0;
+    };
+    let b = threshold_for_sorted(&body, target_fpr);
+    let (mut above, mut best) = (0usize, 0usize);
+    for (k, &s) in scores[body_len..].iter().rev().enumerate() {
+        above += usize::from(!(s <= b));
+        let len = k + 1;
+        if 2 * above > len {
+            best = len;
+        }
+    }
+    // one odd last window is noise, not a shutdown
+    if best < 2 {
+        0
+    } else {
+        best
+    }
+}
+
 /// The largest calibration score plus `margin` times the scores' range: `max + margin × (max −
 /// min)`. Flags none of the calibration scores.
 pub fn max_plus_margin(normal_scores: &[f64], margin: f64) -> Result<Threshold, CalibrateError> {
@@ -163,6 +205,15 @@ pub fn max_plus_margin(normal_scores: &[f64], margin: f64) -> Result<Threshold, 
         value: max + margin * (max - min),
         method: ThresholdMethod::MaxPlusMargin(margin),
     })
+}
+
+/// Refuses a threshold that no score can exceed (`max_score`: the scorer's
+/// [`crate::WindowScorer::max_score`]).
+pub fn check_reachable(threshold: f64, max_score: Option<f64>) -> Result<(), CalibrateError> {
+    match max_score {
+        Some(max) if threshold >= max => Err(CalibrateError::AtMaximum { threshold }),
+        _ => Ok(()),
+    }
 }
 
 /// How a trace's window scores are reduced to one trace score (per-trace evaluation, as on
@@ -290,5 +341,30 @@ mod tests {
         assert_eq!(novel_call_floor(0, 6, 19), 0.0);
         assert_eq!(novel_call_floor(3, 6, 19), 1.0);
         assert_eq!(novel_call_floor(1, 6, 5), 0.0);
+    }
+
+    #[test]
+    fn a_shutdown_at_the_end_of_calibration_is_found_and_steady_data_is_not() {
+        // 200 steady windows with a 1 % sprinkle of high scores, then 15 of shutdown
+        let mut scores: Vec<f64> = (0..200)
+            .map(|i| if i % 100 == 50 { 0.9 } else { 0.1 })
+            .collect();
+        assert_eq!(unlike_tail(&scores, 0.01), 0);
+        scores.extend(std::iter::repeat(1.0).take(15));
+        assert_eq!(unlike_tail(&scores, 0.01), 15);
+        // a few normal windows after the burst do not hide it
+        scores.extend([0.1, 0.1]);
+        assert_eq!(unlike_tail(&scores, 0.01), 17);
+        assert_eq!(unlike_tail(&scores[..10], 0.01), 0, "too few to judge");
+    }
+
+    #[test]
+    fn a_threshold_at_the_maximum_score_is_refused() {
+        assert_eq!(
+            check_reachable(1.0, Some(1.0)),
+            Err(CalibrateError::AtMaximum { threshold: 1.0 })
+        );
+        assert!(check_reachable(0.99, Some(1.0)).is_ok());
+        assert!(check_reachable(1e9, None).is_ok());
     }
 }

@@ -60,6 +60,12 @@ pub trait WindowScorer {
     /// Anomaly score of one window (full or partial).
     fn score(&self, window: &[Symbol]) -> f64;
 
+    /// The highest score the model can give, when it is bounded (STIDE's mismatch share is at
+    /// most 1): a threshold at it could never be exceeded.
+    fn max_score(&self) -> Option<f64> {
+        None
+    }
+
     /// Scores many windows; models override this when batching is faster.
     fn score_many(&self, windows: &[&[Symbol]]) -> Vec<f64> {
         windows.iter().map(|w| self.score(w)).collect()

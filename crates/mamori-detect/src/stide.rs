@@ -301,6 +301,10 @@ impl WindowScorer for Stide {
     fn score(&self, window: &[Symbol]) -> f64 {
         self.mismatch_rate(window)
     }
+
+    fn max_score(&self) -> Option<f64> {
+        Some(1.0)
+    }
 }
 
 /// Locality frame count (Hofmeyr, Forrest and Somayaji 1998): the largest number of mismatches

@@ -448,6 +448,13 @@ fn measure(
         .map(|&i| scores[i as usize])
         .collect();
     let threshold = calibrate(&cal, args.target_fpr)?.value;
+    let unlike = mamori_detect::calibrate::unlike_tail(&cal, args.target_fpr);
+    if unlike > 0 && !args.quiet {
+        eprintln!(
+            "mamori: warning: seed {seed}: the last {unlike} of {} calibration windows score unlike the rest (a shutdown or processes exiting?); they raise the threshold",
+            cal.len()
+        );
+    }
     let (mut normal, mut attack) = (Vec::new(), Vec::new());
     for w in &data.test {
         let s = scores[w.id as usize];

@@ -117,6 +117,8 @@ pub fn run(args: LearnArgs) -> Result<()> {
     let output = model_file(&args.models, &image);
     train::run(TrainArgs {
         inputs,
+        // a live recording is cut when --duration ends, often mid-operation
+        calibrate_trim: train::CalibrateTrim::Auto,
         output: output.clone(),
         calibrate: Vec::new(),
         holdout: 0.2,

@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use mamori_detect::calibrate::{calibrate, novel_call_floor, Threshold, ThresholdMethod};
+use mamori_detect::calibrate::{
+    calibrate, check_reachable, novel_call_floor, unlike_tail, Threshold, ThresholdMethod,
+};
 use mamori_detect::window::stitch_streams;
 use mamori_detect::Symbol;
 
@@ -23,6 +25,10 @@ pub struct TrainArgs {
     /// Recordings of normal operation (strace, Falco/Tracee JSON, LID-DS .sc, ADFA-LD, JSON lines).
     #[arg(required = true, value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
+    /// What to do when the held-out calibration windows end unlike the rest (a daemon's
+    /// shutdown, processes exiting): `warn` says so, `auto` also leaves those windows out.
+    #[arg(long, value_enum, default_value_t = CalibrateTrim::Warn, value_name = "HOW")]
+    pub calibrate_trim: CalibrateTrim,
     /// Where to write the model file.
     #[arg(short, long, value_name = "MODEL")]
     pub output: PathBuf,
@@ -59,6 +65,15 @@ pub struct TrainArgs {
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `--calibrate-trim` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalibrateTrim {
+    /// Warn about an unlike tail, calibrate on everything.
+    Warn,
+    /// Warn and leave the unlike tail out of calibration.
+    Auto,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -133,8 +148,27 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }),
         None if !calibration.is_empty() => {
             let refs: Vec<&[Symbol]> = calibration.iter().map(Vec::as_slice).collect();
-            let scores = detector.scorer().score_many(&refs);
-            Some(calibrate(&scores, args.target_fpr).context("calibrating the threshold")?)
+            let mut scores = detector.scorer().score_many(&refs);
+            let unlike = unlike_tail(&scores, args.target_fpr);
+            if unlike > 0 {
+                let trim = args.calibrate_trim == CalibrateTrim::Auto;
+                eprintln!(
+                    "mamori: warning: the last {unlike} of {} calibration windows score unlike the rest (a shutdown or processes exiting at the end of the recording?); {}",
+                    scores.len(),
+                    if trim {
+                        "left out of calibration (--calibrate-trim auto)"
+                    } else {
+                        "they set the threshold: --calibrate-trim auto leaves them out"
+                    }
+                );
+                if trim {
+                    scores.truncate(scores.len() - unlike);
+                }
+            }
+            let t = calibrate(&scores, args.target_fpr).context("calibrating the threshold")?;
+            check_reachable(t.value, detector.scorer().max_score())
+                .context("calibrating the threshold")?;
+            Some(t)
         }
         None => None,
     };
