@@ -179,7 +179,7 @@ pub fn unlike_tail(scores: &[f64], target_fpr: f64) -> usize {
     let b = threshold_for_sorted(&body, target_fpr);
     let (mut above, mut best) = (0usize, 0usize);
     for (k, &s) in scores[body_len..].iter().rev().enumerate() {
-        above += usize::from(!(s <= b));
+        above += usize::from(s.is_nan() || s > b);
         let len = k + 1;
         if 2 * above > len {
             best = len;

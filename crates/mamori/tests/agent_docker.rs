@@ -204,7 +204,7 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
         if alerts_in(&alerts).len() > before.len()
             && alerts_in(&alerts)[before.len()..]
                 .iter()
-                .any(|x| x["container"] == a)
+                .any(|x| x["subject"]["name"] == a)
         {
             latency = Some(t0.elapsed());
             break;
@@ -217,32 +217,31 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
     let new: Vec<Value> = alerts_in(&alerts)[before.len()..].to_vec();
     let first = new
         .iter()
-        .find(|x| x["container"] == a)
+        .find(|x| x["subject"]["name"] == a)
         .expect("alert for a");
-    for field in [
-        "time",
-        "container_id",
-        "image",
-        "model",
-        "window",
-        "score",
-        "threshold",
-        "top_classes",
-        "processes",
-    ] {
+    for field in ["time", "detector", "score", "threshold", "evidence"] {
         assert!(!first[field].is_null(), "alert has {field}: {first}");
     }
-    assert_eq!(first["image"], IMAGE);
+    for field in ["window", "top_classes", "processes"] {
+        assert!(
+            !first["evidence"][field].is_null(),
+            "alert evidence has {field}: {first}"
+        );
+    }
+    assert_eq!(first["record"], "alert");
+    assert_eq!(first["subject"]["kind"], "container");
+    assert!(!first["subject"]["id"].is_null());
+    assert_eq!(first["subject"]["image"], IMAGE);
 
     // the other container keeps running its normal workload
     std::thread::sleep(Duration::from_secs(10));
     let all = alerts_in(&alerts);
-    let b_alerts: Vec<&Value> = all.iter().filter(|x| x["container"] == b).collect();
+    let b_alerts: Vec<&Value> = all.iter().filter(|x| x["subject"]["name"] == b).collect();
     assert!(
         b_alerts.is_empty(),
         "the untouched container alerted: {b_alerts:?}"
     );
-    let a_normal = before.iter().filter(|x| x["container"] == a).count();
+    let a_normal = before.iter().filter(|x| x["subject"]["name"] == a).count();
     assert!(
         a_normal <= 1,
         "false alarms on a during normal operation: {before:?}"

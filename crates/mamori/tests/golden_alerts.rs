@@ -54,7 +54,10 @@ fn check_golden(name: &str, got: Vec<Value>) {
         .map(|l| serde_json::from_str(l).expect("golden JSON line"))
         .collect();
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!(same(g, w), "{name}: alert {i} differs\n got: {g}\nwant: {w}");
+        assert!(
+            same(g, w),
+            "{name}: alert {i} differs\n got: {g}\nwant: {w}"
+        );
     }
     assert_eq!(got.len(), want.len(), "{name}: alert count");
 }
@@ -69,7 +72,16 @@ fn stide_on_the_motion_attacks_raises_the_committed_alerts() {
     let model = tmp.0.join("stide.model");
     run(mamori()
         .current_dir(repo())
-        .args(["train", "-q", "--model", "stide", "--stream", "per-thread", "--warmup", "10"])
+        .args([
+            "train",
+            "-q",
+            "--model",
+            "stide",
+            "--stream",
+            "per-thread",
+            "--warmup",
+            "10",
+        ])
         .args(["--profile", "profiles/motion.toml", "-o"])
         .arg(&model)
         .arg(rel("data/motion/normal-a.strace.gz")));
@@ -115,13 +127,20 @@ fn the_network_svm_on_the_second_lab_run_raises_the_committed_alerts() {
         .arg("data/net/lab-b/capture.pcap.gz")
         .output()
         .expect("mamori runs");
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let alerts = normalised(&out.stdout);
     for a in &alerts {
         assert_eq!(a["source"], "network");
         assert_eq!(a["evidence"]["kind"], "traffic");
     }
     // the compromised sensor of the lab starts the attacks
-    assert!(alerts.iter().any(|a| a["subject"]["address"] == "10.77.0.23"));
+    assert!(alerts
+        .iter()
+        .any(|a| a["subject"]["address"] == "10.77.0.23"));
     check_golden("net-lab-b-svm-interval.jsonl", alerts);
 }
