@@ -375,5 +375,7 @@ fn snapshot(
         unattributed_events: unattributed,
         rss_bytes: metrics::rss_bytes(),
         uptime_seconds: started.elapsed().as_secs_f64(),
+        net: Vec::new(),
+        sink_errors: Vec::new(),
     }
 }
