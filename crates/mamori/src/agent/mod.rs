@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod models;
 pub mod monitor;
 pub mod sinks;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

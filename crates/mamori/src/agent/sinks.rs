@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use super::monitor::Alert;
+use super::webhook::Webhook;
 
 /// Sink settings.
 #[derive(Debug, Clone)]
@@ -63,12 +63,13 @@ impl AlertSink {
             }
             None => None,
         };
+        let webhook = config.webhook.as_deref().map(Webhook::new).transpose()?;
         let (tx, rx) = mpsc::sync_channel(config.queue.max(1));
         let stats = Arc::new(SinkStats::default());
         let thread_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name("mamori-alerts".into())
-            .spawn(move || deliver(rx, file, config.stdout, config.webhook, &thread_stats))?;
+            .spawn(move || deliver(rx, file, config.stdout, webhook, &thread_stats))?;
         Ok(AlertSink {
             tx: Some(tx),
             thread: Some(thread),
@@ -98,13 +99,9 @@ fn deliver(
     rx: Receiver<Alert>,
     mut file: Option<std::fs::File>,
     stdout: bool,
-    webhook: Option<String>,
+    mut webhook: Option<Webhook>,
     stats: &SinkStats,
 ) {
-    let agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .new_agent();
     for alert in rx {
         let Ok(line) = serde_json::to_string(&alert) else {
             continue;
@@ -120,14 +117,10 @@ fn deliver(
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
         }
-        if let Some(url) = &webhook {
-            let sent = agent
-                .post(url)
-                .header("Content-Type", "application/json")
-                .send(line.as_bytes());
-            if let Err(e) = sent {
+        if let Some(hook) = webhook.as_mut() {
+            if let Err(e) = hook.post_json(line) {
                 stats.webhook_failures.fetch_add(1, Ordering::Relaxed);
-                eprintln!("mamori: alert webhook {url}: {e}");
+                eprintln!("mamori: alert webhook {}: {e}", hook.url());
             }
         }
     }
@@ -137,6 +130,8 @@ fn deliver(
 mod tests {
     use super::*;
     use crate::agent::monitor::Subject;
+    use crate::agent::webhook::fake;
+    use std::time::Duration;
 
     fn alert(window: u64) -> Alert {
         Alert {
@@ -161,28 +156,13 @@ mod tests {
 
     #[test]
     fn alerts_reach_the_file_and_a_real_webhook() {
-        let server = tiny_http::Server::http("127.0.0.1:0").expect("listen on loopback");
-        let port = server.server_addr().to_ip().expect("ip").port();
-        let received = std::thread::spawn(move || {
-            let mut bodies = Vec::new();
-            while bodies.len() < 2 {
-                let Ok(Some(mut req)) = server.recv_timeout(Duration::from_secs(10)) else {
-                    break;
-                };
-                let mut body = String::new();
-                req.as_reader().read_to_string(&mut body).expect("body");
-                bodies.push(body);
-                req.respond(tiny_http::Response::empty(204))
-                    .expect("respond");
-            }
-            bodies
-        });
+        let (addr, requests) = fake::receiver(hyper::StatusCode::NO_CONTENT, Duration::ZERO);
         let file = std::env::temp_dir().join(format!("mamori-sink-{}.jsonl", std::process::id()));
         std::fs::remove_file(&file).ok();
         let sink = AlertSink::start(SinkConfig {
             file: Some(file.clone()),
             stdout: false,
-            webhook: Some(format!("http://127.0.0.1:{port}/hook")),
+            webhook: Some(format!("http://{addr}/hook")),
             queue: 8,
         })
         .expect("sink starts");
@@ -190,15 +170,29 @@ mod tests {
         sink.send(alert(2));
         let stats = Arc::clone(&sink.stats);
         sink.finish();
-        let bodies = received.join().expect("server thread");
+        let posts: Vec<fake::Received> = requests.try_iter().collect();
         let lines = std::fs::read_to_string(&file).expect("alert file");
         std::fs::remove_file(&file).ok();
         assert_eq!(lines.lines().count(), 2);
-        assert_eq!(bodies.len(), 2, "both alerts were posted");
-        let posted: serde_json::Value = serde_json::from_str(&bodies[1]).expect("JSON body");
+        assert_eq!(posts.len(), 2, "both alerts were posted");
+        assert_eq!(posts[1].content_type, "application/json");
+        let posted: serde_json::Value = serde_json::from_str(&posts[1].body).expect("JSON body");
         assert_eq!(posted["container"], "cam");
         assert_eq!(posted["window"], 2);
         assert_eq!(stats.webhook_failures.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn an_https_webhook_is_refused_at_start() {
+        let err = AlertSink::start(SinkConfig {
+            file: None,
+            stdout: false,
+            webhook: Some("https://hooks.example/alert".into()),
+            queue: 8,
+        })
+        .err()
+        .expect("https is refused");
+        assert!(err.to_string().contains("https is not supported"), "{err}");
     }
 
     #[test]
