@@ -58,11 +58,6 @@ impl NetAlerter {
         }
     }
 
-    /// The threshold rows are flagged over.
-    pub fn threshold(&self) -> f64 {
-        self.threshold
-    }
-
     /// Feeds one row; returns the rule's decision and, when it fires, the alert.
     pub fn observe(&mut self, row: &ScoredRow<'_>) -> (Decision, Option<Alert>) {
         let key = (row.input.to_string(), row.entity.to_string());

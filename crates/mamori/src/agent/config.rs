@@ -219,6 +219,9 @@ impl AgentConfig {
             self.net.interface.is_empty() == self.net.model.as_os_str().is_empty(),
             "[net] needs both an interface and a model (or neither)"
         );
+        if !self.alerts.webhook.is_empty() {
+            super::webhook::check_url(&self.alerts.webhook)?;
+        }
         Ok(())
     }
 
@@ -250,5 +253,11 @@ mod tests {
         let mut c = AgentConfig::default();
         c.capture.ring_mib = 3;
         assert!(c.check().is_err());
+        let mut c = AgentConfig::default();
+        c.alerts.webhook = "https://hooks.example/alert".into();
+        let err = c.check().expect_err("no TLS client");
+        assert!(err.to_string().contains("https is not supported"), "{err}");
+        c.alerts.webhook = "http://127.0.0.1:8080/alert".into();
+        c.check().expect("http is fine");
     }
 }

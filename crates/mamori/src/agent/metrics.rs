@@ -1,7 +1,25 @@
-//! Prometheus text exposition of the agent's counters, rendered at scrape time from a snapshot
-//! the detection loop refreshes (so scraping never touches the hot path).
+//! The agent's Prometheus metrics. The detection loop refreshes a [`MetricsSnapshot`] once a
+//! second; a scrape encodes the latest snapshot through `prometheus-client`, so scraping never
+//! touches the hot path and the loop never touches Prometheus types.
+//!
+//! How: one [`Exposition`] (a `prometheus-client` [`Registry`]) lives as long as the HTTP server,
+//! with one [`Collector`] registered in it that asks for the latest snapshot at scrape time and
+//! encodes it as constant counters and gauges. That is the library's own shape for values owned
+//! elsewhere (its process collector works the same way). Not chosen:
+//! - live `Counter`/`Family` atomics updated by the loop: a second copy of counters the loop
+//!   already keeps (`MonitorStats`), atomics on the hot path, and a `Family` keeps the series of
+//!   a stopped container until someone removes it, where a snapshot simply no longer has it;
+//! - a fresh `Registry` built from the snapshot per scrape: works, but re-registers every family
+//!   on each scrape for nothing, since a collector already runs once per scrape.
 
-use std::fmt::Write;
+use std::fmt;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
 
 use super::monitor::MonitorStats;
 
@@ -47,162 +65,369 @@ pub struct MetricsSnapshot {
     pub rss_bytes: u64,
     /// Seconds since the agent started.
     pub uptime_seconds: f64,
+    /// Per captured network interface and model.
+    pub net: Vec<NetMetrics>,
+    /// Deliveries that failed, per alert sink (by sink name).
+    pub sink_errors: Vec<(String, u64)>,
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Per network interface (and the model scoring it) counters.
+#[derive(Debug, Clone, Default)]
+pub struct NetMetrics {
+    /// Capture interface.
+    pub interface: String,
+    /// Model kind scoring it.
+    pub model: String,
+    /// Packets captured.
+    pub packets: u64,
+    /// Feature rows scored.
+    pub rows_scored: u64,
+    /// Rows scoring over the model's threshold.
+    pub rows_flagged: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Flagged rows inside an alert's cooldown that raised no new alert.
+    pub suppressed: u64,
+    /// Packets the capture dropped (kernel buffer full).
+    pub capture_dropped: u64,
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// The text formats `prometheus-client` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 text (what Prometheus asks for first).
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4 (for clients that do not ask for OpenMetrics).
+    Prometheus,
+}
+
+impl Format {
+    /// The `Content-Type` of the format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Prometheus => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        }
+    }
+
+    /// The format a scraper's `Accept` header asks for: OpenMetrics when it accepts
+    /// `application/openmetrics-text` (Prometheus sends that first), the Prometheus text format
+    /// otherwise (curl, older scrapers, no header), as Go's `promhttp` negotiates.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let wants_openmetrics = accept.is_some_and(|accept| {
+            accept.split(',').any(|range| {
+                let mut parts = range.split(';').map(str::trim);
+                let media = parts.next().unwrap_or_default();
+                let refused = parts.any(|p| {
+                    p.strip_prefix("q=")
+                        .and_then(|q| q.parse::<f64>().ok())
+                        .is_some_and(|q| q <= 0.0)
+                });
+                media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+            })
+        });
+        if wants_openmetrics {
+            Format::OpenMetrics
+        } else {
+            Format::Prometheus
+        }
+    }
+}
+
+/// The registry /metrics encodes: one collector that reads the latest snapshot per scrape.
+#[derive(Debug)]
+pub struct Exposition {
+    registry: Registry,
+}
+
+impl Exposition {
+    /// `latest` returns the snapshot to show; it is called once per scrape.
+    pub fn new(latest: impl Fn() -> MetricsSnapshot + Send + Sync + 'static) -> Self {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(SnapshotCollector(latest)));
+        Exposition { registry }
+    }
+
+    /// The metrics in `format`.
+    pub fn render(&self, format: Format) -> Result<String, fmt::Error> {
+        let mut out = String::with_capacity(16 * 1024);
+        match format {
+            Format::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)?
+            }
+            Format::Prometheus => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?
+            }
+        }
+        Ok(out)
+    }
+}
+
+struct SnapshotCollector<F>(F);
+
+impl<F> fmt::Debug for SnapshotCollector<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SnapshotCollector")
+    }
+}
+
+impl<F: Fn() -> MetricsSnapshot + Send + Sync + 'static> Collector for SnapshotCollector<F> {
+    fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
+        (self.0)().encode(encoder)
+    }
+}
+
+/// The name to register a family under: `prometheus-client` appends `_total` to counters itself,
+/// so the tables below spell the names as exposed and counters are registered without it.
+fn family_name(exposed: &str, kind: MetricType) -> &str {
+    match kind {
+        MetricType::Counter => exposed.strip_suffix("_total").unwrap_or(exposed),
+        _ => exposed,
+    }
+}
+
+/// One labelled family: a `# HELP`/`# TYPE` descriptor and a sample per row. A family without
+/// rows (no container yet, no network capture) is left out, as Go's client does: a descriptor
+/// alone says nothing, and some strict parsers read the next family's descriptor into it.
+fn family<L: EncodeLabelSet, M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    exposed: &str,
+    help: &str,
+    kind: MetricType,
+    rows: impl IntoIterator<Item = (L, M)>,
+) -> fmt::Result {
+    let mut rows = rows.into_iter().peekable();
+    if rows.peek().is_none() {
+        return Ok(());
+    }
+    let mut metric = encoder.encode_descriptor(family_name(exposed, kind), help, None, kind)?;
+    for (labels, value) in rows {
+        value.encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// One unlabelled sample; `unit` (OpenMetrics `# UNIT`) is the name's last word.
+fn single<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    exposed: &str,
+    help: &str,
+    unit: Option<Unit>,
+    value: M,
+) -> fmt::Result {
+    let kind = value.metric_type();
+    let mut name = family_name(exposed, kind);
+    if let Some(unit) = &unit {
+        name = name
+            .strip_suffix(unit.as_str())
+            .and_then(|n| n.strip_suffix('_'))
+            .unwrap_or(name);
+    }
+    value.encode(encoder.encode_descriptor(name, help, unit.as_ref(), kind)?)
 }
 
 impl MetricsSnapshot {
-    /// The Prometheus text format (version 0.0.4).
-    pub fn render(&self) -> String {
-        let mut o = String::new();
+    /// Encodes every family, in a fixed order, through `prometheus-client`.
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        use MetricType::{Counter, Gauge};
         type Field = fn(&ContainerMetrics) -> u64;
-        let per_container: [(&str, &str, &str, Field); 9] = [
+        let per_container: [(&str, MetricType, &str, Field); 9] = [
             (
                 "mamori_events_total",
-                "counter",
+                Counter,
                 "System calls received per container.",
                 |c| c.events,
             ),
             (
                 "mamori_monitored_events_total",
-                "counter",
+                Counter,
                 "System calls that matched the model's class table.",
                 |c| c.stats.monitored,
             ),
             (
                 "mamori_windows_scored_total",
-                "counter",
+                Counter,
                 "Windows scored.",
                 |c| c.stats.windows,
             ),
             (
                 "mamori_windows_flagged_total",
-                "counter",
+                Counter,
                 "Windows scoring over the model's threshold.",
                 |c| c.stats.flagged,
             ),
-            ("mamori_alerts_total", "counter", "Alerts raised.", |c| {
+            ("mamori_alerts_total", Counter, "Alerts raised.", |c| {
                 c.stats.alerts
             }),
             (
                 "mamori_alerts_suppressed_total",
-                "counter",
+                Counter,
                 "Flagged windows inside an alert's cooldown that raised no new alert.",
                 |c| c.stats.suppressed,
             ),
             (
                 "mamori_idle_streams_closed_total",
-                "counter",
+                Counter,
                 "Streams closed after no call for limits.idle_stream_seconds (exit not seen).",
                 |c| c.stats.idle_streams_closed,
             ),
             (
                 "mamori_joined_short_streams_total",
-                "counter",
+                Counter,
                 "Threads shorter than a window that were already running when watching began (not scored).",
                 |c| c.stats.joined_partial_skipped,
             ),
             (
                 "mamori_open_streams",
-                "gauge",
+                Gauge,
                 "Threads or processes with a partial window.",
                 |c| c.open_streams,
             ),
         ];
         for (name, kind, help, field) in per_container {
-            header(&mut o, name, kind, help);
-            for c in &self.containers {
-                let _ = writeln!(
-                    o,
-                    "{name}{{container=\"{}\",image=\"{}\",model=\"{}\"}} {}",
-                    escape(&c.container),
-                    escape(&c.image),
-                    escape(&c.model),
-                    field(c)
-                );
+            let rows = self.containers.iter().map(|c| {
+                let labels = [
+                    ("container", c.container.as_str()),
+                    ("image", c.image.as_str()),
+                    ("model", c.model.as_str()),
+                ];
+                (labels, field(c))
+            });
+            match kind {
+                Counter => family(
+                    &mut e,
+                    name,
+                    help,
+                    kind,
+                    rows.map(|(l, v)| (l, ConstCounter::new(v))),
+                )?,
+                _ => family(
+                    &mut e,
+                    name,
+                    help,
+                    kind,
+                    rows.map(|(l, v)| (l, ConstGauge::new(v))),
+                )?,
             }
         }
-        header(
-            &mut o,
+        single(
+            &mut e,
             "mamori_events_per_second",
-            "gauge",
             "System calls per second over the last few seconds.",
-        );
-        let _ = writeln!(o, "mamori_events_per_second {:.1}", self.events_per_second);
-        header(
-            &mut o,
+            None,
+            ConstGauge::new(self.events_per_second),
+        )?;
+        single(
+            &mut e,
             "mamori_probe_records_total",
-            "counter",
             "Records the eBPF probe wrote to its ring buffer.",
-        );
-        let _ = writeln!(o, "mamori_probe_records_total {}", self.probe_records);
-        header(
-            &mut o,
+            None,
+            ConstCounter::new(self.probe_records),
+        )?;
+        family(
+            &mut e,
             "mamori_probe_dropped_total",
-            "counter",
             "Records the eBPF probe dropped because its ring buffer was full, per CPU.",
-        );
-        for (cpu, n) in self.probe_dropped_per_cpu.iter().enumerate() {
-            let _ = writeln!(o, "mamori_probe_dropped_total{{cpu=\"{cpu}\"}} {n}");
-        }
-        let scalars: [(&str, &str, &str, f64); 7] = [
+            Counter,
+            self.probe_dropped_per_cpu
+                .iter()
+                .enumerate()
+                .map(|(cpu, &n)| ([("cpu", cpu)], ConstCounter::new(n))),
+        )?;
+        let counters: [(&str, &str, u64); 5] = [
             (
                 "mamori_probe_undecodable_total",
-                "counter",
                 "Probe records that could not be decoded (lost, like drops).",
-                self.probe_undecodable as f64,
+                self.probe_undecodable,
             ),
             (
                 "mamori_queue_full_total",
-                "counter",
                 "Times capture waited because detection was behind (back-pressure).",
-                self.queue_full as f64,
+                self.queue_full,
             ),
             (
                 "mamori_alerts_dropped_total",
-                "counter",
                 "Alerts dropped because the sink queue was full.",
-                self.alerts_dropped as f64,
+                self.alerts_dropped,
             ),
             (
                 "mamori_webhook_failures_total",
-                "counter",
                 "Alert webhook deliveries that failed.",
-                self.webhook_failures as f64,
+                self.webhook_failures,
             ),
             (
                 "mamori_unattributed_events_total",
-                "counter",
                 "System calls from cgroups that are no known container.",
-                self.unattributed_events as f64,
-            ),
-            (
-                "mamori_resident_memory_bytes",
-                "gauge",
-                "Resident memory of the agent.",
-                self.rss_bytes as f64,
-            ),
-            (
-                "mamori_uptime_seconds",
-                "gauge",
-                "Seconds since the agent started.",
-                self.uptime_seconds,
+                self.unattributed_events,
             ),
         ];
-        for (name, kind, help, v) in scalars {
-            header(&mut o, name, kind, help);
-            let _ = writeln!(o, "{name} {v}");
+        for (name, help, v) in counters {
+            single(&mut e, name, help, None, ConstCounter::new(v))?;
         }
-        o
+        single(
+            &mut e,
+            "mamori_resident_memory_bytes",
+            "Resident memory of the agent.",
+            Some(Unit::Bytes),
+            ConstGauge::new(self.rss_bytes),
+        )?;
+        single(
+            &mut e,
+            "mamori_uptime_seconds",
+            "Seconds since the agent started.",
+            Some(Unit::Seconds),
+            ConstGauge::new(self.uptime_seconds),
+        )?;
+        type NetField = fn(&NetMetrics) -> u64;
+        let per_interface: [(&str, &str, NetField); 6] = [
+            (
+                "mamori_net_packets_total",
+                "Packets captured per interface.",
+                |n| n.packets,
+            ),
+            (
+                "mamori_net_rows_scored_total",
+                "Traffic feature rows scored.",
+                |n| n.rows_scored,
+            ),
+            (
+                "mamori_net_rows_flagged_total",
+                "Traffic feature rows scoring over the model's threshold.",
+                |n| n.rows_flagged,
+            ),
+            ("mamori_net_alerts_total", "Network alerts raised.", |n| {
+                n.alerts
+            }),
+            (
+                "mamori_net_alerts_suppressed_total",
+                "Flagged traffic rows inside an alert's cooldown that raised no new alert.",
+                |n| n.suppressed,
+            ),
+            (
+                "mamori_net_capture_dropped_total",
+                "Packets the capture dropped because its buffer was full.",
+                |n| n.capture_dropped,
+            ),
+        ];
+        for (name, help, field) in per_interface {
+            let rows = self.net.iter().map(|n| {
+                let labels = [
+                    ("interface", n.interface.as_str()),
+                    ("model", n.model.as_str()),
+                ];
+                (labels, ConstCounter::new(field(n)))
+            });
+            family(&mut e, name, help, Counter, rows)?;
+        }
+        family(
+            &mut e,
+            "mamori_sink_errors_total",
+            "Alert or incident deliveries that failed, per sink.",
+            Counter,
+            self.sink_errors
+                .iter()
+                .map(|(sink, n)| ([("sink", sink.as_str())], ConstCounter::new(*n))),
+        )
     }
 }
 
@@ -220,39 +445,293 @@ pub fn rss_bytes() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use openmetrics_parser::{
+        openmetrics::parse_openmetrics, prometheus::parse_prometheus, MetricFamily,
+        OpenMetricsType, OpenMetricsValue, PrometheusType, PrometheusValue,
+    };
+
+    /// A snapshot with a label value that needs escaping and every section filled.
+    pub(crate) fn sample_snapshot() -> MetricsSnapshot {
+        MetricsSnapshot {
+            containers: vec![
+                ContainerMetrics {
+                    container: "cam\"1".into(),
+                    image: "motion".into(),
+                    model: "stide".into(),
+                    events: 42,
+                    stats: MonitorStats {
+                        windows: 9,
+                        alerts: 1,
+                        ..MonitorStats::default()
+                    },
+                    open_streams: 3,
+                },
+                ContainerMetrics {
+                    container: "db".into(),
+                    image: "postgres:16".into(),
+                    model: "none".into(),
+                    events: 7,
+                    ..ContainerMetrics::default()
+                },
+            ],
+            events_per_second: 12.5,
+            probe_records: 49,
+            probe_dropped_per_cpu: vec![0, 3],
+            webhook_failures: 2,
+            rss_bytes: 4096 * 1000,
+            uptime_seconds: 61.25,
+            net: vec![NetMetrics {
+                interface: "eth0".into(),
+                model: "forest".into(),
+                packets: 1000,
+                rows_scored: 20,
+                rows_flagged: 4,
+                alerts: 1,
+                suppressed: 2,
+                capture_dropped: 5,
+            }],
+            sink_errors: vec![("webhook".into(), 2), ("file".into(), 0)],
+            ..MetricsSnapshot::default()
+        }
+    }
+
+    pub(crate) fn render(s: &MetricsSnapshot, format: Format) -> String {
+        let s = s.clone();
+        Exposition::new(move || s.clone())
+            .render(format)
+            .expect("encodes")
+    }
+
+    /// The value of the sample of `family` whose labels are exactly `labels`.
+    pub(crate) fn om_value(
+        families: &std::collections::HashMap<
+            String,
+            MetricFamily<OpenMetricsType, OpenMetricsValue>,
+        >,
+        family: &str,
+        labels: &[(&str, &str)],
+    ) -> f64 {
+        let f = families
+            .get(family)
+            .unwrap_or_else(|| panic!("no family {family}"));
+        let sample = f
+            .iter_samples()
+            .find(|s| {
+                let set = s.get_labelset().expect("labels");
+                set.iter().count() == labels.len()
+                    && labels
+                        .iter()
+                        .all(|(k, v)| set.get_label_value(k) == Some(*v))
+            })
+            .unwrap_or_else(|| panic!("no sample {family}{labels:?}"));
+        match &sample.value {
+            OpenMetricsValue::Counter(c) => c.value.as_f64(),
+            OpenMetricsValue::Gauge(g) => g.as_f64(),
+            other => panic!("{family} is {other:?}"),
+        }
+    }
 
     #[test]
-    fn renders_labelled_counters_in_the_text_format() {
-        let s = MetricsSnapshot {
-            containers: vec![ContainerMetrics {
-                container: "cam\"1".into(),
-                image: "motion".into(),
-                model: "stide".into(),
-                events: 42,
-                stats: MonitorStats {
-                    alerts: 1,
-                    ..MonitorStats::default()
-                },
-                ..ContainerMetrics::default()
-            }],
-            probe_dropped_per_cpu: vec![0, 3],
-            ..MetricsSnapshot::default()
-        };
-        let text = s.render();
-        assert!(
-            text.contains(
-                "mamori_events_total{container=\"cam\\\"1\",image=\"motion\",model=\"stide\"} 42\n"
-            ),
-            "{text}"
-        );
-        assert!(text.contains("mamori_probe_dropped_total{cpu=\"1\"} 3\n"));
-        assert!(text.contains("# TYPE mamori_alerts_total counter\n"));
-        // every sample line is `name{labels} value` or `name value`
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let value = line.rsplit(' ').next().expect("value");
-            assert!(value.parse::<f64>().is_ok(), "{line}");
+    fn openmetrics_output_parses_with_every_name_type_and_label() {
+        let text = render(&sample_snapshot(), Format::OpenMetrics);
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        let parsed = parse_openmetrics(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        let families = &parsed.families;
+        // family names: counters without `_total` (OpenMetrics), samples with it
+        let counters = [
+            "mamori_events",
+            "mamori_monitored_events",
+            "mamori_windows_scored",
+            "mamori_windows_flagged",
+            "mamori_alerts",
+            "mamori_alerts_suppressed",
+            "mamori_idle_streams_closed",
+            "mamori_joined_short_streams",
+            "mamori_probe_records",
+            "mamori_probe_dropped",
+            "mamori_probe_undecodable",
+            "mamori_queue_full",
+            "mamori_alerts_dropped",
+            "mamori_webhook_failures",
+            "mamori_unattributed_events",
+            "mamori_net_packets",
+            "mamori_net_rows_scored",
+            "mamori_net_rows_flagged",
+            "mamori_net_alerts",
+            "mamori_net_alerts_suppressed",
+            "mamori_net_capture_dropped",
+            "mamori_sink_errors",
+        ];
+        let gauges = [
+            "mamori_open_streams",
+            "mamori_events_per_second",
+            "mamori_resident_memory_bytes",
+            "mamori_uptime_seconds",
+        ];
+        for name in counters {
+            let f = families.get(name).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(f.family_type, OpenMetricsType::Counter, "{name}");
+            assert!(!f.help.is_empty(), "{name}");
+            assert!(
+                text.contains(&format!("\n{name}_total")),
+                "{name} is exposed as {name}_total"
+            );
         }
+        for name in gauges {
+            let f = families.get(name).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(f.family_type, OpenMetricsType::Gauge, "{name}");
+        }
+        assert_eq!(families.len(), counters.len() + gauges.len());
+        assert_eq!(families["mamori_resident_memory_bytes"].unit, "bytes");
+        assert_eq!(families["mamori_uptime_seconds"].unit, "seconds");
+        assert_eq!(
+            families["mamori_alerts"].help, "Alerts raised.",
+            "help texts are kept"
+        );
+
+        // the escaped quote comes back as the container's real name
+        let cam = [
+            ("container", "cam\"1"),
+            ("image", "motion"),
+            ("model", "stide"),
+        ];
+        assert_eq!(om_value(families, "mamori_events", &cam), 42.0);
+        assert_eq!(om_value(families, "mamori_windows_scored", &cam), 9.0);
+        assert_eq!(om_value(families, "mamori_alerts", &cam), 1.0);
+        assert_eq!(om_value(families, "mamori_open_streams", &cam), 3.0);
+        let db = [
+            ("container", "db"),
+            ("image", "postgres:16"),
+            ("model", "none"),
+        ];
+        assert_eq!(om_value(families, "mamori_events", &db), 7.0);
+        assert_eq!(om_value(families, "mamori_alerts", &db), 0.0);
+        assert_eq!(families["mamori_events"].iter_samples().count(), 2);
+
+        assert_eq!(om_value(families, "mamori_events_per_second", &[]), 12.5);
+        assert_eq!(om_value(families, "mamori_probe_records", &[]), 49.0);
+        assert_eq!(
+            om_value(families, "mamori_probe_dropped", &[("cpu", "0")]),
+            0.0
+        );
+        assert_eq!(
+            om_value(families, "mamori_probe_dropped", &[("cpu", "1")]),
+            3.0
+        );
+        assert_eq!(om_value(families, "mamori_webhook_failures", &[]), 2.0);
+        assert_eq!(om_value(families, "mamori_queue_full", &[]), 0.0);
+        assert_eq!(
+            om_value(families, "mamori_resident_memory_bytes", &[]),
+            4_096_000.0
+        );
+        assert_eq!(om_value(families, "mamori_uptime_seconds", &[]), 61.25);
+
+        let eth0 = [("interface", "eth0"), ("model", "forest")];
+        assert_eq!(om_value(families, "mamori_net_packets", &eth0), 1000.0);
+        assert_eq!(om_value(families, "mamori_net_rows_scored", &eth0), 20.0);
+        assert_eq!(om_value(families, "mamori_net_rows_flagged", &eth0), 4.0);
+        assert_eq!(om_value(families, "mamori_net_alerts", &eth0), 1.0);
+        assert_eq!(
+            om_value(families, "mamori_net_alerts_suppressed", &eth0),
+            2.0
+        );
+        assert_eq!(om_value(families, "mamori_net_capture_dropped", &eth0), 5.0);
+        assert_eq!(
+            om_value(families, "mamori_sink_errors", &[("sink", "webhook")]),
+            2.0
+        );
+        assert_eq!(
+            om_value(families, "mamori_sink_errors", &[("sink", "file")]),
+            0.0
+        );
+    }
+
+    #[test]
+    fn prometheus_text_output_parses_with_the_exposed_names() {
+        let text = render(&sample_snapshot(), Format::Prometheus);
+        let parsed = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        let families = &parsed.families;
+        let counter = |name: &str, labels: &[(&str, &str)]| -> f64 {
+            let f = families
+                .get(name)
+                .unwrap_or_else(|| panic!("no family {name}:\n{text}"));
+            assert_eq!(f.family_type, PrometheusType::Counter, "{name}");
+            let s = f
+                .iter_samples()
+                .find(|s| {
+                    let set = s.get_labelset().expect("labels");
+                    labels
+                        .iter()
+                        .all(|(k, v)| set.get_label_value(k) == Some(*v))
+                })
+                .unwrap_or_else(|| panic!("no sample {name}{labels:?}"));
+            match &s.value {
+                PrometheusValue::Counter(c) => c.value.as_f64(),
+                other => panic!("{name} is {other:?}"),
+            }
+        };
+        // in the 0.0.4 format the family is named as exposed, `_total` included
+        assert_eq!(
+            counter("mamori_events_total", &[("container", "cam\"1")]),
+            42.0
+        );
+        assert_eq!(counter("mamori_probe_dropped_total", &[("cpu", "1")]), 3.0);
+        assert_eq!(
+            counter("mamori_net_packets_total", &[("interface", "eth0")]),
+            1000.0
+        );
+        assert_eq!(
+            counter("mamori_sink_errors_total", &[("sink", "webhook")]),
+            2.0
+        );
+        assert_eq!(
+            families["mamori_resident_memory_bytes"].family_type,
+            PrometheusType::Gauge
+        );
+        assert_eq!(families.len(), 26);
+    }
+
+    #[test]
+    fn an_empty_snapshot_shows_the_unlabelled_families_only() {
+        for format in [Format::OpenMetrics, Format::Prometheus] {
+            let text = render(&MetricsSnapshot::default(), format);
+            let names: Vec<String> = match format {
+                Format::OpenMetrics => parse_openmetrics(&text)
+                    .unwrap_or_else(|e| panic!("{e:?}\n{text}"))
+                    .families
+                    .into_keys()
+                    .collect(),
+                Format::Prometheus => parse_prometheus(&text)
+                    .unwrap_or_else(|e| panic!("{e:?}\n{text}"))
+                    .families
+                    .into_keys()
+                    .collect(),
+            };
+            assert_eq!(names.len(), 9, "{names:?}");
+            assert!(!text.contains("mamori_events_total"), "{text}");
+            assert!(!text.contains("mamori_net_"), "{text}");
+            assert!(text.contains("\nmamori_probe_records_total 0\n"), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_format_follows_the_accept_header() {
+        let prometheus = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,\
+                          application/openmetrics-text;version=0.0.1;q=0.5,\
+                          text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,\
+                          text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+        assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(Format::negotiate(None), Format::Prometheus);
+        assert_eq!(Format::negotiate(Some("*/*")), Format::Prometheus);
+        assert_eq!(
+            Format::negotiate(Some("text/plain;version=0.0.4")),
+            Format::Prometheus
+        );
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text; q=0")),
+            Format::Prometheus
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod models;
 pub mod monitor;
 pub mod net;
 pub mod sinks;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -294,7 +295,10 @@ pub fn run(args: AgentArgs) -> Result<()> {
             let rate = (events_total - events_at_refresh) as f64 / secs;
             events_at_refresh = events_total;
             last_refresh = Instant::now();
-            let snapshot = snapshot(&tracked, &live, &sink, rate, unattributed, started);
+            let mut snapshot = snapshot(&tracked, &live, &sink, rate, unattributed, started);
+            if let Some(n) = &net_section {
+                snapshot.net.push(n.metrics());
+            }
             *shared
                 .metrics
                 .lock()
@@ -436,5 +440,7 @@ fn snapshot(
         unattributed_events: unattributed,
         rss_bytes: metrics::rss_bytes(),
         uptime_seconds: started.elapsed().as_secs_f64(),
+        net: Vec::new(),
+        sink_errors: vec![("all".to_string(), sink.stats.errors.load(Ordering::Relaxed))],
     }
 }

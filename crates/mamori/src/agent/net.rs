@@ -99,6 +99,21 @@ pub fn start(watch: &NetWatch, rule: AlertRule, stop: Arc<AtomicBool>) -> Result
 }
 
 impl NetSection {
+    /// The section's counters as /metrics shows them.
+    pub fn metrics(&self) -> super::metrics::NetMetrics {
+        let c = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        super::metrics::NetMetrics {
+            interface: c.interface.clone(),
+            model: c.model.clone(),
+            packets: c.packets,
+            rows_scored: c.rows_scored,
+            rows_flagged: c.rows_flagged,
+            alerts: c.alerts,
+            suppressed: c.suppressed,
+            capture_dropped: c.capture_dropped,
+        }
+    }
+
     /// Waits for the thread (after the stop flag was set): the alerts not yet taken, and the
     /// thread's error if it failed.
     pub fn finish(mut self) -> (Vec<Alert>, Result<()>) {
