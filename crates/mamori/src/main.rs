@@ -3,13 +3,10 @@
 //! Exit codes: 0 success (and, for `score`, no window over the threshold), 1 `score` found windows
 //! over the threshold, 2 error.
 
-mod agent;
-mod alerts;
 mod cmd;
-mod detector;
+
 mod input;
-mod labels;
-mod net_alerts;
+
 use mamori_core::envelope as modelfile;
 mod plot;
 mod progress;
@@ -49,7 +46,7 @@ enum Command {
     /// Learn a container image's normal behaviour (live or from a recording) for the agent.
     Learn(Box<cmd::learn::LearnArgs>),
     /// Watch containers live: score their system calls, raise alerts, serve /metrics.
-    Agent(Box<agent::AgentArgs>),
+    Agent(Box<cmd::agent::AgentArgs>),
     /// Network anomaly detection: features, SVM / isolation-forest training, scoring, evaluation.
     #[command(subcommand)]
     Net(cmd::net::NetCommand),
@@ -65,7 +62,7 @@ fn main() {
         Command::Model(c) => cmd::model::run(c).map(|()| 0),
         Command::Capture(a) => cmd::capture::run(a).map(|()| 0),
         Command::Learn(a) => cmd::learn::run(*a).map(|()| 0),
-        Command::Agent(a) => agent::run(*a).map(|()| 0),
+        Command::Agent(a) => cmd::agent::run(*a).map(|()| 0),
         Command::Net(c) => cmd::net::run(c),
     };
     match result {

@@ -11,9 +11,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use mamori_ingest::{write_jsonl, Record};
 
-use crate::agent::config::Backend;
-use crate::agent::live::{LiveCapture, LiveOptions, Scope};
-use crate::agent::{stop_on_signals, subject_of};
+use mamori_agent::config::Backend;
+use mamori_agent::live::{LiveCapture, LiveOptions, Scope};
+use mamori_agent::{stop_on_signals, subject_of};
 
 /// Record system calls of running containers (eBPF; ptrace as a fallback).
 ///
@@ -33,7 +33,7 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
     /// Capture engine.
-    #[arg(long, value_enum, default_value_t = Backend::Ebpf)]
+    #[arg(long, value_parser = crate::cmd::agent::parse_backend, default_value_t = Backend::Ebpf, value_name = "ENGINE")]
     pub backend: Backend,
     /// Bytes of each written buffer to keep (at most 256).
     #[arg(long, default_value_t = 128, value_name = "N")]

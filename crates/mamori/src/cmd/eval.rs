@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::cmd::model_args::{parse_model_kind, ModelArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use mamori_detect::calibrate::{calibrate, trace_score, TraceAggregate};
@@ -14,13 +15,13 @@ use mamori_detect::window::{sequence_windows, WindowConfig};
 use mamori_detect::Symbol;
 use serde::Serialize;
 
-use crate::alerts::{operator_view, steps_hit, OperatorView, ScoredWindow};
 use crate::cmd::alert_args::AlertArgs;
-use crate::detector::{Detector, ModelKind, ModelSettings};
 use crate::input::{self, InputArgs, ProfileArgs, WarmupArgs, WindowArgs};
-use crate::labels::{self, AttackRange};
 use crate::{plot, progress, report};
 use mamori_core::AlertRule;
+use mamori_pipeline::labels::{self, AttackRange};
+use mamori_pipeline::model::{Detector, ModelKind};
+use mamori_pipeline::operator::{operator_view, steps_hit, OperatorView, ScoredWindow};
 
 /// Measure detection and false-positive rates of models on labelled data.
 ///
@@ -97,10 +98,11 @@ pub struct EvalArgs {
     /// the mean window score, the highest, or the share of windows over the window threshold.
     #[arg(long, value_enum, default_value_t = TraceScore::Mean, help_heading = "Evaluation")]
     pub trace_score: TraceScore,
-    /// Models to evaluate, comma-separated.
+    /// Models to evaluate, comma-separated (hmm, hmm-bosc-flat, hmm-bosc, ae, ae-index, ae-bosc,
+    /// stide, kmeans, cover).
     #[arg(
         long,
-        value_enum,
+        value_parser = parse_model_kind,
         value_delimiter = ',',
         default_value = "hmm,hmm-bosc-flat,hmm-bosc,ae,ae-bosc,stide,kmeans,cover",
         help_heading = "Evaluation"
@@ -160,7 +162,7 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub window: WindowArgs,
     #[command(flatten)]
-    pub model: ModelSettings,
+    pub model: ModelArgs,
 }
 
 /// `--trace-score` values.
@@ -340,7 +342,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if n_attack == 0 || n_normal == 0 {
         bail!("the test data needs both normal and attack windows ({n_normal} normal, {n_attack} attack)");
     }
-    let train_refs: Vec<&[Symbol]> = args.model.subsample(&data.train);
+    let train_refs: Vec<&[Symbol]> = args.model.settings().subsample(&data.train);
     let uniq_refs: Vec<&[Symbol]> = data.uniq.iter().map(Vec::as_slice).collect();
     let train_traces: Vec<&[Symbol]> = data.train_traces.iter().map(Vec::as_slice).collect();
     let bar = progress::bar(
@@ -359,7 +361,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             let started = Instant::now();
             let det = Detector::fit(
                 kind,
-                &args.model,
+                &args.model.settings(),
                 seed,
                 &train_refs,
                 &train_traces,

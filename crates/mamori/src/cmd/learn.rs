@@ -5,16 +5,17 @@ use std::io::BufWriter;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cmd::model_args::{parse_model_kind, ModelArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use crate::agent::config::Backend;
-use crate::agent::live::Scope;
-use crate::agent::models::model_file;
 use crate::cmd::capture::capture_to;
 use crate::cmd::train::{self, TrainArgs};
-use crate::detector::{ModelKind, ModelSettings};
 use crate::input::{InputArgs, ProfileArgs, StreamArg, WarmupArgs, WindowArgs};
+use mamori_agent::config::Backend;
+use mamori_agent::live::Scope;
+use mamori_agent::models::model_file;
+use mamori_pipeline::model::ModelKind;
 
 /// Learn a container image's normal behaviour and store the model for `mamori agent`.
 ///
@@ -38,11 +39,11 @@ pub struct LearnArgs {
     #[arg(long, default_value = "/var/lib/mamori/models", value_name = "DIR")]
     pub models: PathBuf,
     /// Capture engine for live learning.
-    #[arg(long, value_enum, default_value_t = Backend::Ebpf)]
+    #[arg(long, value_parser = crate::cmd::agent::parse_backend, default_value_t = Backend::Ebpf, value_name = "ENGINE")]
     pub backend: Backend,
     /// Which model to train. STIDE on per-thread streams had the fewest false alarms on the
     /// motion recordings (EVALUATION.md).
-    #[arg(long = "model", value_enum, default_value_t = ModelKind::Stide)]
+    #[arg(long = "model", value_parser = parse_model_kind, default_value_t = ModelKind::Stide, value_name = "MODEL")]
     pub kind: ModelKind,
     /// Calls per window.
     #[arg(long = "window", default_value_t = 19, value_name = "N")]
@@ -64,7 +65,7 @@ pub struct LearnArgs {
     #[command(flatten)]
     pub warmup: WarmupArgs,
     #[command(flatten)]
-    pub model: ModelSettings,
+    pub model: ModelArgs,
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,

@@ -6,8 +6,8 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::detector::TrainedModel;
 use crate::modelfile;
+use mamori_pipeline::model::TrainedModel;
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {

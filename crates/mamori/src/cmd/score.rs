@@ -14,9 +14,9 @@ use mamori_core::sink::{AlertSink, JsonLines};
 use mamori_core::{Alert, Evidence, Subject};
 
 use super::alert_args::AlertArgs;
-use crate::detector::TrainedModel;
 use crate::input::{self, InputArgs, WarmupArgs};
 use crate::{modelfile, progress};
+use mamori_pipeline::model::TrainedModel;
 
 /// Score recordings window by window with a trained model.
 ///

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::cmd::model_args::{parse_model_kind, ModelArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use mamori_detect::calibrate::{
@@ -11,11 +12,9 @@ use mamori_detect::calibrate::{
 use mamori_detect::window::stitch_streams;
 use mamori_detect::Symbol;
 
-use crate::detector::{
-    class_share, Detector, ModelKind, ModelSettings, TrainedModel, TrainingInfo,
-};
 use crate::input::{self, InputArgs, ProfileArgs, WarmupArgs, WindowArgs};
 use crate::{modelfile, progress};
+use mamori_pipeline::model::{class_share, Detector, ModelKind, TrainedModel, TrainingInfo};
 
 /// Train a model on recordings of normal operation.
 ///
@@ -50,7 +49,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0, value_name = "CALLS")]
     pub tolerate_novel_calls: usize,
     /// Which model to train.
-    #[arg(long = "model", value_enum, default_value_t = ModelKind::AeBosc)]
+    #[arg(long = "model", value_parser = parse_model_kind, default_value_t = ModelKind::AeBosc, value_name = "MODEL")]
     pub kind: ModelKind,
     #[command(flatten)]
     pub input: InputArgs,
@@ -61,7 +60,7 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub window: WindowArgs,
     #[command(flatten)]
-    pub model: ModelSettings,
+    pub model: ModelArgs,
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,
@@ -118,7 +117,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let keep = windows.len() - ((windows.len() as f64 * args.holdout) as usize);
         calibration = windows.split_off(keep.max(1));
     }
-    let train: Vec<&[Symbol]> = args.model.subsample(&windows);
+    let train: Vec<&[Symbol]> = args.model.settings().subsample(&windows);
     // Whole streams of the training windows (the held-out ones excluded), for `cover`.
     let sequences: Vec<Vec<Symbol>> = match args.kind {
         ModelKind::Cover => stitch_streams(
@@ -133,7 +132,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
     let detector = Detector::fit(
         args.kind,
-        &args.model,
+        &args.model.settings(),
         args.model.seed,
         &train,
         &sequence_refs,

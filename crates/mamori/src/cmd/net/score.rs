@@ -11,7 +11,7 @@ use mamori_core::sink::{AlertSink, JsonLines};
 
 use super::input::{self, PacketInputArgs};
 use crate::cmd::alert_args::AlertArgs;
-use crate::net_alerts::{NetAlerter, ScoredRow};
+use mamori_pipeline::net_alerts::{NetAlerter, ScoredRow};
 
 /// Score captures or a live interface with a detector from `mamori net train`.
 ///

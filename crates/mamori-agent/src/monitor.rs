@@ -11,7 +11,7 @@ use mamori_detect::classes::ClassTable;
 use mamori_detect::window::{StreamMode, Window, Windower};
 use mamori_ingest::Record;
 
-use crate::detector::TrainedModel;
+use mamori_pipeline::model::TrainedModel;
 
 /// A model ready to score: the trained body, its class table and its threshold.
 pub struct LoadedModel {
@@ -284,10 +284,10 @@ impl ContainerMonitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detector::{Detector, ModelKind, ModelSettings, TrainingInfo};
     use mamori_detect::classes::{ClassRule, ClassTableConfig, Field, Unmatched};
     use mamori_detect::event::SyscallEvent;
     use mamori_detect::window::WindowConfig;
+    use mamori_pipeline::model::{Detector, ModelKind, ModelSettings, TrainingInfo};
 
     fn rule(syscall: &str) -> ClassRule {
         ClassRule {
@@ -320,13 +320,10 @@ mod tests {
         };
         let normal: Vec<u16> = (0..60).map(|i| (i % 3) as u16).collect();
         let windows: Vec<&[u16]> = normal.windows(6).collect();
-        #[derive(clap::Parser)]
-        struct Settings {
-            #[command(flatten)]
-            model: ModelSettings,
-        }
-        let settings =
-            <Settings as clap::Parser>::parse_from(["test", "--ngram", &ngram.to_string()]).model;
+        let settings = ModelSettings {
+            ngram,
+            ..ModelSettings::default()
+        };
         let detector = Detector::fit(
             ModelKind::Stide,
             &settings,
@@ -352,7 +349,10 @@ mod tests {
                 seed: 1,
                 fit_seconds: 0.0,
             },
-            class_share: crate::detector::class_share(windows.iter().copied(), table.n_symbols()),
+            class_share: mamori_pipeline::model::class_share(
+                windows.iter().copied(),
+                table.n_symbols(),
+            ),
             detector,
         };
         Arc::new(LoadedModel {

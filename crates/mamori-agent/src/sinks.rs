@@ -174,7 +174,7 @@ impl AlertSink for CountedWebhook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::webhook::fake;
+    use crate::webhook::fake;
     use mamori_core::alert::Severity;
     use mamori_core::{Evidence, Subject};
     use std::time::Duration;

@@ -7,13 +7,33 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// Which capture engine feeds the agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// The eBPF probe (default): every container, low overhead.
     Ebpf,
     /// strace attached to each container's processes: no eBPF needed, but slow.
     Ptrace,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Ebpf => "ebpf",
+            Backend::Ptrace => "ptrace",
+        })
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ebpf" => Ok(Backend::Ebpf),
+            "ptrace" => Ok(Backend::Ptrace),
+            _ => Err(format!("unknown capture backend `{s}` (ebpf or ptrace)")),
+        }
+    }
 }
 
 /// The whole agent configuration.

@@ -166,7 +166,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, endpoint: Arc<Endpoint>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::metrics::tests::{om_value, sample_snapshot};
+    use crate::metrics::tests::{om_value, sample_snapshot};
     use http_body_util::BodyExt;
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;

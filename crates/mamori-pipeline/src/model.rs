@@ -1,7 +1,6 @@
 //! The models `mamori` can train, behind one serialisable enum, and the model-file body.
 
 use anyhow::{Context, Result};
-use clap::Args;
 use mamori_detect::autoencoder::{Autoencoder, AutoencoderParams, Encoding};
 use mamori_detect::calibrate::Threshold;
 use mamori_detect::classes::ClassTableConfig;
@@ -17,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// Which detector, on which window representation.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
     /// Discrete HMM over the window's class sequence (the paper's HMM/sequence).
@@ -58,83 +57,111 @@ impl ModelKind {
     }
 }
 
+impl ModelKind {
+    /// Every kind, in the order they are documented.
+    pub const ALL: [ModelKind; 9] = [
+        ModelKind::Hmm,
+        ModelKind::HmmBoscFlat,
+        ModelKind::HmmBosc,
+        ModelKind::Ae,
+        ModelKind::AeIndex,
+        ModelKind::AeBosc,
+        ModelKind::Stide,
+        ModelKind::Kmeans,
+        ModelKind::Cover,
+    ];
+
+    /// The name flags, files and alerts use (`ae-bosc`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Hmm => "hmm",
+            ModelKind::HmmBoscFlat => "hmm-bosc-flat",
+            ModelKind::HmmBosc => "hmm-bosc",
+            ModelKind::Ae => "ae",
+            ModelKind::AeIndex => "ae-index",
+            ModelKind::AeBosc => "ae-bosc",
+            ModelKind::Stide => "stide",
+            ModelKind::Kmeans => "kmeans",
+            ModelKind::Cover => "cover",
+        }
+    }
+}
+
 impl std::fmt::Display for ModelKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use clap::ValueEnum;
-        let v = self.to_possible_value().map(|v| v.get_name().to_string());
-        f.write_str(v.as_deref().unwrap_or("?"))
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ModelKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ModelKind::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown model `{s}` (one of {})", names.join(", "))
+            })
     }
 }
 
 /// Hyper-parameters of every model (each model reads its own).
-#[derive(Args, Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelSettings {
     /// Seed of every random step (initialisation, shuffling, restarts).
-    #[arg(long, default_value_t = 1, help_heading = "Models")]
     pub seed: u64,
     /// Train on at most this many windows (evenly spread over the input); 0 = all.
-    #[arg(
-        long,
-        default_value_t = 200_000,
-        value_name = "N",
-        help_heading = "Models"
-    )]
     pub max_train_windows: usize,
     /// HMM: hidden states.
-    #[arg(long, default_value_t = 3, value_name = "N", help_heading = "HMM")]
     pub states: usize,
     /// HMM and mixture: random restarts (the best likelihood is kept).
-    #[arg(long, default_value_t = 3, value_name = "N", help_heading = "HMM")]
     pub restarts: usize,
     /// HMM and mixture: at most this many EM iterations.
-    #[arg(long, default_value_t = 100, value_name = "N", help_heading = "HMM")]
     pub max_iter: usize,
     /// HMM and mixture: stop when the log-likelihood gains less than this.
-    #[arg(long, default_value_t = 1e-2, value_name = "X", help_heading = "HMM")]
     pub tol: f64,
     /// BoSC mixture (hmm-bosc): components.
-    #[arg(long, default_value_t = 8, value_name = "N", help_heading = "HMM")]
     pub components: usize,
     /// Autoencoder: hidden units of the encoder (mirrored by the decoder), comma-separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "160",
-        value_name = "N,..",
-        help_heading = "Autoencoder"
-    )]
     pub hidden: Vec<usize>,
     /// Autoencoder: bottleneck units [default: 32 for one-hot, 8 for class-index and BoSC].
-    #[arg(long, value_name = "N", help_heading = "Autoencoder")]
     pub bottleneck: Option<usize>,
     /// Autoencoder: training epochs.
-    #[arg(long, value_name = "N", help_heading = "Autoencoder")]
     pub epochs: Option<usize>,
     /// Autoencoder: mini-batch size.
-    #[arg(long, value_name = "N", help_heading = "Autoencoder")]
     pub batch_size: Option<usize>,
     /// Autoencoder: L1 activity regularisation of the bottleneck (the paper: ~1e-6).
-    #[arg(long, value_name = "X", help_heading = "Autoencoder")]
     pub activity_l1: Option<f64>,
     /// Autoencoder: Adam learning rate.
-    #[arg(long, value_name = "X", help_heading = "Autoencoder")]
     pub learning_rate: Option<f64>,
     /// STIDE: n-gram length.
-    #[arg(
-        long,
-        default_value_t = 6,
-        value_name = "N",
-        help_heading = "Baselines"
-    )]
     pub ngram: usize,
     /// k-means: clusters.
-    #[arg(
-        long,
-        default_value_t = 8,
-        value_name = "N",
-        help_heading = "Baselines"
-    )]
     pub clusters: usize,
+}
+
+impl Default for ModelSettings {
+    /// The documented defaults (the paper's where it gives them).
+    fn default() -> Self {
+        ModelSettings {
+            seed: 1,
+            max_train_windows: 200_000,
+            states: 3,
+            restarts: 3,
+            max_iter: 100,
+            tol: 1e-2,
+            components: 8,
+            hidden: vec![160],
+            bottleneck: None,
+            epochs: None,
+            batch_size: None,
+            activity_l1: None,
+            learning_rate: None,
+            ngram: 6,
+            clusters: 8,
+        }
+    }
 }
 
 impl ModelSettings {

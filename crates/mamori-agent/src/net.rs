@@ -15,7 +15,7 @@ use mamori_net::features::Extractor;
 use mamori_net::live::LiveCapture;
 use mamori_net::packet::decode;
 
-use crate::net_alerts::{NetAlerter, ScoredRow};
+use mamori_pipeline::net_alerts::{NetAlerter, ScoredRow};
 
 /// What the network section is told to watch.
 #[derive(Debug, Clone)]

@@ -1,5 +1,7 @@
-//! `mamori agent`: watches containers live, scores their system calls window by window with the
-//! model learned for each image, raises alerts, and serves /metrics and /healthz.
+//! The live agent as a library (`mamori agent` is its CLI): watches containers, scores their
+//! system calls window by window with the model learned for each image, optionally scores the
+//! traffic of one interface with a network detector, raises alerts through the shared rule and
+//! sinks, and serves /metrics and /healthz.
 //!
 //! Threads: the capture thread (eBPF ring buffer → assembled calls → batches), this detection
 //! loop (one [`monitor::ContainerMonitor`] per container), the alert sinks, the HTTP server, and
@@ -16,121 +18,21 @@ pub mod sinks;
 pub mod webhook;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::Args;
 use mamori_ingest::Record;
 
-use config::{AgentConfig, Backend};
+use config::AgentConfig;
 use live::{LiveCapture, LiveOptions, Scope};
 use mamori_core::Subject;
 use metrics::{ContainerMetrics, MetricsSnapshot};
 use models::ModelStore;
 use monitor::{ContainerMonitor, MonitorSettings};
 use sinks::{SinkConfig, SinkQueue};
-
-/// Watch containers live and raise alerts (runs in the foreground until SIGINT/SIGTERM).
-///
-/// With no --config the defaults apply (see --print-config): every container, models from
-/// /var/lib/mamori/models, alerts to /var/log/mamori/alerts.jsonl and stdout, metrics on
-/// 127.0.0.1:9464. Options given here override the file.
-#[derive(Args, Debug)]
-pub struct AgentArgs {
-    /// Configuration file (TOML).
-    #[arg(short, long, value_name = "TOML")]
-    pub config: Option<PathBuf>,
-    /// Print the default configuration and exit.
-    #[arg(long)]
-    pub print_config: bool,
-    /// Watch only these containers (name or id; repeatable).
-    #[arg(long = "container", value_name = "NAME")]
-    pub containers: Vec<String>,
-    /// Also watch processes outside containers.
-    #[arg(long)]
-    pub host: bool,
-    /// Capture engine.
-    #[arg(long, value_enum)]
-    pub backend: Option<Backend>,
-    /// Directory of per-image models.
-    #[arg(long, value_name = "DIR")]
-    pub models: Option<PathBuf>,
-    /// Alert file (JSON lines).
-    #[arg(long, value_name = "FILE")]
-    pub alerts: Option<PathBuf>,
-    /// POST alerts to this URL.
-    #[arg(long, value_name = "URL")]
-    pub webhook: Option<String>,
-    /// Address for /metrics and /healthz (`none` to disable).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
-    #[command(flatten)]
-    pub alert: crate::cmd::alert_args::AlertArgs,
-    /// Network detection: capture on this interface (with --net-model).
-    #[arg(long, value_name = "IFACE", requires = "net_model")]
-    pub net_interface: Option<String>,
-    /// Network detection: detector file from `mamori net train`.
-    #[arg(long, value_name = "MODEL", requires = "net_interface")]
-    pub net_model: Option<PathBuf>,
-    /// Network detection: BPF filter (tcpdump syntax).
-    #[arg(long, value_name = "BPF")]
-    pub net_filter: Option<String>,
-    /// Stop after this long (e.g. `90s`, `15m`); default: run until signalled.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub duration: Option<Duration>,
-    /// Do not print alerts on stdout.
-    #[arg(long)]
-    pub quiet: bool,
-}
-
-fn apply_overrides(config: &mut AgentConfig, args: &AgentArgs) -> Result<()> {
-    if !args.containers.is_empty() {
-        config.capture.containers = args.containers.clone();
-    }
-    if args.host {
-        config.capture.include_host = true;
-    }
-    if let Some(b) = args.backend {
-        config.capture.backend = b;
-    }
-    if let Some(d) = &args.models {
-        config.models.dir = d.clone();
-    }
-    if let Some(f) = &args.alerts {
-        config.alerts.file = f.clone();
-    }
-    if let Some(w) = &args.webhook {
-        config.alerts.webhook = w.clone();
-    }
-    if let Some(l) = &args.listen {
-        config.http.listen = if l == "none" {
-            String::new()
-        } else {
-            l.clone()
-        };
-    }
-    let rule = args.alert.rule_over(config.alerts.rule()?)?;
-    config.alerts.min_windows = rule.min_flagged;
-    config.alerts.gap_seconds = rule.gap_ns as f64 / 1e9;
-    config.alerts.cooldown_seconds = rule.cooldown_ns as f64 / 1e9;
-    if let Some(i) = &args.net_interface {
-        config.net.interface = i.clone();
-    }
-    if let Some(m) = &args.net_model {
-        config.net.model = m.clone();
-    }
-    if let Some(f) = &args.net_filter {
-        config.net.filter = f.clone();
-    }
-    if args.quiet {
-        config.alerts.stdout = false;
-    }
-    Ok(())
-}
 
 /// Container key for calls outside any container.
 const HOST: &str = "host";
@@ -142,16 +44,8 @@ struct Tracked {
     events: u64,
 }
 
-pub fn run(args: AgentArgs) -> Result<()> {
-    if args.print_config {
-        print!("{}", AgentConfig::defaults_toml());
-        return Ok(());
-    }
-    let mut config = match &args.config {
-        Some(path) => AgentConfig::load(path)?,
-        None => AgentConfig::default(),
-    };
-    apply_overrides(&mut config, &args)?;
+/// Runs the agent with `config` until SIGINT/SIGTERM or, when given, for `duration`.
+pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
     config.check()?;
 
     let stop = stop_on_signals()?;
@@ -224,7 +118,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
     let started = Instant::now();
     let mut last_refresh = Instant::now();
     let (mut events_at_refresh, mut events_total) = (0u64, 0u64);
-    let deadline = args.duration.map(|d| started + d);
+    let deadline = duration.map(|d| started + d);
 
     loop {
         if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -353,7 +247,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
 }
 
 /// A flag raised by SIGINT or SIGTERM, for the foreground loops to stop cleanly.
-pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -369,7 +263,7 @@ fn now_ns() -> i64 {
 }
 
 /// Who a captured call belongs to: its container, the host (when included), or nobody.
-pub(crate) fn subject_of(
+pub fn subject_of(
     directory: &mamori_docker::ContainerDirectory,
     cgroup: u64,
     include_host: bool,

@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use mamori_detect::classes::ClassTable;
 
 use super::monitor::LoadedModel;
-use crate::detector::TrainedModel;
-use crate::modelfile;
+use mamori_core::envelope as modelfile;
+use mamori_pipeline::model::TrainedModel;
 
 /// The file name an image's model is stored under: the image name with characters that are not
 /// safe in file names (`/`, `:`, `@`) replaced by `_`.
