@@ -3,6 +3,9 @@
 //!
 //! - [`model`]: the registry of system-call models behind one serialisable type, their settings,
 //!   and the model-file body (stored in `mamori_core::envelope`'s checksummed envelope);
+//! - [`recording`]: recordings on disk → class table → classified windows;
+//! - [`train`]: the training and calibration policy (held-out tail, unlike-tail trimming,
+//!   unreachable thresholds refused, STIDE's novel-call floor);
 //! - [`labels`]: attack steps by time, for evaluation;
 //! - [`operator`]: the agent's alert rule replayed over an evaluation's scored windows, counted
 //!   strictly — what an operator on call would have seen;
@@ -40,3 +43,5 @@ pub mod labels;
 pub mod model;
 pub mod net_alerts;
 pub mod operator;
+pub mod recording;
+pub mod train;

@@ -1,13 +1,16 @@
-//! From input files to classified windows: the part of the pipeline every command shares.
+//! The input flags every command shares, and thin wrappers that hand them to
+//! [`mamori_pipeline::recording`] as plain settings.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
-use mamori_detect::classes::{learn_profile, ClassTable, ClassTableConfig, LearnParams};
-use mamori_detect::event::SyscallEvent;
-use mamori_detect::window::{StreamMode, Window, WindowConfig, Windower};
-use mamori_ingest::{Format, Record};
+use mamori_detect::classes::{ClassTable, LearnParams};
+use mamori_detect::window::{StreamMode, Window, WindowConfig};
+use mamori_ingest::Format;
+use mamori_pipeline::recording::{self, ReadOptions};
+
+pub use mamori_pipeline::recording::{classify_trace, load_profile};
 
 /// Which files to read and how.
 #[derive(Args, Debug, Clone)]
@@ -18,6 +21,16 @@ pub struct InputArgs {
     /// Count and report malformed lines instead of stopping at the first one.
     #[arg(long, help_heading = "Input")]
     pub lenient: bool,
+}
+
+impl InputArgs {
+    /// The reading settings these flags describe.
+    pub fn read_options(&self) -> ReadOptions {
+        ReadOptions {
+            format: self.format,
+            lenient: self.lenient,
+        }
+    }
 }
 
 /// Which class table to use.
@@ -99,72 +112,6 @@ impl WindowArgs {
     }
 }
 
-/// Loads a class table from TOML, naming the file in errors.
-pub fn load_profile(path: &Path) -> Result<ClassTable> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read class table {}", path.display()))?;
-    let cfg: ClassTableConfig =
-        toml::from_str(&text).with_context(|| format!("invalid class table {}", path.display()))?;
-    ClassTable::new(cfg).with_context(|| format!("invalid class table {}", path.display()))
-}
-
-/// Skipped-line report of one file, printed to stderr at the end of a run.
-pub fn report_skipped(path: &Path, reader: &mamori_ingest::EventReader<mamori_ingest::DynBufRead>) {
-    let skipped = reader.skipped();
-    if skipped.total() > 0 {
-        eprintln!("mamori: {}: {}", path.display(), skipped);
-    }
-}
-
-/// Calls every event of every file in order; stops at the first malformed line unless lenient.
-pub fn for_each_record(
-    paths: &[PathBuf],
-    args: &InputArgs,
-    mut f: impl FnMut(&Path, Record) -> Result<()>,
-) -> Result<()> {
-    for path in paths {
-        let mut reader = mamori_ingest::open_path(path, args.format, args.lenient)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        while let Some(record) = reader.next_record() {
-            let record = record?;
-            f(path, record)?;
-        }
-        report_skipped(path, &reader);
-    }
-    Ok(())
-}
-
-/// The class table: the given profile, or one learned from `paths` (a first pass over them),
-/// from the events before `until_ns` when given.
-pub fn class_table(
-    profile: &ProfileArgs,
-    paths: &[PathBuf],
-    input: &InputArgs,
-    until_ns: Option<i64>,
-) -> Result<ClassTable> {
-    if let Some(p) = &profile.profile {
-        return load_profile(p);
-    }
-    let mut events: Vec<SyscallEvent> = Vec::new();
-    // Learning needs counts only; keep the name and path fields, drop buffers.
-    for_each_record(paths, input, |_, r| {
-        if let Record::Call(mut e) = r {
-            if until_ns.is_some_and(|t| e.time_ns.is_none_or(|et| et >= t)) {
-                return Ok(());
-            }
-            e.args.retain(|a| a.starts_with('/'));
-            e.args.truncate(1);
-            events.push(e);
-        }
-        Ok(())
-    })?;
-    if events.is_empty() {
-        bail!("no system-call events in the training input; cannot learn a class table");
-    }
-    let params = profile.learn_params("learned");
-    Ok(ClassTable::new(learn_profile(&events, &params))?)
-}
-
 /// Which windows of a recording count.
 #[derive(Args, Debug, Clone, Default)]
 pub struct WarmupArgs {
@@ -193,73 +140,39 @@ impl WarmupArgs {
     }
 }
 
-/// Classifies and windows every event of `paths` as one recording, calling `f` per window.
-/// Windows that start within `warmup_ns` of their file's first timestamp are dropped.
-/// Returns (events read, events monitored).
+/// See [`recording::class_table`].
+pub fn class_table(
+    profile: &ProfileArgs,
+    paths: &[PathBuf],
+    input: &InputArgs,
+    until_ns: Option<i64>,
+) -> Result<ClassTable> {
+    recording::class_table(
+        profile.profile.as_deref(),
+        &profile.learn_params("learned"),
+        paths,
+        &input.read_options(),
+        until_ns,
+    )
+}
+
+/// See [`recording::windows_of`].
 pub fn windows_of(
     paths: &[PathBuf],
     input: &InputArgs,
     table: &ClassTable,
     window: WindowConfig,
     warmup_ns: i64,
-    mut f: impl FnMut(Window) -> Result<()>,
+    f: impl FnMut(Window) -> Result<()>,
 ) -> Result<(u64, u64)> {
-    // Windows carry their call times, so evaluation labels them by their calls.
-    let mut windower = Windower::with_call_times(window);
-    let (mut seen, mut monitored) = (0u64, 0u64);
-    // The first timestamp of the file being read, for the warm-up.
-    let mut first_ns: Option<i64> = None;
-    let mut emit = |w: Window, first_ns: Option<i64>| -> Result<()> {
-        let in_warmup = warmup_ns > 0
-            && matches!((w.start_time_ns, first_ns), (Some(s), Some(f0)) if s < f0 + warmup_ns);
-        if in_warmup {
-            return Ok(());
-        }
-        f(w)
-    };
-    // One file at a time, so the warm-up restarts with each; the windower carries on across them.
-    for path in paths {
-        first_ns = None;
-        for_each_record(std::slice::from_ref(path), input, |_, record| {
-            match record {
-                Record::Call(e) => {
-                    seen += 1;
-                    if first_ns.is_none() {
-                        first_ns = e.time_ns;
-                    }
-                    if let Some(sym) = table.classify(&e).symbol() {
-                        monitored += 1;
-                        let key = windower.stream_key(e.pid, e.tid);
-                        if let Some(w) = windower.push(key, sym, e.time_ns) {
-                            emit(w, first_ns)?;
-                        }
-                    }
-                }
-                Record::Exit { pid, .. } => {
-                    if window.stream != StreamMode::Interleaved {
-                        let key = windower.stream_key(pid, pid);
-                        if let Some(w) = windower.end_stream(key) {
-                            emit(w, first_ns)?;
-                        }
-                    }
-                }
-            }
-            Ok(())
-        })?;
-    }
-    for w in windower.flush() {
-        emit(w, first_ns)?;
-    }
-    Ok((seen, monitored))
+    recording::windows_of(paths, &input.read_options(), table, window, warmup_ns, f)
 }
 
-/// Classified symbols of one whole trace (ADFA-LD gives one per file).
-pub fn classify_trace(
-    table: &ClassTable,
-    events: impl IntoIterator<Item = SyscallEvent>,
-) -> Vec<u16> {
-    events
-        .into_iter()
-        .filter_map(|e| table.classify(&e).symbol())
-        .collect()
+/// See [`recording::for_each_record`].
+pub fn for_each_record(
+    paths: &[PathBuf],
+    input: &InputArgs,
+    f: impl FnMut(&Path, mamori_ingest::Record) -> Result<()>,
+) -> Result<()> {
+    recording::for_each_record(paths, &input.read_options(), f)
 }

@@ -10,12 +10,14 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use crate::cmd::capture::capture_to;
-use crate::cmd::train::{self, TrainArgs};
-use crate::input::{InputArgs, ProfileArgs, StreamArg, WarmupArgs, WindowArgs};
+use crate::cmd::train;
+use crate::input::{ProfileArgs, StreamArg, WarmupArgs, WindowArgs};
 use mamori_agent::config::Backend;
 use mamori_agent::live::Scope;
 use mamori_agent::models::model_file;
 use mamori_pipeline::model::ModelKind;
+use mamori_pipeline::recording::ReadOptions;
+use mamori_pipeline::train::TrainConfig;
 
 /// Learn a container image's normal behaviour and store the model for `mamori agent`.
 ///
@@ -116,31 +118,29 @@ pub fn run(args: LearnArgs) -> Result<()> {
         _ => bail!("give either --container NAME (live) or --from FILE --image IMAGE"),
     };
     let output = model_file(&args.models, &image);
-    train::run(TrainArgs {
+    let window = WindowArgs {
+        size: args.size,
+        stride: 1,
+        stream: args.stream,
+    };
+    let config = TrainConfig {
         inputs,
-        // a live recording is cut when --duration ends, often mid-operation
-        calibrate_trim: train::CalibrateTrim::Auto,
-        output: output.clone(),
+        read: ReadOptions::default(),
+        profile: args.profile.profile.clone(),
+        learn: args.profile.learn_params("learned"),
+        window: window.config()?,
+        warmup_ns: args.warmup.ns()?,
+        kind: args.kind,
+        settings: args.model.settings(),
         calibrate: Vec::new(),
         holdout: 0.2,
         target_fpr: args.target_fpr,
-        tolerate_novel_calls: args.tolerate_novel_calls,
         threshold: None,
-        kind: args.kind,
-        input: InputArgs {
-            format: None,
-            lenient: false,
-        },
-        warmup: args.warmup,
-        profile: args.profile,
-        window: WindowArgs {
-            size: args.size,
-            stride: 1,
-            stream: args.stream,
-        },
-        model: args.model,
-        quiet: args.quiet,
-    })?;
+        tolerate_novel_calls: args.tolerate_novel_calls,
+        // a live recording is cut when --duration ends, often mid-operation
+        trim_unlike_tail: true,
+    };
+    train::train_and_save(&config, &output, args.quiet)?;
     eprintln!(
         "mamori: the agent will use {} for image {image}",
         output.display()
