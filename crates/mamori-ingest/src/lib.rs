@@ -50,7 +50,6 @@ mod jsonl;
 mod lidds;
 pub mod pcap;
 mod strace;
-mod syscall_names_i386;
 mod sysdig;
 mod tracee;
 
