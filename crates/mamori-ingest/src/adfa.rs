@@ -203,7 +203,7 @@ mod tests {
         let mut r = EventReader::new("6 6 63\n\n 5 x 3\n4 \n".as_bytes(), "t", Format::Adfa, true);
         let names: Vec<String> = r.by_ref().map(|e| e.unwrap().syscall).collect();
         assert_eq!(names, ["close", "close", "dup2", "write"]);
-        assert_eq!(r.skipped().examples()[0].line, 3);
+        assert_eq!(r.skipped().examples()[0].at, crate::SkipAt::Line(3));
     }
 }
 
