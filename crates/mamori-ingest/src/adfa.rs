@@ -206,4 +206,3 @@ mod tests {
         assert_eq!(r.skipped().examples()[0].at, crate::SkipAt::Line(3));
     }
 }
-

@@ -239,8 +239,8 @@ mod tests {
         );
         s.stop_at(44);
         assert!(s.to_string().starts_with("2 records skipped"));
-        assert!(s.to_string().ends_with(
-            "; packet 2 (byte offset 44): too long; reading stopped at byte offset 44"
-        ));
+        assert!(s
+            .to_string()
+            .ends_with("; packet 2 (byte offset 44): too long; reading stopped at byte offset 44"));
     }
 }

@@ -8,7 +8,6 @@ mod common;
 
 use common::{mamori, repo, run, shared_data, TempDir};
 
-
 /// `mamori eval` on ADFA-LD end to end: every model reports an AUC, and the detectors that work
 /// separate attacks from normal traces clearly.
 #[test]
