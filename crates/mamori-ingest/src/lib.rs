@@ -21,6 +21,9 @@
 //! *lenient* mode such lines are skipped instead and counted per reason ([`EventReader::skipped`]),
 //! with the first few kept as examples; they are never dropped silently.
 //!
+//! Attack labels (periods of attack steps, with hosts for network traffic) are read by
+//! [`labels`].
+//!
 //! ```
 //! use mamori_ingest::{EventReader, Format};
 //!
@@ -47,6 +50,7 @@
 mod adfa;
 mod falco;
 mod jsonl;
+pub mod labels;
 mod lidds;
 pub mod pcap;
 mod skip;
@@ -625,12 +629,7 @@ mod tests {
         let names: Vec<String> = lenient.by_ref().map(|r| r.unwrap().syscall).collect();
         assert_eq!(names, ["read", "write"]);
         assert_eq!(lenient.skipped().total(), 2);
-        let lines: Vec<SkipAt> = lenient
-            .skipped()
-            .examples()
-            .iter()
-            .map(|e| e.at)
-            .collect();
+        let lines: Vec<SkipAt> = lenient.skipped().examples().iter().map(|e| e.at).collect();
         assert_eq!(lines, [SkipAt::Line(2), SkipAt::Line(5)]);
         assert!(lenient.skipped().to_string().starts_with("2 lines skipped"));
     }
