@@ -106,8 +106,7 @@ fn categorical_hmm_matches_hmmlearn_on_adfa_ld_windows() {
     let data = repo_root().join("../shared/data/adfa-ld/Training_Data_Master");
     assert!(
         data.is_dir(),
-        "{} is missing: this test needs the shared dataset `adfa-ld` in ../shared/data beside the \
-         repository",
+        "{} is missing: this test needs ../shared/data/adfa-ld beside the repository",
         data.display()
     );
     let Some(py) = python().filter(|p| p.exists()) else {

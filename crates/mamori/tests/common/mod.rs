@@ -24,8 +24,7 @@ pub fn shared_data(dataset: &str) -> PathBuf {
     let path = repo().join("../shared/data").join(dataset);
     assert!(
         path.exists(),
-        "{} is missing: this test needs the shared dataset `{dataset}` in ../shared/data beside \
-         the repository",
+        "{} is missing: this test needs ../shared/data/{dataset} beside the repository",
         path.display()
     );
     path
