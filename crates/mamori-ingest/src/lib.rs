@@ -21,6 +21,9 @@
 //! *lenient* mode such lines are skipped instead and counted per reason ([`EventReader::skipped`]),
 //! with the first few kept as examples; they are never dropped silently.
 //!
+//! Attack labels (periods of attack steps, with hosts for network traffic) are read by
+//! [`labels`].
+//!
 //! ```
 //! use mamori_ingest::{EventReader, Format};
 //!
@@ -47,14 +50,15 @@
 mod adfa;
 mod falco;
 mod jsonl;
+pub mod labels;
 mod lidds;
 pub mod pcap;
+mod skip;
 mod strace;
-mod syscall_names_i386;
 mod sysdig;
 mod tracee;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -65,10 +69,8 @@ pub use adfa::{i386_syscall_name, read_adfa_dataset, AdfaDataset, Trace};
 pub use jsonl::write_jsonl;
 pub use lidds::lidds_exploit_time_ns;
 pub use mamori_detect::event::SyscallEvent;
+pub use skip::{SkipAt, SkipUnit, Skipped, SkippedItem, SKIP_EXAMPLES};
 pub use strace::{split_args, unescape_c_string};
-
-/// How many skipped lines [`Skipped`] keeps as examples.
-pub const SKIP_EXAMPLES: usize = 5;
 
 /// An input format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -386,78 +388,6 @@ pub(crate) trait LineParser {
     fn finish(&mut self, _out: &mut VecDeque<Record>) {}
 }
 
-/// One skipped line, kept as an example.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkippedLine {
-    /// 1-based line number.
-    pub line: u64,
-    /// Category (the key of [`Skipped::counts`]).
-    pub reason: &'static str,
-    /// What was wrong.
-    pub message: String,
-}
-
-/// Lines skipped in lenient mode: counts per reason and the first [`SKIP_EXAMPLES`] examples.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Skipped {
-    counts: BTreeMap<&'static str, u64>,
-    examples: Vec<SkippedLine>,
-}
-
-impl Skipped {
-    /// Skipped lines per reason.
-    pub fn counts(&self) -> &BTreeMap<&'static str, u64> {
-        &self.counts
-    }
-
-    /// The first few skipped lines, in input order.
-    pub fn examples(&self) -> &[SkippedLine] {
-        &self.examples
-    }
-
-    /// Total skipped lines.
-    pub fn total(&self) -> u64 {
-        self.counts.values().sum()
-    }
-
-    /// Whether nothing was skipped.
-    pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
-    }
-
-    fn record(&mut self, line: u64, err: LineError) {
-        *self.counts.entry(err.reason).or_insert(0) += 1;
-        if self.examples.len() < SKIP_EXAMPLES {
-            self.examples.push(SkippedLine {
-                line,
-                reason: err.reason,
-                message: err.message,
-            });
-        }
-    }
-}
-
-impl fmt::Display for Skipped {
-    /// `N lines skipped (reason: n, …); first: line L: message; …`
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} lines skipped", self.total())?;
-        if self.is_empty() {
-            return Ok(());
-        }
-        let counts: Vec<String> = self
-            .counts
-            .iter()
-            .map(|(reason, n)| format!("{reason}: {n}"))
-            .collect();
-        write!(f, " ({})", counts.join(", "))?;
-        for (i, ex) in self.examples.iter().enumerate() {
-            let sep = if i == 0 { "; e.g. " } else { "; " };
-            write!(f, "{sep}line {}: {}", ex.line, ex.message)?;
-        }
-        Ok(())
-    }
-}
-
 /// Streams [`SyscallEvent`]s (or [`Record`]s) out of any [`BufRead`].
 ///
 /// As an [`Iterator`] it yields only system calls; [`EventReader::next_record`] also yields
@@ -494,7 +424,7 @@ impl<R: BufRead> EventReader<R> {
             line_no: 0,
             queue: VecDeque::new(),
             done: false,
-            skipped: Skipped::default(),
+            skipped: Skipped::new(SkipUnit::Line),
         }
     }
 
@@ -557,7 +487,8 @@ impl<R: BufRead> EventReader<R> {
             };
             if let Err(err) = self.parser.parse_line(&text, &mut self.queue) {
                 if self.lenient {
-                    self.skipped.record(self.line_no, err);
+                    self.skipped
+                        .record(SkipAt::Line(self.line_no), err.reason, err.message);
                 } else {
                     return Some(Err(IngestError::Malformed {
                         path: self.source.clone(),
@@ -698,13 +629,8 @@ mod tests {
         let names: Vec<String> = lenient.by_ref().map(|r| r.unwrap().syscall).collect();
         assert_eq!(names, ["read", "write"]);
         assert_eq!(lenient.skipped().total(), 2);
-        let lines: Vec<u64> = lenient
-            .skipped()
-            .examples()
-            .iter()
-            .map(|e| e.line)
-            .collect();
-        assert_eq!(lines, [2, 5]);
+        let lines: Vec<SkipAt> = lenient.skipped().examples().iter().map(|e| e.at).collect();
+        assert_eq!(lines, [SkipAt::Line(2), SkipAt::Line(5)]);
         assert!(lenient.skipped().to_string().starts_with("2 lines skipped"));
     }
 

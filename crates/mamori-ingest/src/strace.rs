@@ -752,7 +752,7 @@ mod tests {
         assert_eq!(counts.get("unbalanced arguments"), Some(&1));
         assert_eq!(counts.get("not a system call"), Some(&1));
         assert_eq!(counts.get("bad return value"), Some(&1));
-        assert_eq!(r.skipped().examples()[1].line, 2);
+        assert_eq!(r.skipped().examples()[1].at, crate::SkipAt::Line(2));
     }
 
     #[test]

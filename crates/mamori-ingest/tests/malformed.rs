@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use mamori_ingest::{open_path, EventReader, Format, IngestError};
+use mamori_ingest::{open_path, EventReader, Format, IngestError, SkipAt};
 
 const STRACE: &str = "\
 100  10:00:00.000001 openat(AT_FDCWD</>, \"/etc/localtime\", O_RDONLY) = 3</etc/localtime>
@@ -38,8 +38,8 @@ fn lenient_mode_keeps_every_good_line() {
     assert_eq!(names, ["openat", "close", "write"]);
     let skipped = reader.skipped();
     assert_eq!(skipped.total(), 2);
-    let lines: Vec<u64> = skipped.examples().iter().map(|e| e.line).collect();
-    assert_eq!(lines, [2, 4]);
+    let lines: Vec<SkipAt> = skipped.examples().iter().map(|e| e.at).collect();
+    assert_eq!(lines, [SkipAt::Line(2), SkipAt::Line(4)]);
     assert_eq!(skipped.counts().get("unbalanced arguments"), Some(&1));
     assert_eq!(skipped.counts().get("not a system call"), Some(&1));
 }

@@ -1,24 +1,17 @@
-//! Real data sets from `../shared/data` (skipped with a message when absent).
+//! Real data sets from `../shared/data`. The tests are `#[ignore]`d (run them with
+//! `--include-ignored`) and fail when their data set is missing.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use mamori_ingest::{lidds_exploit_time_ns, open_path, read_adfa_dataset, Format, SyscallEvent};
+mod common;
 
-fn shared_data() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: {} not found", dir.display());
-        None
-    }
-}
+use common::shared_data;
 
 #[test]
+#[ignore = "needs ../shared/data (lid-ds-2021 Bruteforce_CWE-307); run with --include-ignored"]
 fn lid_ds_bruteforce_recording() {
-    let Some(data) = shared_data() else { return };
-    let sc = data.join("lid-ds-2021/Bruteforce_CWE-307/aggressive_nightingale_1018.sc");
+    let sc = shared_data("lid-ds-2021/Bruteforce_CWE-307/aggressive_nightingale_1018.sc");
     let mut reader = open_path(&sc, None, false).unwrap();
     assert_eq!(reader.format(), Format::LidDs);
     let events: Vec<SyscallEvent> = reader.by_ref().collect::<Result<_, _>>().unwrap();
@@ -73,9 +66,9 @@ fn lid_ds_bruteforce_recording() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data (adfa-ld); run with --include-ignored"]
 fn adfa_ld_dataset() {
-    let Some(data) = shared_data() else { return };
-    let set = read_adfa_dataset(data.join("adfa-ld")).unwrap();
+    let set = read_adfa_dataset(shared_data("adfa-ld")).unwrap();
     assert_eq!(set.training.len(), 833);
     assert_eq!(set.validation.len(), 4372);
     assert_eq!(set.attacks.len(), 746);

@@ -1,12 +1,16 @@
-//! Attack labels by time: `--attack-from/--attack-to` or a labels file of ranges.
+//! Attack labels by time: `--attack-from/--attack-to` or labels files, read by
+//! [`mamori_ingest::labels`] (`FROM TO [name]` lines; lines that also name hosts,
+//! `FROM TO ATTACKER VICTIM [NAME]`, count by their time).
 //!
 //! Times are written as integer nanoseconds, decimal seconds (`1700000000.25`), or a time of day
-//! `HH:MM:SS[.frac]` (nanoseconds since midnight, the clock strace `-tt` prints). A labels file has
-//! one range per line, `FROM TO [name]`, with `#` comments.
+//! `HH:MM:SS[.frac]` (nanoseconds since midnight, the clock strace `-tt` prints).
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
+use mamori_ingest::labels::{Expect, Step};
+
+pub use mamori_ingest::labels::parse_time;
 
 /// One labelled attack period, in the events' clock.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -19,55 +23,20 @@ pub struct AttackRange {
     pub name: String,
 }
 
-/// Parses one time value.
-pub fn parse_time(text: &str) -> Result<i64> {
-    let t = text.trim();
-    if t.contains(':') {
-        let mut parts = t.splitn(3, ':');
-        let h: i64 = parts.next().unwrap_or("").parse().context("hours")?;
-        let m: i64 = parts.next().unwrap_or("").parse().context("minutes")?;
-        let s: f64 = parts.next().unwrap_or("").parse().context("seconds")?;
-        if !(0..24).contains(&h) || !(0..60).contains(&m) || !(0.0..61.0).contains(&s) {
-            bail!("time of day out of range: {t}");
+impl From<Step> for AttackRange {
+    fn from(step: Step) -> Self {
+        AttackRange {
+            from_ns: step.from_ns,
+            to_ns: step.to_ns,
+            name: step.name,
         }
-        return Ok((h * 3600 + m * 60) * 1_000_000_000 + (s * 1e9).round() as i64);
     }
-    if let Ok(ns) = t.parse::<i64>() {
-        return Ok(ns);
-    }
-    let secs: f64 = t
-        .parse()
-        .with_context(|| format!("`{t}` is not a time (ns, seconds, or HH:MM:SS.frac)"))?;
-    Ok((secs * 1e9).round() as i64)
 }
 
 /// Reads a labels file.
 pub fn read_labels(path: &Path) -> Result<Vec<AttackRange>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read labels {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() < 2 {
-            bail!("{}:{}: expected `FROM TO [name]`", path.display(), i + 1);
-        }
-        let at = || format!("{}:{}", path.display(), i + 1);
-        let from_ns = parse_time(fields[0]).with_context(at)?;
-        let to_ns = parse_time(fields[1]).with_context(at)?;
-        if to_ns < from_ns {
-            bail!("{}: range ends before it starts", at());
-        }
-        out.push(AttackRange {
-            from_ns,
-            to_ns,
-            name: fields[2..].join(" "),
-        });
-    }
-    Ok(out)
+    let steps = mamori_ingest::labels::read_labels(path, Expect::AnyShape)?;
+    Ok(steps.into_iter().map(AttackRange::from).collect())
 }
 
 #[cfg(test)]
@@ -81,5 +50,40 @@ mod tests {
         assert_eq!(parse_time("01:02:03.5").unwrap(), 3_723_500_000_000);
         assert!(parse_time("25:00:00").is_err());
         assert!(parse_time("soon").is_err());
+    }
+
+    #[test]
+    fn a_labels_file_of_either_shape_gives_time_ranges() {
+        let dir = std::env::temp_dir().join(format!("mamori-labels-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("steps.labels");
+        std::fs::write(
+            &path,
+            "# FROM TO name\n1.5 2.5 edit config\n100 110 10.0.0.3 * scan\n",
+        )
+        .unwrap();
+        let ranges = read_labels(&path).unwrap();
+        std::fs::write(&path, "1 2\nnan 3\n").unwrap();
+        let err = read_labels(&path).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            ranges,
+            [
+                AttackRange {
+                    from_ns: 1_500_000_000,
+                    to_ns: 2_500_000_000,
+                    name: "edit config".into()
+                },
+                AttackRange {
+                    from_ns: 100_000_000_000,
+                    to_ns: 110_000_000_000,
+                    name: "scan".into()
+                }
+            ]
+        );
+        assert!(
+            err.ends_with("steps.labels:2: `nan` is not a finite time"),
+            "{err}"
+        );
     }
 }

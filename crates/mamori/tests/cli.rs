@@ -1,26 +1,19 @@
 //! The real `mamori` binary on real data: ADFA-LD from ../shared/data and a real strace recording.
+//!
+//! The ADFA-LD tests are `#[ignore]`d (run them with `--include-ignored`) and fail when
+//! ../shared/data/adfa-ld is missing.
 
 use std::path::{Path, PathBuf};
 mod common;
 
-use common::{mamori, repo, run, TempDir};
-
-/// The shared datasets, or `None` (with a message) when this checkout has none beside it.
-fn data() -> Option<PathBuf> {
-    let d = repo().join("../shared/data");
-    if d.join("adfa-ld").is_dir() {
-        Some(d)
-    } else {
-        eprintln!("skipping: no ../shared/data/adfa-ld beside the repository");
-        None
-    }
-}
+use common::{mamori, repo, run, shared_data, TempDir};
 
 /// `mamori eval` on ADFA-LD end to end: every model reports an AUC, and the detectors that work
 /// separate attacks from normal traces clearly.
 #[test]
+#[ignore = "needs ../shared/data (adfa-ld); run with --include-ignored"]
 fn eval_adfa_reports_auc_per_model() {
-    let Some(data) = data() else { return };
+    let adfa = shared_data("adfa-ld");
     let tmp = TempDir::new("adfa");
     let out = run(mamori()
         .args([
@@ -35,7 +28,7 @@ fn eval_adfa_reports_auc_per_model() {
             "8",
         ])
         .arg("--adfa")
-        .arg(data.join("adfa-ld"))
+        .arg(&adfa)
         .arg("--plots")
         .arg(&tmp.0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
@@ -86,8 +79,8 @@ fn eval_adfa_reports_auc_per_model() {
     }
 }
 
-fn adfa_files(data: &Path, dir: &str, n: usize) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("adfa-ld").join(dir))
+fn adfa_files(adfa: &Path, dir: &str, n: usize) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(adfa.join(dir))
         .expect("adfa dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "txt"))
@@ -99,11 +92,12 @@ fn adfa_files(data: &Path, dir: &str, n: usize) -> Vec<PathBuf> {
 
 /// train → model show → score, and the model file refuses tampering and mismatched settings.
 #[test]
+#[ignore = "needs ../shared/data (adfa-ld); run with --include-ignored"]
 fn train_show_score_and_refuse_bad_models() {
-    let Some(data) = data() else { return };
+    let adfa = shared_data("adfa-ld");
     let tmp = TempDir::new("train");
     let model = tmp.0.join("hmm.json");
-    let train = adfa_files(&data, "Training_Data_Master", 200);
+    let train = adfa_files(&adfa, "Training_Data_Master", 200);
     run(mamori()
         .args([
             "train", "--quiet", "--format", "adfa", "--model", "hmm", "-o",
@@ -134,7 +128,7 @@ fn train_show_score_and_refuse_bad_models() {
     );
 
     // An attack trace: scores as JSON lines, exit status 1 when windows exceed the threshold.
-    let attack = adfa_files(&data, "Attack_Data_Master/Adduser_1", 1);
+    let attack = adfa_files(&adfa, "Attack_Data_Master/Adduser_1", 1);
     let out = mamori()
         .args(["score", "--quiet", "--format", "adfa", "-m"])
         .arg(&model)
@@ -258,8 +252,9 @@ fn strace_and_its_jsonl_conversion_train_identical_models() {
 /// metrics and per-family AUCs, and separates attacks from normal traces (0.849 measured on this
 /// subset; the floor leaves room for small changes, not for a broken model).
 #[test]
+#[ignore = "needs ../shared/data (adfa-ld); run with --include-ignored"]
 fn eval_adfa_cover_scores_whole_traces() {
-    let Some(data) = data() else { return };
+    let adfa = shared_data("adfa-ld");
     let out = run(mamori()
         .args([
             "eval",
@@ -271,7 +266,7 @@ fn eval_adfa_cover_scores_whole_traces() {
             "cover",
         ])
         .arg("--adfa")
-        .arg(data.join("adfa-ld")));
+        .arg(&adfa));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
     let m = &v["models"][0];
     assert_eq!(m["model"], "cover");
@@ -298,11 +293,12 @@ fn eval_adfa_cover_scores_whole_traces() {
 /// `train --model cover` keeps whole streams (stitched back from the windows), the model file
 /// round-trips, and a trace copied from training scores lower than an attack trace.
 #[test]
+#[ignore = "needs ../shared/data (adfa-ld); run with --include-ignored"]
 fn train_and_score_cover_model() {
-    let Some(data) = data() else { return };
+    let adfa = shared_data("adfa-ld");
     let tmp = TempDir::new("cover");
     let model = tmp.0.join("cover.model");
-    let train = adfa_files(&data, "Training_Data_Master", 100);
+    let train = adfa_files(&adfa, "Training_Data_Master", 100);
     run(mamori()
         .args(["train", "--quiet", "--format", "adfa", "--model", "cover"])
         .args([
@@ -336,7 +332,7 @@ fn train_and_score_cover_model() {
     };
     // All of a training trace's windows are substrings of training: one piece each.
     assert!((score_max(&train[0]) - 0.1).abs() < 1e-12);
-    let attack = adfa_files(&data, "Attack_Data_Master/Web_Shell_1", 1);
+    let attack = adfa_files(&adfa, "Attack_Data_Master/Web_Shell_1", 1);
     assert!(score_max(&attack[0]) > 0.3);
 }
 

@@ -6,16 +6,16 @@
 //! mamori captures live on the lab's bridge (libpcap) inside the lab namespace and scores every
 //! device window with an SVM trained on the committed fixtures; the lab's labels then tell which
 //! rows were attacks. Needs root and the lab's tools (scripts/lab/setup-net-lab.sh); runs only
-//! with MAMORI_NET_LAB=1, which .ci/run sets.
+//! with MAMORI_NET_LAB=1, which .ci/run sets. It also trains on the device captures in
+//! ../shared/data/iot-benign-pcap, so it is `#[ignore]`d (run it with `--include-ignored`) and,
+//! once enabled, fails when they are missing.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+mod common;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{repo, shared_data};
 
 fn enabled() -> bool {
     if std::env::var_os("MAMORI_NET_LAB").is_none() {
@@ -44,15 +44,12 @@ impl Drop for Guard {
 }
 
 #[test]
+#[ignore = "needs ../shared/data (iot-benign-pcap); run with --include-ignored"]
 fn live_scoring_flags_real_attacks_in_a_lab_network() {
     if !enabled() {
         return;
     }
-    let benign = repo().join("../shared/data/iot-benign-pcap");
-    if !benign.is_dir() {
-        eprintln!("skipping: no ../shared/data/iot-benign-pcap");
-        return;
-    }
+    let benign = shared_data("iot-benign-pcap");
     let tmp = std::env::temp_dir().join(format!("mamori-net-lab-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).expect("temp dir");

@@ -45,13 +45,14 @@ mod classic;
 mod input;
 mod pcapng;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use input::Input;
+
+use crate::{SkipAt, SkipUnit, Skipped};
 
 /// Largest captured length accepted when the snap length is smaller: 256 KiB, above any real
 /// link's frame (libpcap's own maximum snap length).
@@ -348,96 +349,6 @@ impl std::error::Error for PcapError {
     }
 }
 
-/// One skipped packet or block, kept as an example.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkippedPacket {
-    /// 1-based packet number (of the next packet, for a block that is not one).
-    pub number: u64,
-    /// Byte offset of the record.
-    pub offset: u64,
-    /// Category (the key of [`SkipCounts::counts`]).
-    pub reason: &'static str,
-    /// What was wrong.
-    pub message: String,
-}
-
-/// Damaged records skipped in lenient mode: counts per reason, the first
-/// [`crate::SKIP_EXAMPLES`] examples, and where reading had to stop, if it did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SkipCounts {
-    counts: BTreeMap<&'static str, u64>,
-    examples: Vec<SkippedPacket>,
-    stopped_at: Option<u64>,
-}
-
-impl SkipCounts {
-    /// Skipped records per reason.
-    pub fn counts(&self) -> &BTreeMap<&'static str, u64> {
-        &self.counts
-    }
-
-    /// The first few skipped records, in file order.
-    pub fn examples(&self) -> &[SkippedPacket] {
-        &self.examples
-    }
-
-    /// Total skipped records.
-    pub fn total(&self) -> u64 {
-        self.counts.values().sum()
-    }
-
-    /// Whether nothing was skipped.
-    pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
-    }
-
-    /// Byte offset of a damaged record after which nothing could be read (the next record could
-    /// not be located), if reading stopped early. A truncated final record is not counted here.
-    pub fn stopped_at(&self) -> Option<u64> {
-        self.stopped_at
-    }
-
-    fn record(&mut self, number: u64, offset: u64, kind: &PcapErrorKind) {
-        *self.counts.entry(kind.reason()).or_insert(0) += 1;
-        if self.examples.len() < crate::SKIP_EXAMPLES {
-            self.examples.push(SkippedPacket {
-                number,
-                offset,
-                reason: kind.reason(),
-                message: kind.to_string(),
-            });
-        }
-    }
-}
-
-impl fmt::Display for SkipCounts {
-    /// `N records skipped (reason: n, …); e.g. packet P (byte offset O): message; …`
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} records skipped", self.total())?;
-        if self.is_empty() {
-            return Ok(());
-        }
-        let counts: Vec<String> = self
-            .counts
-            .iter()
-            .map(|(reason, n)| format!("{reason}: {n}"))
-            .collect();
-        write!(f, " ({})", counts.join(", "))?;
-        for (i, ex) in self.examples.iter().enumerate() {
-            let sep = if i == 0 { "; e.g. " } else { "; " };
-            write!(
-                f,
-                "{sep}packet {} (byte offset {}): {}",
-                ex.number, ex.offset, ex.message
-            )?;
-        }
-        if let Some(off) = self.stopped_at {
-            write!(f, "; reading stopped at byte offset {off}")?;
-        }
-        Ok(())
-    }
-}
-
 /// A packet's place in the reader's window, so parsers return no borrow.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Found {
@@ -512,7 +423,7 @@ pub struct CaptureReader {
     /// Packet records met so far, damaged ones included.
     number: u64,
     packets: u64,
-    skipped: SkipCounts,
+    skipped: Skipped,
     done: bool,
 }
 
@@ -586,7 +497,7 @@ impl CaptureReader {
             format,
             number: 0,
             packets: 0,
-            skipped: SkipCounts::default(),
+            skipped: Skipped::new(SkipUnit::Record),
             done: false,
         })
     }
@@ -628,27 +539,31 @@ impl CaptureReader {
     /// Counts a damaged record (lenient) or turns it into an error (strict, or I/O failure).
     #[cold]
     fn fault(&mut self, fault: Fault) -> Option<PcapError> {
-        let location = if fault.packet {
+        let offset = fault.offset;
+        let (location, at) = if fault.packet {
             self.number += 1;
-            Location::Packet(self.number)
+            let number = self.number;
+            (Location::Packet(number), SkipAt::Packet { number, offset })
         } else {
-            Location::Block {
-                next_packet: self.number + 1,
-            }
+            let next_packet = self.number + 1;
+            (
+                Location::Block { next_packet },
+                SkipAt::Block {
+                    offset,
+                    next_packet,
+                },
+            )
         };
         if fault.framing_lost {
             self.done = true;
         }
         let is_io = matches!(fault.kind, PcapErrorKind::Io(_));
         if self.lenient && !is_io {
-            let number = match location {
-                Location::Packet(n) | Location::Block { next_packet: n } => n,
-                Location::FileHeader => 0,
-            };
-            self.skipped.record(number, fault.offset, &fault.kind);
+            self.skipped
+                .record(at, fault.kind.reason(), fault.kind.to_string());
             let truncated = matches!(fault.kind, PcapErrorKind::Truncated { .. });
             if fault.framing_lost && !truncated {
-                self.skipped.stopped_at = Some(fault.offset);
+                self.skipped.stop_at(offset);
             }
             return None;
         }
@@ -666,7 +581,7 @@ impl CaptureReader {
     }
 
     /// Damaged records skipped so far (lenient mode; always empty in strict mode).
-    pub fn skipped(&self) -> &SkipCounts {
+    pub fn skipped(&self) -> &Skipped {
         &self.skipped
     }
 

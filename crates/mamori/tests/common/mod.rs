@@ -15,6 +15,21 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// `../shared/data/<dataset>` beside the repository: the real datasets the `#[ignore]`d tests
+/// need (run them with `cargo test -- --include-ignored`).
+///
+/// # Panics
+/// When it is missing: a test that needs the data fails without it instead of passing untested.
+pub fn shared_data(dataset: &str) -> PathBuf {
+    let path = repo().join("../shared/data").join(dataset);
+    assert!(
+        path.exists(),
+        "{} is missing: this test needs ../shared/data/{dataset} beside the repository",
+        path.display()
+    );
+    path
+}
+
 /// Runs `cmd` and returns its output, panicking with both streams when it fails.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("mamori runs");
