@@ -9,7 +9,9 @@
 //! - [`labels`]: attack steps by time, for evaluation;
 //! - [`operator`]: the agent's alert rule replayed over an evaluation's scored windows, counted
 //!   strictly — what an operator on call would have seen;
-//! - [`net_alerts`]: the same rule over network feature rows, per device.
+//! - [`net_alerts`]: the same rule over network feature rows, per device;
+//! - [`eval`]: datasets (ADFA-LD, labelled recordings, LID-DS) and their measurement: window and
+//!   trace rates, ROC AUC, threshold sweeps, per-recording results and the operator view.
 //!
 //! Nothing here parses flags or prints: callers build the settings and show the results.
 //!
@@ -39,6 +41,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod eval;
 pub mod labels;
 pub mod model;
 pub mod net_alerts;

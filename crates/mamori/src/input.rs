@@ -10,7 +10,7 @@ use mamori_detect::window::{StreamMode, Window, WindowConfig};
 use mamori_ingest::Format;
 use mamori_pipeline::recording::{self, ReadOptions};
 
-pub use mamori_pipeline::recording::{classify_trace, load_profile};
+pub use mamori_pipeline::recording::load_profile;
 
 /// Which files to read and how.
 #[derive(Args, Debug, Clone)]
@@ -138,22 +138,6 @@ impl WarmupArgs {
         }
         Ok((self.warmup * 1e9).round() as i64)
     }
-}
-
-/// See [`recording::class_table`].
-pub fn class_table(
-    profile: &ProfileArgs,
-    paths: &[PathBuf],
-    input: &InputArgs,
-    until_ns: Option<i64>,
-) -> Result<ClassTable> {
-    recording::class_table(
-        profile.profile.as_deref(),
-        &profile.learn_params("learned"),
-        paths,
-        &input.read_options(),
-        until_ns,
-    )
 }
 
 /// See [`recording::windows_of`].
