@@ -13,6 +13,15 @@
 //! - [`cover`]: sequence covering (Marteau 2019), the number of pieces of normal training
 //!   sequences needed to cover a sequence, per call; it scores whole traces as well as windows.
 //!
+//! Network traffic reaches the same crate as rows of `f64` features (per device window, flow or
+//! host interval, extracted by `mamori-net`), held in a row-major [`matrix::Matrix`]:
+//!
+//! - [`scaler`]: per-feature standardisation (scikit-learn's `StandardScaler`);
+//! - [`svm`]: supervised RBF C-SVC trained by SMO as libsvm does, with stratified
+//!   cross-validation of `(C, γ)` ([`svm::cv`]); the decision value is positive for attack;
+//! - [`iforest`]: isolation forest trained on normal rows only;
+//! - [`autoencoder::VectorAutoencoder`]: the autoencoder on feature rows.
+//!
 //! [`calibrate`] turns normal scores into a threshold and [`metrics`] measures detection rate,
 //! false-positive rate and ROC AUC. Every stochastic step takes a seed ([`rng::Rng`]).
 //!
@@ -43,13 +52,18 @@ pub mod autoencoder;
 pub mod calibrate;
 pub mod classes;
 pub mod cover;
+pub mod error;
 /// The system-call event, defined in `mamori-core` (re-exported so the algorithms read alone).
 pub use mamori_core::event;
 pub mod hmm;
+pub mod iforest;
 pub mod kmeans;
+pub mod matrix;
 pub mod metrics;
 pub mod rng;
+pub mod scaler;
 pub mod stide;
+pub mod svm;
 pub mod window;
 
 pub use classes::Symbol;

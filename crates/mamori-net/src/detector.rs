@@ -7,12 +7,13 @@
 
 use mamori_detect::autoencoder::{AutoencoderParams, VectorAutoencoder, VectorScratch};
 use mamori_detect::calibrate::{calibrate, Threshold};
+use mamori_detect::error::ModelError;
+use mamori_detect::iforest::{IsolationForest, IsolationForestParams};
+use mamori_detect::matrix::Matrix;
+use mamori_detect::scaler::StandardScaler;
+use mamori_detect::svm::{CvReport, GridSearch, Scoring, Svm, SvmParams};
 
 use crate::features::{FeatureConfig, FeatureRow};
-use crate::model::{
-    CvReport, GridSearch, IsolationForest, IsolationForestParams, Matrix, ModelError, Scoring,
-    StandardScaler, Svm, SvmParams,
-};
 
 /// File format tag.
 pub const FORMAT: &str = "mamori-net-detector/1";

@@ -8,11 +8,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::parity::{check_parity, write_csv};
+use mamori_detect::matrix::Matrix;
 use mamori_ingest::pcap::CaptureReader;
 use mamori_net::detector::log_transform;
 use mamori_net::features::{Extractor, FeatureConfig, FeatureKind, FeatureRow};
 use mamori_net::labels::Labels;
-use mamori_net::model::Matrix;
 use mamori_net::packet::decode;
 
 fn root() -> PathBuf {

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use mamori_detect::iforest::IsolationForestParams;
 use mamori_net::detector::{AutoencoderOptions, ForestOptions, NetDetector, SvmOptions};
 use mamori_net::features::FeatureRow;
-use mamori_net::model::iforest::IsolationForestParams;
 
 use super::input::{self, FeatureArgs, PacketInputArgs};
 

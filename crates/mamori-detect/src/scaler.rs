@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::error::check_finite;
-use super::{Matrix, ModelError};
+use crate::error::{check_finite, ModelError};
+use crate::matrix::Matrix;
 
 /// Fitted means and scales of each feature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

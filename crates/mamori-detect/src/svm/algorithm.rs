@@ -8,7 +8,7 @@
 //! normal inside the solver, the same working-set rule, tie-breaking, shrinking schedule and
 //! offset — so that on the same standardised data both reach the same solution, not merely one
 //! of equal quality (the parity test finds decision values equal to about 1e-11). Features are
-//! expected to be standardised ([`super::StandardScaler`]): γ is meaningful only on a known
+//! expected to be standardised ([`crate::scaler::StandardScaler`]): γ is meaningful only on a known
 //! scale.
 //!
 //! Prediction cost is one exp and one dot product per support vector. The squared norms of the
@@ -19,10 +19,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::error::check_finite;
 use super::kernel::{dot, dots_feature_major, exp_in_place, feature_major, rbf_exponent};
 use super::smo::{solve, SmoProblem};
-use super::{Matrix, ModelError};
+use crate::error::{check_finite, ModelError};
+use crate::matrix::Matrix;
 
 /// Settings of [`Svm::train`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -389,7 +389,7 @@ impl Svm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mamori_detect::rng::Rng;
+    use crate::rng::Rng;
 
     fn params(c: f64, gamma: f64) -> SvmParams {
         SvmParams {

@@ -17,17 +17,17 @@
 //! Differences from scikit-learn: it counts a feature as constant when its range in the node
 //! is below 1e-7 in absolute terms, here any range above zero counts (a feature on a tiny scale
 //! stays usable); its trees round values to `f32`, these keep `f64`; and the random streams
-//! differ, so scores agree in distribution, not value by value (`tests/svm_parity.rs` compares
-//! their ranks).
+//! differ, so scores agree in distribution, not value by value (`mamori-net`'s
+//! `tests/svm_parity.rs` compares their ranks).
 //!
 //! Scoring walks the trees re-laid as complete binary trees (`flat.rs`), branch-free; the node
 //! lists are what is saved.
 
-use mamori_detect::rng::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::error::check_finite;
-use super::{Matrix, ModelError};
+use crate::error::{check_finite, ModelError};
+use crate::matrix::Matrix;
+use crate::rng::Rng;
 
 mod flat;
 use flat::FlatForest;
