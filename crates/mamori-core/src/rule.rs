@@ -58,7 +58,7 @@ impl AlertRule {
             return Err(RuleError::ZeroMinFlagged);
         }
         let ns = |name: &'static str, value: f64| {
-            if value.is_finite() && value >= 0.0 && value < 9.0e9 {
+            if value.is_finite() && (0.0..9.0e9).contains(&value) {
                 Ok((value * 1e9).round() as i64)
             } else {
                 Err(RuleError::BadSeconds { name, value })
@@ -119,7 +119,7 @@ impl AlertState {
     /// they were scored (times may step back a little: sources stamp calls when they start).
     pub fn observe(&mut self, rule: &AlertRule, t_ns: i64, score: f64, threshold: f64) -> Decision {
         // NaN never compares greater: a unit that could not be scored is not flagged.
-        if !(score > threshold) {
+        if score.partial_cmp(&threshold) != Some(std::cmp::Ordering::Greater) {
             return Decision::Below;
         }
         let continues = self
