@@ -22,6 +22,12 @@
 //! - [`iforest`]: isolation forest trained on normal rows only;
 //! - [`autoencoder::VectorAutoencoder`]: the autoencoder on feature rows.
 //!
+//! Every model has the same shape ([`traits`], after rust-ml/linfa): a params builder with
+//! documented defaults, checked by [`ParamGuard`] into a separate type so no model trains on bad
+//! values; [`Fit`] on a data set ([`dataset::Windows`], [`matrix::Matrix`] or
+//! [`dataset::Labelled`]) gives the fitted model; [`WindowScorer`] or [`RowScorer`] scores with
+//! it, higher = more anomalous.
+//!
 //! [`calibrate`] turns normal scores into a threshold and [`metrics`] measures detection rate,
 //! false-positive rate and ROC AUC. Every stochastic step takes a seed ([`rng::Rng`]).
 //!
@@ -52,6 +58,7 @@ pub mod autoencoder;
 pub mod calibrate;
 pub mod classes;
 pub mod cover;
+pub mod dataset;
 pub mod error;
 /// The system-call event, defined in `mamori-core` (re-exported so the algorithms read alone).
 pub use mamori_core::event;
@@ -64,18 +71,8 @@ pub mod rng;
 pub mod scaler;
 pub mod stide;
 pub mod svm;
+pub mod traits;
 pub mod window;
 
 pub use classes::Symbol;
-
-/// A trained model that scores windows of class symbols. Higher is more anomalous; a score is
-/// always finite (never NaN or ±inf), whatever symbols the window holds.
-pub trait WindowScorer {
-    /// Anomaly score of one window (full or partial).
-    fn score(&self, window: &[Symbol]) -> f64;
-
-    /// Scores many windows; models override this when batching is faster.
-    fn score_many(&self, windows: &[&[Symbol]]) -> Vec<f64> {
-        windows.iter().map(|w| self.score(w)).collect()
-    }
-}
+pub use traits::{Fit, ParamGuard, RowScorer, WindowScorer};

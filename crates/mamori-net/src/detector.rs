@@ -7,11 +7,13 @@
 
 use mamori_detect::autoencoder::{AutoencoderParams, VectorAutoencoder, VectorScratch};
 use mamori_detect::calibrate::{calibrate, Threshold};
+use mamori_detect::dataset::Labelled;
 use mamori_detect::error::ModelError;
 use mamori_detect::iforest::{IsolationForest, IsolationForestParams};
 use mamori_detect::matrix::Matrix;
 use mamori_detect::scaler::StandardScaler;
 use mamori_detect::svm::{CvReport, GridSearch, Scoring, Svm, SvmParams};
+use mamori_detect::Fit;
 
 use crate::features::{FeatureConfig, FeatureRow};
 
@@ -81,11 +83,11 @@ pub struct SvmOptions {
 /// Unsupervised training options.
 #[derive(Debug, Clone)]
 pub struct ForestOptions {
-    /// Forest settings.
+    /// Forest settings (their `seed` is replaced by [`ForestOptions::seed`]).
     pub params: IsolationForestParams,
     /// Share of normal calibration rows allowed over the threshold.
     pub target_fpr: f64,
-    /// Seed.
+    /// Seed of the forest.
     pub seed: u64,
 }
 
@@ -197,7 +199,7 @@ impl NetDetector {
             (c, gamma, None)
         };
         let (scaler, xs) = StandardScaler::fit_transform(&x)?;
-        let svm = Svm::train(&xs, &y, &SvmParams { c, gamma, ..base })?;
+        let svm = SvmParams { c, gamma, ..base }.fit(&Labelled::new(&xs, &y))?;
         Ok(NetDetector {
             format: FORMAT.to_string(),
             features,
@@ -223,7 +225,11 @@ impl NetDetector {
         options: &ForestOptions,
     ) -> Result<NetDetector, TrainError> {
         let fit = |xs: &Matrix| {
-            let forest = IsolationForest::fit(xs, &options.params, options.seed)?;
+            let params = IsolationForestParams {
+                seed: options.seed,
+                ..options.params
+            };
+            let forest = params.fit(xs)?;
             Ok(NetModel::IsolationForest(forest))
         };
         let fpr = options.target_fpr;
@@ -239,10 +245,7 @@ impl NetDetector {
         options: &AutoencoderOptions,
     ) -> Result<NetDetector, TrainError> {
         let fit = |xs: &Matrix| {
-            let rows: Vec<&[f64]> = xs.iter_rows().collect();
-            let ae = options
-                .params
-                .fit_vectors(&rows)
+            let ae = Fit::fit(&options.params, xs)
                 .map_err(|e| TrainError::Data(format!("autoencoder: {e}")))?;
             Ok(NetModel::Autoencoder(ae))
         };

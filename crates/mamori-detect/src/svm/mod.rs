@@ -8,14 +8,18 @@
 //! `tests/svm_parity.rs`):
 //!
 //! - [`Svm`]: C-SVC with an RBF kernel, trained by SMO as libsvm does (`smo.rs`, with the
-//!   kernel and its column cache in `kernel.rs`);
+//!   kernel and its column cache in `kernel.rs`), fitted from [`SvmParams`] on
+//!   [`Labelled`](crate::dataset::Labelled) rows through [`Fit`](crate::Fit) (or
+//!   [`Svm::train`]); [`RowScorer`](crate::RowScorer) gives its decision value;
 //! - [`cv::grid_search`]: stratified k-fold search of `(C, γ)`, the
 //!   [`StandardScaler`](crate::scaler::StandardScaler) refitted per fold.
 //!
 //! ```
+//! use mamori_detect::dataset::Labelled;
 //! use mamori_detect::matrix::Matrix;
 //! use mamori_detect::scaler::StandardScaler;
-//! use mamori_detect::svm::{Svm, SvmParams};
+//! use mamori_detect::svm::SvmParams;
+//! use mamori_detect::Fit;
 //!
 //! let x = Matrix::from_rows(vec![
 //!     vec![0.0, 0.1], vec![0.2, 0.0], vec![0.1, 0.2], // normal
@@ -23,7 +27,7 @@
 //! ]).unwrap();
 //! let y = [false, false, false, true, true, true];
 //! let (scaler, z) = StandardScaler::fit_transform(&x).unwrap();
-//! let svm = Svm::train(&z, &y, &SvmParams::default()).unwrap();
+//! let svm = SvmParams::default().fit(&Labelled::new(&z, &y)).unwrap();
 //! let mut probe = [0.0; 2];
 //! scaler.transform_row(&[4.8, 5.3], &mut probe);
 //! assert!(svm.predict(&probe));
@@ -32,7 +36,9 @@
 mod algorithm;
 pub mod cv;
 mod kernel;
+mod params;
 mod smo;
 
-pub use algorithm::{Svm, SvmParams};
+pub use algorithm::Svm;
 pub use cv::{grid_search, CvReport, CvRow, GridSearch, Scoring};
+pub use params::{SvmParams, ValidSvmParams};

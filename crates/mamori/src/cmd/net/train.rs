@@ -142,6 +142,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                     params: IsolationForestParams {
                         n_estimators: args.trees,
                         max_samples: Some(args.max_samples),
+                        seed: args.seed,
                     },
                     target_fpr: args.target_fpr,
                     seed: args.seed,
