@@ -149,16 +149,25 @@ fn matrix_of(rows: &[&FeatureRow], cols: usize) -> Result<Matrix, ModelError> {
 }
 
 impl NetDetector {
-    /// Trains an RBF SVM on labelled rows (both classes needed); C and gamma by stratified
-    /// cross-validation over the grid (balanced accuracy), the scaler fitted inside each fold.
+    /// Trains an RBF SVM on `rows` labelled by `attack` (one label per row, both classes
+    /// needed); C and gamma by stratified cross-validation over the grid (balanced accuracy),
+    /// the scaler fitted inside each fold.
     pub fn train_svm(
         rows: &[&FeatureRow],
+        attack: &[bool],
         features: FeatureConfig,
         options: &SvmOptions,
     ) -> Result<NetDetector, TrainError> {
         let names = features.kind.names();
         let x = matrix_of(rows, names.len())?;
-        let y: Vec<bool> = rows.iter().map(|r| r.is_attack()).collect();
+        if attack.len() != rows.len() {
+            return Err(ModelError::LengthMismatch {
+                rows: rows.len(),
+                labels: attack.len(),
+            }
+            .into());
+        }
+        let y = attack;
         let attack_rows = y.iter().filter(|&&a| a).count();
         let normal_rows = y.len() - attack_rows;
         if attack_rows == 0 || normal_rows == 0 {
@@ -190,7 +199,7 @@ impl NetDetector {
                 scoring: Scoring::BalancedAccuracy,
                 base,
             }
-            .run(&x, &y)?;
+            .run(&x, y)?;
             let best = report.best_row();
             (best.c, best.gamma, Some(report))
         } else {
@@ -199,7 +208,7 @@ impl NetDetector {
             (c, gamma, None)
         };
         let (scaler, xs) = StandardScaler::fit_transform(&x)?;
-        let svm = SvmParams { c, gamma, ..base }.fit(&Labelled::new(&xs, &y))?;
+        let svm = SvmParams { c, gamma, ..base }.fit(&Labelled::new(&xs, y))?;
         Ok(NetDetector {
             format: FORMAT.to_string(),
             features,
