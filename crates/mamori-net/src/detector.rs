@@ -1,5 +1,7 @@
 //! A trained network detector: feature settings, scaling and a model in one file, so scoring
-//! extracts exactly the features the model was trained on.
+//! extracts exactly the features the model was trained on. The file is the body of
+//! `mamori_core::envelope` (kind `Net`): a changed digit fails its checksum instead of silently
+//! scoring differently; [`NetDetector::check`] then checks the body against this build.
 //!
 //! Counts in traffic are heavy-tailed (a flood sends 10,000 packets where a sensor sends 3), so
 //! every feature goes through `ln(1 + x)` before standardisation; otherwise a single flood

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use mamori_detect::iforest::IsolationForestParams;
 use mamori_net::detector::{AutoencoderOptions, ForestOptions, NetDetector, SvmOptions};
@@ -10,6 +10,7 @@ use mamori_net::features::FeatureRow;
 use mamori_net::labels::LabelledRow;
 
 use super::input::{self, FeatureArgs, PacketInputArgs};
+use crate::modelfile;
 
 /// Which model to train.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +25,8 @@ pub enum Algorithm {
     Autoencoder,
 }
 
-/// Train a network detector on captures and write it as JSON.
+/// Train a network detector on captures and write it as a model file (JSON in mamori's
+/// checksummed model envelope, kind `net`).
 ///
 /// `--model svm` needs attack labels (`--labels`): rows holding labelled attack packets are class
 /// 1, the rest class 0; C and gamma are chosen by stratified cross-validation. `--model iforest`
@@ -166,9 +168,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(cv) = &detector.training.cv {
         eprintln!("{cv}");
     }
-    let json = serde_json::to_string(&detector)?;
-    std::fs::write(&args.output, json)
-        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    modelfile::save(&args.output, modelfile::ModelKind::Net, &detector)?;
     let t = &detector.training;
     eprintln!(
         "mamori: {} detector on {} normal and {} attack {:?} rows, threshold {:.6} -> {}",
