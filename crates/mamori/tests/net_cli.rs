@@ -439,4 +439,24 @@ fn model_kinds_are_not_mixed_up() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("system-call model"), "{stderr}");
+
+    // A detector from before the envelope (bare JSON) is named as such.
+    let bare = tmp.0.join("bare.json");
+    std::fs::write(
+        &bare,
+        r#"{"format":"mamori-net-detector/1","threshold":{"value":0.5}}"#,
+    )
+    .expect("write");
+    let out = mamori()
+        .args(["net", "score", "-m"])
+        .arg(&bare)
+        .arg(&b)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("retrain it with `mamori net train`"),
+        "{stderr}"
+    );
 }

@@ -55,7 +55,20 @@ fn report_input(stats: &input::InputStats) {
 /// Reads a detector file: the checksummed model envelope of kind `net` (a changed byte, a
 /// system-call model or a truncated file is an error), then the detector's own checks.
 fn load_detector(path: &Path) -> Result<NetDetector> {
-    let detector: NetDetector = modelfile::load(path, modelfile::ModelKind::Net)?;
+    let detector: NetDetector = modelfile::load(path, modelfile::ModelKind::Net).map_err(|e| {
+        // Detectors were bare JSON before they had a checksum.
+        let bare = matches!(e, modelfile::ModelFileError::NotAModel { .. })
+            && std::fs::read(path).is_ok_and(|b| b.starts_with(br#"{"format":"mamori-net-"#));
+        if bare {
+            anyhow::anyhow!(
+                "{}: a network detector written before detector files had a checksum; \
+                 retrain it with `mamori net train`",
+                path.display()
+            )
+        } else {
+            e.into()
+        }
+    })?;
     detector
         .check()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
