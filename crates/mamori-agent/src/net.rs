@@ -134,9 +134,9 @@ fn run(
     counters: &Mutex<NetCounters>,
 ) -> Result<()> {
     let name = format!("iface:{}", live.interface());
-    let mut extractor = Extractor::new(&detector.features, Default::default());
+    let mut extractor: Extractor = Extractor::new(&detector.features);
     let mut scratch = Scratch::default();
-    let mut rows = Vec::new();
+    let mut rows: Vec<mamori_net::features::FeatureRow> = Vec::new();
     let mut packets = 0u64;
     let mut dropped_alerts = 0u64;
     let publish = |alerter: &NetAlerter, live: &mut LiveCapture, packets: u64, dropped: u64| {
@@ -151,17 +151,14 @@ fn run(
             c.capture_dropped = s.dropped_by_kernel + s.dropped_by_interface;
         }
     };
-    loop {
-        let Some(raw) = live.next_packet()? else {
-            break;
-        };
+    while let Some(raw) = live.next_packet()? {
         packets += 1;
         let meta = match decode(raw.linktype, raw.ts_ns, raw.orig_len, raw.data) {
             Ok(m) => m,
             // a live interface can carry anything: count it as seen, score what decodes
             Err(_) => continue,
         };
-        extractor.push(&meta, &mut rows);
+        extractor.push(&meta, (), &mut rows);
         for row in rows.drain(..) {
             let score = detector.score(&row.values, &mut scratch);
             let (_, fired) = alerter.observe(&ScoredRow {
@@ -178,7 +175,7 @@ fn run(
                 }
             }
         }
-        if packets % 256 == 0 {
+        if packets.is_multiple_of(256) {
             publish(&alerter, &mut live, packets, dropped_alerts);
         }
     }

@@ -350,7 +350,7 @@ mod tests {
             .map(|i| if i % 100 == 50 { 0.9 } else { 0.1 })
             .collect();
         assert_eq!(unlike_tail(&scores, 0.01), 0);
-        scores.extend(std::iter::repeat(1.0).take(15));
+        scores.extend(std::iter::repeat_n(1.0, 15));
         assert_eq!(unlike_tail(&scores, 0.01), 15);
         // a few normal windows after the burst do not hide it
         scores.extend([0.1, 0.1]);

@@ -29,10 +29,28 @@
 use serde::{Deserialize, Serialize};
 
 use crate::classes::Symbol;
-use crate::WindowScorer;
+use crate::dataset::Windows;
+use crate::{Fit, WindowScorer};
 
 /// No suffix link (the root's).
 const NONE: u32 = u32::MAX;
+
+/// Settings of a [`SequenceCover`]: there are none (the model keeps its training sequences), so
+/// nothing needs checking and [`Fit`] is implemented on this type directly. Fit it on
+/// [`Windows`] holding whole sequences (traces or streams) where there are any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoverParams;
+
+impl Fit<Windows<'_>> for CoverParams {
+    type Model = SequenceCover;
+    type Error = CoverError;
+
+    /// [`SequenceCover::fit`] on `data.windows` (the alphabet size is not needed).
+    fn fit(&self, data: &Windows<'_>) -> Result<SequenceCover, CoverError> {
+        SequenceCover::fit(data.windows)
+    }
+}
 
 /// Why a covering model could not be trained or loaded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -207,7 +225,7 @@ impl TryFrom<CoverFile> for SequenceCover {
 impl SequenceCover {
     /// Builds the model from normal training sequences (whole traces or streams; windows work
     /// too, but then no piece can be longer than a window). Empty sequences are ignored and
-    /// duplicates are kept once.
+    /// duplicates are kept once. The same as [`Fit::fit`] of [`CoverParams`] on [`Windows`].
     pub fn fit(sequences: &[&[Symbol]]) -> Result<SequenceCover, CoverError> {
         let mut seqs: Vec<Vec<Symbol>> = sequences
             .iter()
@@ -303,6 +321,18 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn fit_trait_matches_the_inherent_fit() {
+        let a: &[Symbol] = &[1, 2, 3, 1, 2];
+        let b: &[Symbol] = &[3, 3];
+        let by_trait = CoverParams.fit(&Windows::new(&[a, b], 4)).expect("fit");
+        assert_eq!(by_trait, SequenceCover::fit(&[a, b]).expect("fit"));
+        assert_eq!(
+            CoverParams.fit(&Windows::new(&[&[]], 4)),
+            Err(CoverError::NoSequences)
+        );
     }
 
     #[test]

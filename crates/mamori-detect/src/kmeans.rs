@@ -33,11 +33,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use crate::classes::Symbol;
+use crate::dataset::Windows;
 use crate::rng::Rng;
 use crate::window::bosc_into;
-use crate::WindowScorer;
+use crate::{Fit, ParamGuard, WindowScorer};
 
-/// k-means + Mahalanobis settings.
+/// k-means + Mahalanobis settings; fit [`Windows`] through [`Fit`], which runs
+/// [`ParamGuard::check`] first.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KMeansParams {
@@ -72,11 +74,23 @@ impl Default for KMeansParams {
 }
 
 /// Why k-means could not be trained, or a model file is not a valid k-means model.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum KMeansError {
-    /// A setting is out of range.
-    #[error("invalid k-means setting: {0}")]
-    BadParams(String),
+    /// `k` is zero.
+    #[error("invalid k-means setting: k must be at least 1")]
+    ZeroK,
+    /// `max_iter` is zero.
+    #[error("invalid k-means setting: max_iter must be at least 1")]
+    ZeroMaxIter,
+    /// `n_init` is zero.
+    #[error("invalid k-means setting: n_init must be at least 1")]
+    ZeroInit,
+    /// `tol` is negative or not finite.
+    #[error("invalid k-means setting: tol must be finite and non-negative, got {0}")]
+    InvalidTol(f64),
+    /// `shrinkage` is outside `(0, 1]`.
+    #[error("invalid k-means setting: shrinkage must be within (0, 1], got {0}")]
+    InvalidShrinkage(f64),
     /// The symbol space is empty.
     #[error("n_symbols must be at least 1")]
     NoSymbols,
@@ -463,12 +477,21 @@ impl KMeans {
     /// Clusters the BoSC shares of the normal training `windows` over `n_symbols` symbols (the
     /// class table's `n_symbols()`, unknown included) and fits each cluster's covariance.
     /// Empty windows are skipped. Deterministic given `params.seed`.
+    ///
+    /// The same as [`Fit::fit`] of `params` on [`Windows`].
     pub fn fit(
         windows: &[&[Symbol]],
         n_symbols: usize,
         params: &KMeansParams,
     ) -> Result<KMeans, KMeansError> {
-        check(params)?;
+        Self::fit_checked(windows, n_symbols, &params.check()?.0)
+    }
+
+    fn fit_checked(
+        windows: &[&[Symbol]],
+        n_symbols: usize,
+        params: &KMeansParams,
+    ) -> Result<KMeans, KMeansError> {
         if n_symbols == 0 {
             return Err(KMeansError::NoSymbols);
         }
@@ -606,24 +629,51 @@ impl WindowScorer for KMeans {
     }
 }
 
-fn check(p: &KMeansParams) -> Result<(), KMeansError> {
-    let bad = |m: &str| Err(KMeansError::BadParams(m.into()));
-    if p.k == 0 {
-        return bad("k must be at least 1");
+/// [`KMeansParams`] that passed [`ParamGuard::check`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValidKMeansParams(KMeansParams);
+
+impl ValidKMeansParams {
+    /// The checked settings.
+    pub fn params(&self) -> &KMeansParams {
+        &self.0
     }
-    if p.max_iter == 0 {
-        return bad("max_iter must be at least 1");
+}
+
+impl ParamGuard for KMeansParams {
+    type Checked = ValidKMeansParams;
+    type Error = KMeansError;
+
+    /// `k`, `max_iter` and `n_init` at least 1, `tol` finite and non-negative, `shrinkage` in
+    /// `(0, 1]` (`min_cluster_weight` and `seed` take any value).
+    fn check(&self) -> Result<ValidKMeansParams, KMeansError> {
+        if self.k == 0 {
+            return Err(KMeansError::ZeroK);
+        }
+        if self.max_iter == 0 {
+            return Err(KMeansError::ZeroMaxIter);
+        }
+        if self.n_init == 0 {
+            return Err(KMeansError::ZeroInit);
+        }
+        if !(self.tol.is_finite() && self.tol >= 0.0) {
+            return Err(KMeansError::InvalidTol(self.tol));
+        }
+        if !(self.shrinkage > 0.0 && self.shrinkage <= 1.0) {
+            return Err(KMeansError::InvalidShrinkage(self.shrinkage));
+        }
+        Ok(ValidKMeansParams(*self))
     }
-    if p.n_init == 0 {
-        return bad("n_init must be at least 1");
+}
+
+impl Fit<Windows<'_>> for ValidKMeansParams {
+    type Model = KMeans;
+    type Error = KMeansError;
+
+    /// [`KMeans::fit`] on the windows over `data.n_symbols` symbols.
+    fn fit(&self, data: &Windows<'_>) -> Result<KMeans, KMeansError> {
+        KMeans::fit_checked(data.windows, data.n_symbols, &self.0)
     }
-    if !(p.tol.is_finite() && p.tol >= 0.0) {
-        return bad("tol must be finite and non-negative");
-    }
-    if !(p.shrinkage > 0.0 && p.shrinkage <= 1.0) {
-        return bad("shrinkage must be within (0, 1]");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -771,32 +821,98 @@ mod tests {
         assert!((d2 - 0.375).abs() < 1e-12, "{d2}");
     }
 
-    #[test]
-    fn bad_settings_are_errors() {
+    /// `params` is rejected by `check` and by `fit` with `expected`, before any training.
+    fn rejected(params: KMeansParams, expected: KMeansError) {
         let w: &[Symbol] = &[0, 1];
-        for p in [
-            KMeansParams {
-                k: 0,
-                ..Default::default()
-            },
-            KMeansParams {
-                shrinkage: 0.0,
-                ..Default::default()
-            },
-            KMeansParams {
-                n_init: 0,
-                ..Default::default()
-            },
-            KMeansParams {
-                tol: f64::NAN,
-                ..Default::default()
-            },
-        ] {
-            assert!(matches!(
-                KMeans::fit(&[w], 3, &p),
-                Err(KMeansError::BadParams(_))
-            ));
-        }
+        assert_eq!(params.check(), Err(expected.clone()));
+        assert_eq!(params.fit(&Windows::new(&[w], 3)), Err(expected.clone()));
+        assert_eq!(KMeans::fit(&[w], 3, &params), Err(expected));
+    }
+
+    #[test]
+    fn zero_k_is_rejected() {
+        let p = KMeansParams {
+            k: 0,
+            ..Default::default()
+        };
+        rejected(p, KMeansError::ZeroK);
+    }
+
+    #[test]
+    fn zero_max_iter_is_rejected() {
+        let p = KMeansParams {
+            max_iter: 0,
+            ..Default::default()
+        };
+        rejected(p, KMeansError::ZeroMaxIter);
+    }
+
+    #[test]
+    fn zero_n_init_is_rejected() {
+        let p = KMeansParams {
+            n_init: 0,
+            ..Default::default()
+        };
+        rejected(p, KMeansError::ZeroInit);
+    }
+
+    #[test]
+    fn negative_tol_is_rejected() {
+        let p = KMeansParams {
+            tol: -1e-6,
+            ..Default::default()
+        };
+        rejected(p, KMeansError::InvalidTol(-1e-6));
+    }
+
+    #[test]
+    fn nan_tol_is_rejected() {
+        let p = KMeansParams {
+            tol: f64::NAN,
+            ..Default::default()
+        };
+        let e = p.check().unwrap_err();
+        assert!(
+            matches!(e, KMeansError::InvalidTol(t) if t.is_nan()),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn zero_shrinkage_is_rejected() {
+        let p = KMeansParams {
+            shrinkage: 0.0,
+            ..Default::default()
+        };
+        rejected(p, KMeansError::InvalidShrinkage(0.0));
+    }
+
+    #[test]
+    fn shrinkage_above_one_is_rejected() {
+        let p = KMeansParams {
+            shrinkage: 1.5,
+            ..Default::default()
+        };
+        rejected(p, KMeansError::InvalidShrinkage(1.5));
+    }
+
+    #[test]
+    fn fit_trait_matches_the_inherent_fit() {
+        let windows = toy_windows();
+        let refs: Vec<&[Symbol]> = windows.iter().map(Vec::as_slice).collect();
+        let p = KMeansParams {
+            k: 2,
+            seed: 3,
+            ..Default::default()
+        };
+        assert_eq!(p.check().map(|c| *c.params()), Ok(p));
+        let a = p.fit(&Windows::new(&refs, 3)).expect("fit");
+        assert_eq!(a, KMeans::fit(&refs, 3, &p).expect("fit"));
+    }
+
+    #[test]
+    fn bad_data_are_errors() {
+        let w: &[Symbol] = &[0, 1];
         assert_eq!(
             KMeans::fit(&[w], 0, &KMeansParams::default()),
             Err(KMeansError::NoSymbols)

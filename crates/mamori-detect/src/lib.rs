@@ -13,6 +13,21 @@
 //! - [`cover`]: sequence covering (Marteau 2019), the number of pieces of normal training
 //!   sequences needed to cover a sequence, per call; it scores whole traces as well as windows.
 //!
+//! Network traffic reaches the same crate as rows of `f64` features (per device window, flow or
+//! host interval, extracted by `mamori-net`), held in a row-major [`matrix::Matrix`]:
+//!
+//! - [`scaler`]: per-feature standardisation (scikit-learn's `StandardScaler`);
+//! - [`svm`]: supervised RBF C-SVC trained by SMO as libsvm does, with stratified
+//!   cross-validation of `(C, γ)` ([`svm::cv`]); the decision value is positive for attack;
+//! - [`iforest`]: isolation forest trained on normal rows only;
+//! - [`autoencoder::VectorAutoencoder`]: the autoencoder on feature rows.
+//!
+//! Every model has the same shape ([`traits`], after rust-ml/linfa): a params builder with
+//! documented defaults, checked by [`ParamGuard`] into a separate type so no model trains on bad
+//! values; [`Fit`] on a data set ([`dataset::Windows`], [`matrix::Matrix`] or
+//! [`dataset::Labelled`]) gives the fitted model; [`WindowScorer`] or [`RowScorer`] scores with
+//! it, higher = more anomalous.
+//!
 //! [`calibrate`] turns normal scores into a threshold and [`metrics`] measures detection rate,
 //! false-positive rate and ROC AUC. Every stochastic step takes a seed ([`rng::Rng`]).
 //!
@@ -43,31 +58,21 @@ pub mod autoencoder;
 pub mod calibrate;
 pub mod classes;
 pub mod cover;
+pub mod dataset;
+pub mod error;
 /// The system-call event, defined in `mamori-core` (re-exported so the algorithms read alone).
 pub use mamori_core::event;
 pub mod hmm;
+pub mod iforest;
 pub mod kmeans;
+pub mod matrix;
 pub mod metrics;
 pub mod rng;
+pub mod scaler;
 pub mod stide;
+pub mod svm;
+pub mod traits;
 pub mod window;
 
 pub use classes::Symbol;
-
-/// A trained model that scores windows of class symbols. Higher is more anomalous; a score is
-/// always finite (never NaN or ±inf), whatever symbols the window holds.
-pub trait WindowScorer {
-    /// Anomaly score of one window (full or partial).
-    fn score(&self, window: &[Symbol]) -> f64;
-
-    /// The highest score the model can give, when it is bounded (STIDE's mismatch share is at
-    /// most 1): a threshold at it could never be exceeded.
-    fn max_score(&self) -> Option<f64> {
-        None
-    }
-
-    /// Scores many windows; models override this when batching is faster.
-    fn score_many(&self, windows: &[&[Symbol]]) -> Vec<f64> {
-        windows.iter().map(|w| self.score(w)).collect()
-    }
-}
+pub use traits::{Fit, ParamGuard, RowScorer, WindowScorer};

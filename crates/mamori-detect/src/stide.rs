@@ -25,9 +25,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 use serde::{Deserialize, Serialize};
 
 use crate::classes::Symbol;
-use crate::WindowScorer;
+use crate::dataset::Windows;
+use crate::{Fit, ParamGuard, WindowScorer};
 
-/// STIDE settings.
+/// STIDE settings; fit [`Windows`] through [`Fit`], which runs [`ParamGuard::check`] first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StideParams {
@@ -38,6 +39,40 @@ pub struct StideParams {
 impl Default for StideParams {
     fn default() -> Self {
         StideParams { ngram: 6 }
+    }
+}
+
+/// [`StideParams`] that passed [`ParamGuard::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidStideParams(StideParams);
+
+impl ValidStideParams {
+    /// The checked settings.
+    pub fn params(&self) -> &StideParams {
+        &self.0
+    }
+}
+
+impl ParamGuard for StideParams {
+    type Checked = ValidStideParams;
+    type Error = StideError;
+
+    /// The n-gram length must be at least 1.
+    fn check(&self) -> Result<ValidStideParams, StideError> {
+        if self.ngram == 0 {
+            return Err(StideError::ZeroNgram);
+        }
+        Ok(ValidStideParams(*self))
+    }
+}
+
+impl Fit<Windows<'_>> for ValidStideParams {
+    type Model = Stide;
+    type Error = StideError;
+
+    /// [`Stide::fit`] on the windows (the alphabet size is not needed).
+    fn fit(&self, data: &Windows<'_>) -> Result<Stide, StideError> {
+        Stide::fit_checked(data.windows, self.0.ngram)
     }
 }
 
@@ -177,12 +212,13 @@ impl Stide {
     /// Builds the database of every n-gram in the normal training `windows`.
     ///
     /// Windows shorter than `params.ngram` are kept whole (see the module docs); at least one
-    /// window must be long enough to give an n-gram.
+    /// window must be long enough to give an n-gram. The same as [`Fit::fit`] of `params` on
+    /// [`Windows`].
     pub fn fit(windows: &[&[Symbol]], params: &StideParams) -> Result<Stide, StideError> {
-        let n = params.ngram;
-        if n == 0 {
-            return Err(StideError::ZeroNgram);
-        }
+        Stide::fit_checked(windows, params.check()?.0.ngram)
+    }
+
+    fn fit_checked(windows: &[&[Symbol]], n: usize) -> Result<Stide, StideError> {
         let longest = windows.iter().map(|w| w.len()).max().unwrap_or(0);
         if longest == 0 {
             return Err(StideError::NoWindows);
@@ -376,6 +412,28 @@ mod tests {
         assert_eq!(s.score(&[8, 7]), 1.0);
         assert_eq!(s.score(&[]), 0.0);
         assert_eq!(s.mismatches(&[4, 3]), vec![true]);
+    }
+
+    #[test]
+    fn zero_ngram_is_rejected() {
+        let p = StideParams { ngram: 0 };
+        assert_eq!(p.check(), Err(StideError::ZeroNgram));
+        let w: &[Symbol] = &[1, 2, 3];
+        assert_eq!(p.fit(&Windows::new(&[w], 4)), Err(StideError::ZeroNgram));
+    }
+
+    #[test]
+    fn fit_trait_matches_the_inherent_fit() {
+        let a: &[Symbol] = &[1, 2, 3, 1, 2, 4];
+        let b: &[Symbol] = &[2, 2];
+        let p = StideParams { ngram: 3 };
+        assert_eq!(p.check().map(|c| *c.params()), Ok(p));
+        let by_trait = p.fit(&Windows::new(&[a, b], 5)).expect("fit");
+        assert_eq!(by_trait, Stide::fit(&[a, b], &p).expect("fit"));
+        assert_eq!(
+            StideParams::default().check().map(|c| c.params().ngram),
+            Ok(6)
+        );
     }
 
     #[test]

@@ -10,10 +10,11 @@
 
 use std::time::Instant;
 
+use mamori_detect::iforest::{IsolationForest, IsolationForestParams};
+use mamori_detect::matrix::Matrix;
 use mamori_detect::rng::Rng;
-use mamori_net::model::{
-    IsolationForest, IsolationForestParams, Matrix, StandardScaler, Svm, SvmParams,
-};
+use mamori_detect::scaler::StandardScaler;
+use mamori_detect::svm::{Svm, SvmParams};
 
 /// Nonlinear, overlapping classes: the label depends on `z0² + z1² + sin(2·z2)` of standard
 /// normal features plus noise; the remaining columns are noise.

@@ -1,5 +1,7 @@
 //! A trained network detector: feature settings, scaling and a model in one file, so scoring
-//! extracts exactly the features the model was trained on.
+//! extracts exactly the features the model was trained on. The file is the body of
+//! `mamori_core::envelope` (kind `Net`): a changed digit fails its checksum instead of silently
+//! scoring differently; [`NetDetector::check`] then checks the body against this build.
 //!
 //! Counts in traffic are heavy-tailed (a flood sends 10,000 packets where a sensor sends 3), so
 //! every feature goes through `ln(1 + x)` before standardisation; otherwise a single flood
@@ -7,12 +9,15 @@
 
 use mamori_detect::autoencoder::{AutoencoderParams, VectorAutoencoder, VectorScratch};
 use mamori_detect::calibrate::{calibrate, Threshold};
+use mamori_detect::dataset::Labelled;
+use mamori_detect::error::ModelError;
+use mamori_detect::iforest::{IsolationForest, IsolationForestParams};
+use mamori_detect::matrix::Matrix;
+use mamori_detect::scaler::StandardScaler;
+use mamori_detect::svm::{CvReport, GridSearch, Scoring, Svm, SvmParams};
+use mamori_detect::Fit;
 
 use crate::features::{FeatureConfig, FeatureRow};
-use crate::model::{
-    CvReport, GridSearch, IsolationForest, IsolationForestParams, Matrix, ModelError, Scoring,
-    StandardScaler, Svm, SvmParams,
-};
 
 /// File format tag.
 pub const FORMAT: &str = "mamori-net-detector/1";
@@ -91,11 +96,11 @@ pub struct SvmOptions {
 /// Unsupervised training options.
 #[derive(Debug, Clone)]
 pub struct ForestOptions {
-    /// Forest settings.
+    /// Forest settings (their `seed` is replaced by [`ForestOptions::seed`]).
     pub params: IsolationForestParams,
     /// Share of normal calibration rows allowed over the threshold.
     pub target_fpr: f64,
-    /// Seed.
+    /// Seed of the forest.
     pub seed: u64,
 }
 
@@ -157,16 +162,25 @@ fn matrix_of(rows: &[&FeatureRow], cols: usize) -> Result<Matrix, ModelError> {
 }
 
 impl NetDetector {
-    /// Trains an RBF SVM on labelled rows (both classes needed); C and gamma by stratified
-    /// cross-validation over the grid (balanced accuracy), the scaler fitted inside each fold.
+    /// Trains an RBF SVM on `rows` labelled by `attack` (one label per row, both classes
+    /// needed); C and gamma by stratified cross-validation over the grid (balanced accuracy),
+    /// the scaler fitted inside each fold.
     pub fn train_svm(
         rows: &[&FeatureRow],
+        attack: &[bool],
         features: FeatureConfig,
         options: &SvmOptions,
     ) -> Result<NetDetector, TrainError> {
         let names = features.kind.names();
         let x = matrix_of(rows, names.len())?;
-        let y: Vec<bool> = rows.iter().map(|r| r.is_attack()).collect();
+        if attack.len() != rows.len() {
+            return Err(ModelError::LengthMismatch {
+                rows: rows.len(),
+                labels: attack.len(),
+            }
+            .into());
+        }
+        let y = attack;
         let attack_rows = y.iter().filter(|&&a| a).count();
         let normal_rows = y.len() - attack_rows;
         if attack_rows == 0 || normal_rows == 0 {
@@ -198,7 +212,7 @@ impl NetDetector {
                 scoring: Scoring::BalancedAccuracy,
                 base,
             }
-            .run(&x, &y)?;
+            .run(&x, y)?;
             let best = report.best_row();
             (best.c, best.gamma, Some(report))
         } else {
@@ -207,7 +221,7 @@ impl NetDetector {
             (c, gamma, None)
         };
         let (scaler, xs) = StandardScaler::fit_transform(&x)?;
-        let svm = Svm::train(&xs, &y, &SvmParams { c, gamma, ..base })?;
+        let svm = SvmParams { c, gamma, ..base }.fit(&Labelled::new(&xs, y))?;
         Ok(NetDetector {
             format: FORMAT.to_string(),
             features,
@@ -233,7 +247,11 @@ impl NetDetector {
         options: &ForestOptions,
     ) -> Result<NetDetector, TrainError> {
         let fit = |xs: &Matrix| {
-            let forest = IsolationForest::fit(xs, &options.params, options.seed)?;
+            let params = IsolationForestParams {
+                seed: options.seed,
+                ..options.params
+            };
+            let forest = params.fit(xs)?;
             Ok(NetModel::IsolationForest(forest))
         };
         let fpr = options.target_fpr;
@@ -249,10 +267,7 @@ impl NetDetector {
         options: &AutoencoderOptions,
     ) -> Result<NetDetector, TrainError> {
         let fit = |xs: &Matrix| {
-            let rows: Vec<&[f64]> = xs.iter_rows().collect();
-            let ae = options
-                .params
-                .fit_vectors(&rows)
+            let ae = Fit::fit(&options.params, xs)
                 .map_err(|e| TrainError::Data(format!("autoencoder: {e}")))?;
             Ok(NetModel::Autoencoder(ae))
         };

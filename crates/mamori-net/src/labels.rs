@@ -7,9 +7,15 @@
 //! is inside [FROM, TO] and it goes between the attacker and the victim, in either direction
 //! (replies are part of the attack's traffic). Labels name hosts and absolute times, so several
 //! files can be given at once and apply to any capture.
+//!
+//! Labelling is a pass of its own beside feature extraction, which never sees the labels:
+//! [`LabelledExtractor`] looks each packet up ([`Labels::attack_of`]) and hands the verdict to a
+//! label-free [`Extractor`], whose rows tally it without reading it ([`RowLabel`]). A row is an
+//! attack row when it holds at least one attack packet.
 
 use std::path::Path;
 
+use crate::features::{Extractor, FeatureConfig, FeatureRow, RowSink, RowTally};
 use mamori_ingest::labels::{parse_labels, read_labels, Expect};
 pub use mamori_ingest::labels::{LabelsError, Step};
 
@@ -70,6 +76,106 @@ impl Labels {
     }
 }
 
+/// A row's ground truth, tallied from the labels of its packets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowLabel {
+    /// Packets of the row that the labels mark as attack traffic.
+    pub attack_packets: u64,
+    /// Index (into [`Labels::attacks`]) of the first attack seen in the row.
+    pub attack: Option<usize>,
+}
+
+impl RowLabel {
+    /// Labelled as attack: at least one attack packet.
+    pub fn is_attack(&self) -> bool {
+        self.attack_packets > 0
+    }
+}
+
+/// A packet's mark is [`Labels::attack_of`].
+impl RowTally for RowLabel {
+    type Mark = Option<usize>;
+
+    #[inline]
+    fn add(&mut self, attack: Option<usize>) {
+        if attack.is_some() {
+            self.attack_packets += 1;
+            self.attack = self.attack.or(attack);
+        }
+    }
+
+    #[inline]
+    fn merge(&mut self, part: &RowLabel) {
+        self.attack_packets += part.attack_packets;
+        self.attack = self.attack.or(part.attack);
+    }
+}
+
+/// A feature row and its ground truth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelledRow {
+    /// The row, as extracted.
+    pub row: FeatureRow,
+    /// What the labels say of its packets.
+    pub label: RowLabel,
+}
+
+impl LabelledRow {
+    /// Labelled as attack: at least one attack packet.
+    pub fn is_attack(&self) -> bool {
+        self.label.is_attack()
+    }
+}
+
+impl RowSink<RowLabel> for Vec<LabelledRow> {
+    #[inline]
+    fn put(&mut self, row: FeatureRow, label: RowLabel) {
+        self.push(LabelledRow { row, label });
+    }
+}
+
+/// The labelling pass: looks every packet up in the labels and feeds it, with the verdict, to a
+/// label-free [`Extractor`]; rows come out with their [`RowLabel`]. With no labels every row is
+/// normal and the features are those of a plain [`Extractor`].
+pub struct LabelledExtractor {
+    extractor: Extractor<RowLabel>,
+    labels: Labels,
+    attack_packets: u64,
+}
+
+impl LabelledExtractor {
+    /// A new extractor with `config`, labelling with `labels` (which may be empty).
+    pub fn new(config: &FeatureConfig, labels: Labels) -> Self {
+        LabelledExtractor {
+            extractor: Extractor::new(config),
+            labels,
+            attack_packets: 0,
+        }
+    }
+
+    /// Labels one packet and adds it; completed rows are appended to `out`.
+    #[inline]
+    pub fn push(&mut self, p: &PacketMeta, out: &mut Vec<LabelledRow>) {
+        let attack = self.labels.attack_of(p);
+        self.attack_packets += u64::from(attack.is_some());
+        self.extractor.push(p, attack, out);
+    }
+
+    /// Ends the stream: the last rows are appended to `out`.
+    pub fn finish(&mut self, out: &mut Vec<LabelledRow>) {
+        self.extractor.finish(out);
+    }
+
+    /// Packets seen, and of those labelled as attack.
+    pub fn packet_counts(&self) -> (u64, u64) {
+        (self.extractor.packets(), self.attack_packets)
+    }
+
+    /// The labels in use.
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +201,58 @@ mod tests {
         assert_eq!(l.attack_of(&packet(100.0, "10.0.0.3", "10.0.0.2")), None);
         assert_eq!(l.attack_of(&packet(205.0, "10.0.0.9", "10.0.0.3")), Some(1));
         assert_eq!(l.attack_of(&packet(205.0, "10.0.0.8", "10.0.0.9")), None);
+    }
+
+    /// The labelling pass changes no feature: its rows are the plain extractor's, in the same
+    /// order, and only the labels say which are attacks.
+    #[test]
+    fn labelling_adds_ground_truth_and_changes_no_feature() {
+        use crate::features::{FeatureKind, FeatureRow};
+        let mut l = Labels::default();
+        l.add_text("100 110 10.0.0.3 10.0.0.2 syn-flood\n", "t")
+            .unwrap();
+        let packets: Vec<PacketMeta> = (0..40)
+            .map(|i| {
+                let t = 95.0 + f64::from(i) * 0.5;
+                let (src, dst) = if i % 3 == 0 {
+                    ("10.0.0.3", "10.0.0.2")
+                } else {
+                    ("10.0.0.4", "10.0.0.9")
+                };
+                packet(t, src, dst)
+            })
+            .collect();
+        for kind in [
+            FeatureKind::Device,
+            FeatureKind::Flow,
+            FeatureKind::Interval,
+        ] {
+            let config = FeatureConfig {
+                kind,
+                ..FeatureConfig::default()
+            };
+            let mut plain: Extractor = Extractor::new(&config);
+            let mut labelled = LabelledExtractor::new(&config, l.clone());
+            let (mut a, mut b): (Vec<FeatureRow>, Vec<LabelledRow>) = (Vec::new(), Vec::new());
+            for p in &packets {
+                plain.push(p, (), &mut a);
+                labelled.push(p, &mut b);
+            }
+            plain.finish(&mut a);
+            labelled.finish(&mut b);
+            let rows: Vec<FeatureRow> = b.iter().map(|r| r.row.clone()).collect();
+            assert_eq!(a, rows, "{kind:?}");
+            assert!(b.iter().any(LabelledRow::is_attack), "{kind:?}");
+            assert!(b.iter().any(|r| !r.is_attack()), "{kind:?}");
+            // Packets 10..30 are in [100, 110]; every third is between attacker and victim.
+            assert_eq!(labelled.packet_counts(), (40, 7), "{kind:?}");
+            let attack_rows = b.iter().filter(|r| r.is_attack());
+            assert!(attack_rows.clone().all(|r| r.label.attack == Some(0)));
+            // The victim never sends, so it has no device row: each attack packet is counted
+            // once, in the attacker's window, flow or interval.
+            let counted: u64 = attack_rows.map(|r| r.label.attack_packets).sum();
+            assert_eq!(counted, 7, "{kind:?}");
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Parity of `mamori_net::model::Svm` with scikit-learn's `SVC` (and, loosely, of
+//! Parity of `mamori_detect::svm::Svm` with scikit-learn's `SVC` (and, loosely, of
 //! `IsolationForest`) on a seeded synthetic data set.
 //!
 //! Needs the reference Python environment (`scripts/setup-reference-venv.sh`, or an
@@ -11,8 +11,8 @@ mod common;
 use std::path::PathBuf;
 
 use common::parity::{check_iforest, check_parity, roc_auc, spearman, write_csv};
+use mamori_detect::matrix::Matrix;
 use mamori_detect::rng::Rng;
-use mamori_net::model::Matrix;
 
 /// 6 250 rows (5 000 train, 1 250 held out) × 20 features.
 const ROWS: usize = 6_250;

@@ -11,20 +11,20 @@ use std::path::{Path, PathBuf};
 
 use common::parity::{check_parity, write_csv};
 use common::{shared_data, workspace_root};
+use mamori_detect::matrix::Matrix;
 use mamori_ingest::pcap::CaptureReader;
 use mamori_net::detector::log_transform;
-use mamori_net::features::{Extractor, FeatureConfig, FeatureKind, FeatureRow};
-use mamori_net::labels::Labels;
-use mamori_net::model::Matrix;
+use mamori_net::features::{FeatureConfig, FeatureKind};
+use mamori_net::labels::{LabelledExtractor, LabelledRow, Labels};
 use mamori_net::packet::decode;
 
-fn rows_of(path: &Path, kind: FeatureKind, labels: &Labels) -> Vec<FeatureRow> {
+fn rows_of(path: &Path, kind: FeatureKind, labels: &Labels) -> Vec<LabelledRow> {
     let config = FeatureConfig {
         kind,
         ..FeatureConfig::default()
     };
     let mut reader = CaptureReader::open(path, false).expect("capture opens");
-    let mut ex = Extractor::new(&config, labels.clone());
+    let mut ex = LabelledExtractor::new(&config, labels.clone());
     let mut rows = Vec::new();
     while let Some(p) = reader.next_packet().expect("capture reads") {
         let meta = decode(p.linktype, p.ts_ns, p.orig_len, p.data).expect("decodes");
@@ -55,7 +55,7 @@ fn features_csv(kind: FeatureKind, dir: &Path) -> PathBuf {
                 continue;
             }
         }
-        log_transform(&r.values, &mut buf);
+        log_transform(&r.row.values, &mut buf);
         x.push_row(&buf).expect("row");
         y.push(r.is_attack());
     }

@@ -345,3 +345,124 @@ fn score_reports_rows_and_exit_status() {
         && a["source"] == "network"
         && a["score"].as_f64().unwrap() > a["threshold"].as_f64().unwrap()));
 }
+
+/// An isolation forest trained on the lab run in the repository (its attack rows left out).
+fn lab_forest(dir: &Path) -> PathBuf {
+    let (a, a_labels) = lab("lab-a");
+    let model = dir.join("iforest.model");
+    run(mamori()
+        .args([
+            "net", "train", "--model", "iforest", "--kind", "device", "-o",
+        ])
+        .arg(&model)
+        .arg(&a)
+        .arg("--labels")
+        .arg(&a_labels));
+    model
+}
+
+/// Detector files carry a checksum: one changed digit of the threshold once turned 114 flagged
+/// rows into none with exit status 0; now scoring refuses the file.
+#[test]
+fn a_detector_with_one_changed_digit_is_refused() {
+    let tmp = TempDir::new("net-tamper");
+    let model = lab_forest(&tmp.0);
+    let text = std::fs::read_to_string(&model).expect("model");
+    assert!(
+        text.starts_with(
+            r#"{"format":"mamori-model","kind":"net","version":1,"checksum":"sha256:"#
+        ),
+        "{}",
+        &text[..text.len().min(120)]
+    );
+    let key = r#""threshold":{"value":"#;
+    let at = text.find(key).expect("threshold in the file") + key.len();
+    let digit = at
+        + text[at..]
+            .find(|c: char| c.is_ascii_digit())
+            .expect("a digit");
+    let mut bytes = text.into_bytes();
+    bytes[digit] = if bytes[digit] == b'9' {
+        b'8'
+    } else {
+        bytes[digit] + 1
+    };
+    let tampered = tmp.0.join("tampered.model");
+    std::fs::write(&tampered, &bytes).expect("write");
+
+    let (b, _) = lab("lab-b");
+    let intact = mamori()
+        .args(["net", "score", "--alerts-only", "-m"])
+        .arg(&model)
+        .arg(&b)
+        .output()
+        .expect("runs");
+    assert!(
+        matches!(intact.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&intact.stderr)
+    );
+    let out = mamori()
+        .args(["net", "score", "-m"])
+        .arg(&tampered)
+        .arg(&b)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("checksum"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no row may be scored");
+}
+
+/// Each command takes only its own kind of model file, and says what it was given.
+#[test]
+fn model_kinds_are_not_mixed_up() {
+    let tmp = TempDir::new("net-kinds");
+    let model = lab_forest(&tmp.0);
+    let (b, _) = lab("lab-b");
+    let out = mamori()
+        .args(["score", "-m"])
+        .arg(&model)
+        .arg(&b)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("network detector"), "{stderr}");
+
+    let syscall = tmp.0.join("syscall.model");
+    std::fs::write(
+        &syscall,
+        r#"{"format":"mamori-model","kind":"syscall","version":1,"checksum":"sha256:0","body":{}}"#,
+    )
+    .expect("write");
+    let out = mamori()
+        .args(["net", "score", "-m"])
+        .arg(&syscall)
+        .arg(&b)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("system-call model"), "{stderr}");
+
+    // A detector from before the envelope (bare JSON) is named as such.
+    let bare = tmp.0.join("bare.json");
+    std::fs::write(
+        &bare,
+        r#"{"format":"mamori-net-detector/1","threshold":{"value":0.5}}"#,
+    )
+    .expect("write");
+    let out = mamori()
+        .args(["net", "score", "-m"])
+        .arg(&bare)
+        .arg(&b)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("retrain it with `mamori net train`"),
+        "{stderr}"
+    );
+}

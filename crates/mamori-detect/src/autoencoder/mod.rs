@@ -8,10 +8,13 @@
 //! - [`encoding`]: how a window becomes features ([`Encoding::OneHot`], [`Encoding::ClassIndex`],
 //!   [`Encoding::Bosc`]), then min-max scaled per feature on the training windows;
 //! - [`AutoencoderParams`]: hyper-parameters (defaults and why in its doc), checked into
-//!   [`AutoencoderValidParams`] whose `fit` trains an [`Autoencoder`];
+//!   [`AutoencoderValidParams`]; [`Fit`](crate::Fit) on [`Windows`](crate::dataset::Windows)
+//!   trains an [`Autoencoder`] (the params also keep an inherent
+//!   `fit(&windows, n_symbols, window_size)`, used below);
 //! - [`Autoencoder`] implements [`crate::WindowScorer`]; `score_many` batches windows;
 //! - [`VectorAutoencoder`]: the same network and training on rows of real-valued features that
-//!   the caller has already scaled (network traffic features, in `mamori-net`).
+//!   the caller has already scaled (network traffic features, in `mamori-net`): [`Fit`](crate::Fit)
+//!   on a [`Matrix`](crate::matrix::Matrix); it implements [`crate::RowScorer`].
 //!
 //! One-hot is the default sequence encoding: class numbers are labels with no order, and
 //! [`Encoding::ClassIndex`] makes the network treat "class 3 instead of class 4" as a small

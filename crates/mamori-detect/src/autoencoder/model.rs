@@ -7,8 +7,9 @@ use super::errors::AutoencoderError;
 use super::network::{Activation, Adam, Grads, Network, Workspace};
 use super::params::{AutoencoderParams, AutoencoderValidParams};
 use crate::classes::Symbol;
+use crate::dataset::Windows;
 use crate::rng::Rng;
-use crate::WindowScorer;
+use crate::{Fit, WindowScorer};
 
 /// Windows per forward pass when scoring.
 const SCORE_BATCH: usize = 512;
@@ -302,6 +303,16 @@ impl AutoencoderValidParams {
             history: trained.history,
             validation_history: trained.validation_history,
         })
+    }
+}
+
+impl Fit<Windows<'_>> for AutoencoderValidParams {
+    type Model = Autoencoder;
+    type Error = AutoencoderError;
+
+    /// [`AutoencoderValidParams::fit`] with the data set's `n_symbols` and `window_size`.
+    fn fit(&self, data: &Windows<'_>) -> Result<Autoencoder, AutoencoderError> {
+        AutoencoderValidParams::fit(self, data.windows, data.n_symbols, data.window_size)
     }
 }
 

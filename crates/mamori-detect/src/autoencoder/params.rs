@@ -174,7 +174,8 @@ impl AutoencoderParams {
         Ok(AutoencoderValidParams(self.clone()))
     }
 
-    /// Checks the parameters, then trains (see [`AutoencoderValidParams::fit`]).
+    /// Checks the parameters, then trains (see [`AutoencoderValidParams::fit`]); the same as
+    /// [`Fit::fit`](crate::Fit::fit) on [`Windows`](crate::dataset::Windows).
     pub fn fit(
         &self,
         windows: &[&[Symbol]],
@@ -182,6 +183,16 @@ impl AutoencoderParams {
         window_size: usize,
     ) -> Result<Autoencoder, AutoencoderError> {
         self.check()?.fit(windows, n_symbols, window_size)
+    }
+}
+
+impl crate::ParamGuard for AutoencoderParams {
+    type Checked = AutoencoderValidParams;
+    type Error = AutoencoderError;
+
+    /// [`AutoencoderParams::check`].
+    fn check(&self) -> Result<AutoencoderValidParams, AutoencoderError> {
+        AutoencoderParams::check(self)
     }
 }
 

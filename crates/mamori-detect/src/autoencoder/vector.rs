@@ -13,6 +13,8 @@ use super::errors::AutoencoderError;
 use super::model::{build_network, finite, train};
 use super::network::{Network, Workspace};
 use super::params::{AutoencoderParams, AutoencoderValidParams};
+use crate::matrix::Matrix;
+use crate::{Fit, RowScorer};
 
 /// Rows per forward pass in [`VectorAutoencoder::score_many`].
 const SCORE_BATCH: usize = 512;
@@ -112,8 +114,20 @@ impl AutoencoderValidParams {
     }
 }
 
+impl Fit<Matrix> for AutoencoderValidParams {
+    type Model = VectorAutoencoder;
+    type Error = AutoencoderError;
+
+    /// [`AutoencoderValidParams::fit_vectors`] on the rows of `x`.
+    fn fit(&self, x: &Matrix) -> Result<VectorAutoencoder, AutoencoderError> {
+        let rows: Vec<&[f64]> = x.iter_rows().collect();
+        self.fit_vectors(&rows)
+    }
+}
+
 impl AutoencoderParams {
-    /// [`AutoencoderParams::check`], then [`AutoencoderValidParams::fit_vectors`].
+    /// [`AutoencoderParams::check`], then [`AutoencoderValidParams::fit_vectors`]; the same as
+    /// [`Fit::fit`] on a [`Matrix`] of the rows.
     pub fn fit_vectors(&self, rows: &[&[f64]]) -> Result<VectorAutoencoder, AutoencoderError> {
         self.check()?.fit_vectors(rows)
     }
@@ -194,6 +208,14 @@ impl VectorAutoencoder {
     }
 }
 
+impl RowScorer for VectorAutoencoder {
+    /// [`VectorAutoencoder::score`] with fresh buffers (keep a [`VectorScratch`] and call
+    /// `score` directly in a hot loop).
+    fn score_row(&self, row: &[f64]) -> f64 {
+        self.score(row, &mut self.scratch())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +272,24 @@ mod tests {
             let one = ae.score(r, &mut scratch);
             assert!((one - s).abs() <= 1e-4 * s + 1e-9, "{one} vs {s}");
         }
+    }
+
+    #[test]
+    fn fit_on_a_matrix_is_fit_vectors_and_row_scorer_is_score() {
+        let train = plane(300, 5);
+        let refs: Vec<&[f64]> = train.iter().map(|r| &r[..]).collect();
+        let p = params().epochs(5);
+        let a = p.fit_vectors(&refs).expect("fit");
+        let x = Matrix::from_rows(train.clone()).expect("matrix");
+        let b = Fit::fit(&p, &x).expect("fit");
+        assert_eq!(a, b);
+        let row = [0.3, -0.2, 0.1, 0.5, 0.0, 1.0];
+        assert_eq!(b.score_row(&row), a.score(&row, &mut a.scratch()));
+        let bad = p.bottleneck(0);
+        assert_eq!(
+            Fit::fit(&bad, &x).unwrap_err(),
+            AutoencoderError::ZeroBottleneck
+        );
     }
 
     #[test]

@@ -32,8 +32,9 @@ use std::collections::HashMap;
 
 use super::errors::{check_symbols, HmmError};
 use super::params::{CategoricalHmmParams, ValidCategoricalHmmParams};
+use crate::dataset::Windows;
 use crate::rng::Rng;
-use crate::{Symbol, WindowScorer};
+use crate::{Fit, Symbol, WindowScorer};
 
 /// A fitted (or hand-built) discrete-emission HMM.
 ///
@@ -1083,8 +1084,19 @@ impl ValidCategoricalHmmParams {
     }
 }
 
+impl Fit<Windows<'_>> for ValidCategoricalHmmParams {
+    type Model = CategoricalHmm;
+    type Error = HmmError;
+
+    /// [`ValidCategoricalHmmParams::fit`] on the windows over `data.n_symbols` symbols.
+    fn fit(&self, data: &Windows<'_>) -> Result<CategoricalHmm, HmmError> {
+        ValidCategoricalHmmParams::fit(self, data.windows, data.n_symbols)
+    }
+}
+
 impl CategoricalHmmParams {
-    /// Checks the parameters, then [`ValidCategoricalHmmParams::fit`].
+    /// Checks the parameters, then [`ValidCategoricalHmmParams::fit`] (the same as
+    /// [`Fit::fit`] on [`Windows`]).
     pub fn fit(
         &self,
         sequences: &[&[Symbol]],

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::categorical::CategoricalHmm;
 use super::errors::{check_symbols, HmmError};
-use super::params::CategoricalHmmParams;
+use super::params::{CategoricalHmmParams, ValidCategoricalHmmParams, ValidFlatBoscHmmParams};
+use crate::dataset::Windows;
 use crate::window::bosc_into;
-use crate::{Symbol, WindowScorer};
+use crate::{Fit, Symbol, WindowScorer};
 
 /// A [`CategoricalHmm`] over flattened BoSC vectors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,13 +28,21 @@ pub struct FlatBoscHmm {
 impl FlatBoscHmm {
     /// Fits the HMM on the flattened BoSC vectors of `windows` over `n_symbols` classes. The
     /// count alphabet is `0..=longest window`; a symbol `>= n_symbols` is an error, empty windows
-    /// are skipped.
+    /// are skipped. The same as [`Fit::fit`] of
+    /// [`FlatBoscHmmParams`](super::FlatBoscHmmParams) on [`Windows`].
     pub fn fit(
         params: &CategoricalHmmParams,
         windows: &[&[Symbol]],
         n_symbols: usize,
     ) -> Result<Self, HmmError> {
-        let params = params.check()?;
+        Self::fit_checked(&params.check()?, windows, n_symbols)
+    }
+
+    fn fit_checked(
+        params: &ValidCategoricalHmmParams,
+        windows: &[&[Symbol]],
+        n_symbols: usize,
+    ) -> Result<Self, HmmError> {
         if n_symbols == 0 {
             return Err(HmmError::ZeroSymbols);
         }
@@ -79,6 +88,16 @@ fn flatten_into(window: &[Symbol], counts: &mut [u32]) -> Vec<Symbol> {
         .iter()
         .map(|&c| c.min(u32::from(Symbol::MAX)) as Symbol)
         .collect()
+}
+
+impl Fit<Windows<'_>> for ValidFlatBoscHmmParams {
+    type Model = FlatBoscHmm;
+    type Error = HmmError;
+
+    /// Fits the HMM on the flattened BoSC vectors of the windows (see [`FlatBoscHmm::fit`]).
+    fn fit(&self, data: &Windows<'_>) -> Result<FlatBoscHmm, HmmError> {
+        FlatBoscHmm::fit_checked(self.hmm(), data.windows, data.n_symbols)
+    }
 }
 
 impl WindowScorer for FlatBoscHmm {
@@ -140,6 +159,23 @@ mod tests {
             fa - fn_ < (ma - mn) / 3.0,
             "flat: normal {fn_}, attack {fa}; mixture gap {}",
             ma - mn
+        );
+    }
+
+    #[test]
+    fn fit_trait_matches_the_inherent_fit() {
+        let train: Vec<Vec<Symbol>> = (0..40).map(|k| vec![0, 1, (k % 3) as Symbol, 2]).collect();
+        let refs: Vec<&[Symbol]> = train.iter().map(Vec::as_slice).collect();
+        let hmm = CategoricalHmmParams::new().seed(4);
+        let a = FlatBoscHmm::fit(&hmm, &refs, 3).unwrap();
+        let b = super::super::FlatBoscHmmParams::from(hmm.clone())
+            .fit(&Windows::new(&refs, 3))
+            .unwrap();
+        assert_eq!(a, b);
+        let bad = super::super::FlatBoscHmmParams::from(hmm.n_states(0));
+        assert_eq!(
+            bad.fit(&Windows::new(&refs, 3)).unwrap_err(),
+            HmmError::ZeroStates
         );
     }
 

@@ -49,9 +49,10 @@ use std::collections::HashMap;
 
 use super::errors::{check_symbols, HmmError};
 use super::params::{MultinomialMixtureParams, ValidMultinomialMixtureParams};
+use crate::dataset::Windows;
 use crate::rng::Rng;
 use crate::window::bosc_into;
-use crate::{Symbol, WindowScorer};
+use crate::{Fit, Symbol, WindowScorer};
 
 /// A fitted mixture of multinomials over BoSC count vectors.
 ///
@@ -443,8 +444,19 @@ impl ValidMultinomialMixtureParams {
     }
 }
 
+impl Fit<Windows<'_>> for ValidMultinomialMixtureParams {
+    type Model = MultinomialMixture;
+    type Error = HmmError;
+
+    /// [`ValidMultinomialMixtureParams::fit`] on the windows over `data.n_symbols` classes.
+    fn fit(&self, data: &Windows<'_>) -> Result<MultinomialMixture, HmmError> {
+        ValidMultinomialMixtureParams::fit(self, data.windows, data.n_symbols)
+    }
+}
+
 impl MultinomialMixtureParams {
-    /// Checks the parameters, then [`ValidMultinomialMixtureParams::fit`].
+    /// Checks the parameters, then [`ValidMultinomialMixtureParams::fit`] (the same as
+    /// [`Fit::fit`] on [`Windows`]).
     pub fn fit(
         &self,
         windows: &[&[Symbol]],

@@ -1,9 +1,11 @@
 //! Hyper-parameters of the models, as builders with documented defaults (linfa style): set what
-//! you need, then [`CategoricalHmmParams::check`] (or `fit`, which checks first) validates them.
+//! you need, then [`ParamGuard::check`] (or [`Fit::fit`](crate::Fit::fit), which checks first)
+//! validates them.
 
 use serde::{Deserialize, Serialize};
 
 use super::errors::HmmError;
+use crate::ParamGuard;
 
 /// Hyper-parameters of [`CategoricalHmm`](super::CategoricalHmm) training (Baum–Welch).
 ///
@@ -230,6 +232,62 @@ impl MultinomialMixtureParams {
     }
 }
 
+impl ParamGuard for CategoricalHmmParams {
+    type Checked = ValidCategoricalHmmParams;
+    type Error = HmmError;
+
+    /// [`CategoricalHmmParams::check`].
+    fn check(&self) -> Result<ValidCategoricalHmmParams, HmmError> {
+        CategoricalHmmParams::check(self)
+    }
+}
+
+impl ParamGuard for MultinomialMixtureParams {
+    type Checked = ValidMultinomialMixtureParams;
+    type Error = HmmError;
+
+    /// [`MultinomialMixtureParams::check`].
+    fn check(&self) -> Result<ValidMultinomialMixtureParams, HmmError> {
+        MultinomialMixtureParams::check(self)
+    }
+}
+
+/// Hyper-parameters of [`FlatBoscHmm`](super::FlatBoscHmm): those of the
+/// [`CategoricalHmm`](super::CategoricalHmm) trained on the flattened BoSC vectors.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlatBoscHmmParams {
+    /// The HMM's settings.
+    pub hmm: CategoricalHmmParams,
+}
+
+impl From<CategoricalHmmParams> for FlatBoscHmmParams {
+    fn from(hmm: CategoricalHmmParams) -> Self {
+        FlatBoscHmmParams { hmm }
+    }
+}
+
+/// [`FlatBoscHmmParams`] that passed [`ParamGuard::check`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidFlatBoscHmmParams(pub(crate) ValidCategoricalHmmParams);
+
+impl ValidFlatBoscHmmParams {
+    /// The checked HMM parameters.
+    pub fn hmm(&self) -> &ValidCategoricalHmmParams {
+        &self.0
+    }
+}
+
+impl ParamGuard for FlatBoscHmmParams {
+    type Checked = ValidFlatBoscHmmParams;
+    type Error = HmmError;
+
+    /// The HMM's [`CategoricalHmmParams::check`].
+    fn check(&self) -> Result<ValidFlatBoscHmmParams, HmmError> {
+        self.hmm.check().map(ValidFlatBoscHmmParams)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +372,21 @@ mod tests {
                 "{bad}: {e:?}"
             );
         }
+    }
+
+    #[test]
+    fn param_guard_is_the_inherent_check() {
+        let bad = CategoricalHmmParams::new().n_states(0);
+        assert_eq!(ParamGuard::check(&bad).unwrap_err(), HmmError::ZeroStates);
+        let flat = FlatBoscHmmParams::from(bad);
+        assert_eq!(flat.check().unwrap_err(), HmmError::ZeroStates);
+        let ok = FlatBoscHmmParams::default().check().unwrap();
+        assert_eq!(ok.hmm().params(), &CategoricalHmmParams::new());
+        let mix = MultinomialMixtureParams::new().alpha(0.0);
+        assert_eq!(
+            ParamGuard::check(&mix).unwrap_err(),
+            HmmError::InvalidAlpha(0.0)
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use super::dist::{Dist, STAT_NAMES};
-use super::FeatureRow;
+use super::{FeatureRow, RowSink, RowTally};
 use crate::packet::{AppProto, Mac, PacketMeta, L3};
 
 /// How devices are told apart.
@@ -120,7 +120,7 @@ pub fn feature_names() -> Vec<String> {
 
 /// One device's counters for the current window.
 #[derive(Default)]
-struct DeviceState {
+struct DeviceState<T> {
     pkts_out: u64,
     pkts_in: u64,
     bytes_out: u64,
@@ -146,13 +146,13 @@ struct DeviceState {
     rst_in: u64,
     icmp_in: u64,
     apps: [u64; APPS.len()],
-    attack_packets: u64,
-    attack: Option<usize>,
+    /// The marks of the window's packets, either way.
+    tally: T,
     /// Packets in this window either way (a row is written only if it sent any).
     touched: bool,
 }
 
-impl DeviceState {
+impl<T: RowTally> DeviceState<T> {
     fn reset_window(&mut self) {
         let last_out_ns = self.last_out_ns;
         let (mut a, mut b) = (
@@ -249,15 +249,12 @@ impl DeviceState {
         }
     }
 
-    fn either(&mut self, p: &PacketMeta, attack: Option<usize>) {
+    fn either(&mut self, p: &PacketMeta, mark: T::Mark) {
         self.touched = true;
         if let Some(i) = APPS.iter().position(|&a| a == p.app) {
             self.apps[i] += 1;
         }
-        if attack.is_some() {
-            self.attack_packets += 1;
-            self.attack = self.attack.or(attack);
-        }
+        self.tally.add(mark);
     }
 
     fn values(&self, window_s: f64, slot_s: f64, out: &mut Vec<f64>) {
@@ -293,17 +290,17 @@ impl DeviceState {
     }
 }
 
-/// Turns packets into per-device window rows.
-pub struct DeviceWindows {
+/// Turns packets into per-device window rows; `T` tallies the marks of each row's packets.
+pub struct DeviceWindows<T: RowTally = ()> {
     config: DeviceConfig,
-    devices: HashMap<DeviceId, DeviceState>,
+    devices: HashMap<DeviceId, DeviceState<T>>,
     /// Devices with packets in the current window (so a flush does not walk every device).
     touched: Vec<DeviceId>,
     window: Option<u64>,
     n_features: usize,
 }
 
-impl DeviceWindows {
+impl<T: RowTally> DeviceWindows<T> {
     /// A new extractor.
     pub fn new(config: DeviceConfig) -> Self {
         DeviceWindows {
@@ -319,11 +316,12 @@ impl DeviceWindows {
         }
     }
 
-    /// Adds a packet (with its attack label, if any); rows of windows it closes go to `out`.
+    /// Adds a packet (with its mark, tallied by the rows of its sender and receiver); rows of
+    /// windows it closes go to `out`.
     ///
     /// A packet older than the current window (captures merged from several interfaces are not
     /// perfectly ordered) is counted in the current window.
-    pub fn push(&mut self, p: &PacketMeta, attack: Option<usize>, out: &mut Vec<FeatureRow>) {
+    pub fn push(&mut self, p: &PacketMeta, mark: T::Mark, out: &mut impl RowSink<T>) {
         let w = p.ts_ns / self.config.window_ns;
         match self.window {
             Some(cur) if w > cur => {
@@ -338,24 +336,24 @@ impl DeviceWindows {
             let slot_ns = self.config.slot_ns;
             let d = self.state(id);
             d.sent(p, slot_ns);
-            d.either(p, attack);
+            d.either(p, mark);
         }
         if let Some(id) = dst {
             if Some(id) != src {
                 let d = self.state(id);
                 d.received(p);
-                d.either(p, attack);
+                d.either(p, mark);
             }
         }
     }
 
     /// Writes the rows of the last, partial window.
-    pub fn finish(&mut self, out: &mut Vec<FeatureRow>) {
+    pub fn finish(&mut self, out: &mut impl RowSink<T>) {
         self.flush(out);
         self.window = None;
     }
 
-    fn state(&mut self, id: DeviceId) -> &mut DeviceState {
+    fn state(&mut self, id: DeviceId) -> &mut DeviceState<T> {
         let d = self.devices.entry(id).or_default();
         if !d.touched {
             self.touched.push(id);
@@ -378,7 +376,7 @@ impl DeviceWindows {
         }
     }
 
-    fn flush(&mut self, out: &mut Vec<FeatureRow>) {
+    fn flush(&mut self, out: &mut impl RowSink<T>) {
         let Some(w) = self.window else { return };
         let start_ns = w * self.config.window_ns;
         let window_s = self.config.window_ns as f64 * 1e-9;
@@ -392,15 +390,14 @@ impl DeviceWindows {
             if d.pkts_out > 0 {
                 let mut values = Vec::with_capacity(self.n_features);
                 d.values(window_s, slot_s, &mut values);
-                out.push(FeatureRow {
+                let row = FeatureRow {
                     entity: id.to_string(),
                     start_ns,
                     end_ns: start_ns + self.config.window_ns,
                     packets: d.pkts_out + d.pkts_in,
-                    attack_packets: d.attack_packets,
-                    attack: d.attack,
                     values,
-                });
+                };
+                out.put(row, std::mem::take(&mut d.tally));
             }
             d.reset_window();
         }
@@ -419,11 +416,12 @@ fn is_unicast(ip: &IpAddr) -> bool {
 mod tests {
     use super::*;
     use crate::features::tests::tcp;
+    use crate::labels::RowLabel;
 
     #[test]
     fn seed_features_of_a_known_stream() {
-        let mut dw = DeviceWindows::new(DeviceConfig::default());
-        let mut rows = Vec::new();
+        let mut dw = DeviceWindows::<RowLabel>::new(DeviceConfig::default());
+        let mut rows: Vec<(FeatureRow, RowLabel)> = Vec::new();
         // 10.0.0.2 sends 5 packets of 100 bytes, 0.5 s apart, starting at t=10 s; one reply.
         for i in 0..5u64 {
             let p = tcp(
@@ -445,7 +443,7 @@ mod tests {
         assert_eq!(rows.len(), 2);
         let names = feature_names();
         let get = |r: &FeatureRow, n: &str| r.values[names.iter().position(|x| x == n).unwrap()];
-        let r = rows.iter().find(|r| r.entity == "10.0.0.2").unwrap();
+        let (r, label) = rows.iter().find(|r| r.0.entity == "10.0.0.2").unwrap();
         assert_eq!(r.start_ns, 10_000_000_000);
         assert_eq!(get(r, "pkts_out"), 5.0);
         assert_eq!(get(r, "pkts_in"), 1.0);
@@ -458,23 +456,23 @@ mod tests {
         assert_eq!(get(r, "rst_in"), 1.0);
         assert_eq!(get(r, "dst_ports"), 1.0);
         assert_eq!(get(r, "http_pkts"), 6.0);
-        assert_eq!(r.attack_packets, 1);
-        assert_eq!(r.attack, Some(0));
+        assert_eq!(label.attack_packets, 1);
+        assert_eq!(label.attack, Some(0));
         assert_eq!(names.len(), r.values.len());
     }
 
     #[test]
     fn windows_close_when_time_moves_on_and_silent_devices_write_nothing() {
-        let mut dw = DeviceWindows::new(DeviceConfig::default());
-        let mut rows = Vec::new();
+        let mut dw: DeviceWindows = DeviceWindows::new(DeviceConfig::default());
+        let mut rows: Vec<FeatureRow> = Vec::new();
         dw.push(
             &tcp(1_000_000_000, "10.0.0.2", "10.0.0.9", 0x10, 60),
-            None,
+            (),
             &mut rows,
         );
         dw.push(
             &tcp(25_000_000_000, "10.0.0.2", "10.0.0.9", 0x10, 60),
-            None,
+            (),
             &mut rows,
         );
         assert_eq!(rows.len(), 1, "only the sender has a row: {rows:?}");

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use super::dist::Dist;
-use super::FeatureRow;
+use super::{FeatureRow, RowSink, RowTally};
 use crate::packet::{AppProto, PacketMeta};
 
 /// Flow settings.
@@ -148,7 +148,7 @@ pub fn interval_feature_names() -> Vec<String> {
     .collect()
 }
 
-struct Flow {
+struct Flow<T> {
     key: FlowKey,
     start_ns: u64,
     last_ns: u64,
@@ -164,19 +164,19 @@ struct Flow {
     rst: u64,
     psh: u64,
     app: AppProto,
-    attack_packets: u64,
-    attack: Option<usize>,
+    /// The marks of all the flow's packets.
+    tally: T,
     /// Traffic in the current interval, for the aggregates.
     interval_pkts: [u64; 2],
     interval_bytes: [u64; 2],
-    interval_attack_packets: u64,
-    /// First attack seen in the current interval (a long flow can carry several attacks).
-    interval_attack: Option<usize>,
+    /// The marks of the flow's packets in the current interval (a long flow can span several
+    /// intervals, and carry different marks in each).
+    interval_tally: T,
     in_interval: bool,
     new_in_interval: bool,
 }
 
-impl Flow {
+impl<T> Flow<T> {
     fn values(&self, out: &mut Vec<f64>) {
         let duration = (self.last_ns - self.start_ns) as f64 * 1e-9;
         let pkts = (self.pkts[0] + self.pkts[1]) as f64;
@@ -221,8 +221,6 @@ impl Flow {
             start_ns: self.start_ns,
             end_ns: self.last_ns,
             packets: self.pkts[0] + self.pkts[1],
-            attack_packets: self.attack_packets,
-            attack: self.attack,
             values,
         }
     }
@@ -239,7 +237,7 @@ pub enum FlowOutput {
 
 /// Per-host interval counters.
 #[derive(Default)]
-struct HostInterval {
+struct HostInterval<T> {
     flows: u64,
     flows_new: u64,
     dst_hosts: HashSet<IpAddr>,
@@ -255,26 +253,27 @@ struct HostInterval {
     max_flow_pkts: u64,
     telnet: u64,
     dns: u64,
-    attack_packets: u64,
-    attack: Option<usize>,
+    /// The host's flows' interval tallies, merged.
+    tally: T,
 }
 
-/// Tracks flows and writes flow rows or interval rows.
-pub struct FlowTable {
+/// Tracks flows and writes flow rows or interval rows; `T` tallies the marks of each row's
+/// packets.
+pub struct FlowTable<T: RowTally = ()> {
     config: FlowConfig,
     output: FlowOutput,
     index: HashMap<FlowKey, usize>,
-    flows: Vec<Option<Flow>>,
+    flows: Vec<Option<Flow<T>>>,
     free: Vec<usize>,
     /// Flows with traffic in the current interval.
     touched: Vec<usize>,
     /// Flows that ended during the current interval: still summarised at its end.
-    ended: Vec<Flow>,
+    ended: Vec<Flow<T>>,
     interval: Option<u64>,
     next_sweep_ns: u64,
 }
 
-impl FlowTable {
+impl<T: RowTally> FlowTable<T> {
     /// A new, empty table.
     pub fn new(config: FlowConfig, output: FlowOutput) -> Self {
         FlowTable {
@@ -299,8 +298,9 @@ impl FlowTable {
         self.index.len()
     }
 
-    /// Adds a packet; rows it completes go to `out`. Packets without IP addresses are ignored.
-    pub fn push(&mut self, p: &PacketMeta, attack: Option<usize>, out: &mut Vec<FeatureRow>) {
+    /// Adds a packet with its mark (tallied by its flow's row, or its initiator's interval row);
+    /// rows it completes go to `out`. Packets without IP addresses are ignored.
+    pub fn push(&mut self, p: &PacketMeta, mark: T::Mark, out: &mut impl RowSink<T>) {
         let (Some(src), Some(dst)) = (p.src_ip, p.dst_ip) else {
             return;
         };
@@ -353,12 +353,8 @@ impl FlowTable {
         }
         f.interval_pkts[dir] += 1;
         f.interval_bytes[dir] += len;
-        if attack.is_some() {
-            f.attack_packets += 1;
-            f.interval_attack_packets += 1;
-            f.interval_attack = f.interval_attack.or(attack);
-            f.attack = f.attack.or(attack);
-        }
+        f.tally.add(mark);
+        f.interval_tally.add(mark);
         let mut closed = false;
         if p.ip_proto == 6 {
             let flags = p.tcp_flags;
@@ -388,7 +384,7 @@ impl FlowTable {
     }
 
     /// Ends every flow and writes the last rows.
-    pub fn finish(&mut self, out: &mut Vec<FeatureRow>) {
+    pub fn finish(&mut self, out: &mut impl RowSink<T>) {
         let open: Vec<usize> = self.index.values().copied().collect();
         let mut open = open;
         open.sort_unstable();
@@ -417,12 +413,10 @@ impl FlowTable {
             rst: 0,
             psh: 0,
             app,
-            attack_packets: 0,
-            attack: None,
+            tally: T::default(),
             interval_pkts: [0; 2],
             interval_bytes: [0; 2],
-            interval_attack_packets: 0,
-            interval_attack: None,
+            interval_tally: T::default(),
             in_interval: false,
             new_in_interval: true,
         };
@@ -441,14 +435,17 @@ impl FlowTable {
     }
 
     /// Ends a flow: its row is written now; its interval share is kept until the interval ends.
-    fn end(&mut self, slot: usize, out: &mut Vec<FeatureRow>) {
+    fn end(&mut self, slot: usize, out: &mut impl RowSink<T>) {
         let Some(f) = self.flows[slot].take() else {
             return;
         };
         self.index.remove(&f.key);
         self.free.push(slot);
         match self.output {
-            FlowOutput::Flows => out.push(f.row()),
+            FlowOutput::Flows => {
+                let row = f.row();
+                out.put(row, f.tally);
+            }
             FlowOutput::Intervals => {
                 if f.in_interval {
                     self.ended.push(f);
@@ -457,7 +454,7 @@ impl FlowTable {
         }
     }
 
-    fn sweep(&mut self, now: u64, out: &mut Vec<FeatureRow>) {
+    fn sweep(&mut self, now: u64, out: &mut impl RowSink<T>) {
         let (idle, active) = (self.config.idle_timeout_ns, self.config.active_timeout_ns);
         let mut expired: Vec<usize> = self
             .index
@@ -475,11 +472,11 @@ impl FlowTable {
         }
     }
 
-    fn close_interval(&mut self, interval: u64, out: &mut Vec<FeatureRow>) {
-        let mut hosts: HashMap<IpAddr, HostInterval> = HashMap::new();
+    fn close_interval(&mut self, interval: u64, out: &mut impl RowSink<T>) {
+        let mut hosts: HashMap<IpAddr, HostInterval<T>> = HashMap::new();
         let touched = std::mem::take(&mut self.touched);
         let ended = std::mem::take(&mut self.ended);
-        let summarise = |f: &Flow, hosts: &mut HashMap<IpAddr, HostInterval>| {
+        let summarise = |f: &Flow<T>, hosts: &mut HashMap<IpAddr, HostInterval<T>>| {
             let h = hosts.entry(f.key.src).or_default();
             h.flows += 1;
             h.flows_new += u64::from(f.new_in_interval);
@@ -505,8 +502,7 @@ impl FlowTable {
             h.max_flow_pkts = h.max_flow_pkts.max(f.interval_pkts[0] + f.interval_pkts[1]);
             h.telnet += u64::from(f.app == AppProto::Telnet);
             h.dns += u64::from(f.app == AppProto::Dns);
-            h.attack_packets += f.interval_attack_packets;
-            h.attack = h.attack.or(f.interval_attack);
+            h.tally.merge(&f.interval_tally);
         };
         for &slot in &touched {
             // A slot freed and reused within the interval is listed twice; its flow counts once.
@@ -516,8 +512,7 @@ impl FlowTable {
                 f.new_in_interval = false;
                 f.interval_pkts = [0; 2];
                 f.interval_bytes = [0; 2];
-                f.interval_attack_packets = 0;
-                f.interval_attack = None;
+                f.interval_tally = T::default();
             }
         }
         for f in &ended {
@@ -527,19 +522,17 @@ impl FlowTable {
             return;
         }
         let start_ns = interval * self.config.interval_ns;
-        let mut hosts: Vec<(IpAddr, HostInterval)> = hosts.into_iter().collect();
+        let mut hosts: Vec<(IpAddr, HostInterval<T>)> = hosts.into_iter().collect();
         hosts.sort_by_key(|(ip, _)| *ip);
         for (ip, h) in hosts {
             let share = |n: u64| n as f64 / h.flows.max(1) as f64;
             let new_share = |n: u64| n as f64 / h.flows_new.max(1) as f64;
             let pkts = h.pkts[0] + h.pkts[1];
-            out.push(FeatureRow {
+            let row = FeatureRow {
                 entity: ip.to_string(),
                 start_ns,
                 end_ns: start_ns + self.config.interval_ns,
                 packets: pkts,
-                attack_packets: h.attack_packets,
-                attack: h.attack,
                 values: vec![
                     h.flows as f64,
                     h.flows_new as f64,
@@ -560,7 +553,8 @@ impl FlowTable {
                     h.telnet as f64,
                     h.dns as f64,
                 ],
-            });
+            };
+            out.put(row, h.tally);
         }
     }
 }
@@ -569,6 +563,7 @@ impl FlowTable {
 mod tests {
     use super::*;
     use crate::features::tests::{tcp, udp};
+    use crate::labels::RowLabel;
 
     fn names_get(names: &[String], r: &FeatureRow, n: &str) -> f64 {
         r.values[names.iter().position(|x| x == n).unwrap()]
@@ -576,8 +571,8 @@ mod tests {
 
     #[test]
     fn a_tcp_handshake_is_one_flow_both_ways_ended_by_fins() {
-        let mut t = FlowTable::new(FlowConfig::default(), FlowOutput::Flows);
-        let mut rows = Vec::new();
+        let mut t = FlowTable::<RowLabel>::new(FlowConfig::default(), FlowOutput::Flows);
+        let mut rows: Vec<FeatureRow> = Vec::new();
         let s = 1_000_000_000;
         t.push(&tcp(s, "10.0.0.2", "10.0.0.9", 0x02, 60), None, &mut rows);
         t.push(
@@ -623,8 +618,8 @@ mod tests {
             idle_timeout_ns: 5_000_000_000,
             ..FlowConfig::default()
         };
-        let mut t = FlowTable::new(cfg, FlowOutput::Flows);
-        let mut rows = Vec::new();
+        let mut t = FlowTable::<RowLabel>::new(cfg, FlowOutput::Flows);
+        let mut rows: Vec<FeatureRow> = Vec::new();
         t.push(
             &udp(1_000_000_000, "10.0.0.2", "10.0.0.1", 5000, 53),
             None,
@@ -648,8 +643,8 @@ mod tests {
 
     #[test]
     fn a_scan_shows_in_the_interval_aggregate() {
-        let mut t = FlowTable::new(FlowConfig::default(), FlowOutput::Intervals);
-        let mut rows = Vec::new();
+        let mut t = FlowTable::<RowLabel>::new(FlowConfig::default(), FlowOutput::Intervals);
+        let mut rows: Vec<(FeatureRow, RowLabel)> = Vec::new();
         let s = 20_000_000_000;
         for port in 1..=100u16 {
             let mut p = tcp(
@@ -679,9 +674,9 @@ mod tests {
             &mut rows,
         );
         let n = interval_feature_names();
-        let r = rows
+        let (r, label) = rows
             .iter()
-            .find(|r| r.entity == "10.0.0.3")
+            .find(|r| r.0.entity == "10.0.0.3")
             .expect("scanner row");
         assert_eq!(r.start_ns, 20_000_000_000);
         assert_eq!(names_get(&n, r, "flows_new"), 100.0);
@@ -690,14 +685,14 @@ mod tests {
         assert_eq!(names_get(&n, r, "unanswered_share"), 0.5);
         assert_eq!(names_get(&n, r, "half_open_share"), 1.0);
         assert_eq!(names_get(&n, r, "rst_flows"), 50.0);
-        assert_eq!(r.attack_packets, 150);
+        assert_eq!(label.attack_packets, 150);
         assert_eq!(rows.len(), 1, "the responder initiated nothing");
     }
 
     #[test]
     fn an_interval_names_the_attack_seen_in_it_not_the_flows_first() {
-        let mut t = FlowTable::new(FlowConfig::default(), FlowOutput::Intervals);
-        let mut rows = Vec::new();
+        let mut t = FlowTable::<RowLabel>::new(FlowConfig::default(), FlowOutput::Intervals);
+        let mut rows: Vec<(FeatureRow, RowLabel)> = Vec::new();
         // One long-lived flow: its packets belong to attack 0, then (next interval) to attack 1.
         t.push(
             &tcp(1_000_000_000, "10.0.0.3", "10.0.0.9", 0x18, 100),
@@ -715,8 +710,8 @@ mod tests {
             &mut rows,
         );
         t.finish(&mut rows);
-        let attacks: Vec<Option<usize>> = rows.iter().map(|r| r.attack).collect();
+        let attacks: Vec<Option<usize>> = rows.iter().map(|r| r.1.attack).collect();
         assert_eq!(attacks, [Some(0), Some(1)]);
-        assert_eq!(rows[1].attack_packets, 1);
+        assert_eq!(rows[1].1.attack_packets, 1);
     }
 }

@@ -1,13 +1,19 @@
 //! Feature extraction: per-device time windows, bidirectional flows, per-interval aggregates.
 //!
-//! All three read the same [`PacketMeta`] stream through one [`Extractor`], which also applies
-//! the attack labels, and write [`FeatureRow`]s whose columns are named by [`FeatureKind::names`].
+//! All three read the same [`PacketMeta`] stream through one [`Extractor`] and write
+//! [`FeatureRow`]s whose columns are named by [`FeatureKind::names`].
+//!
+//! Extraction knows nothing of attack labels: a row is the entity, its time span, its packet
+//! count and its values. Ground truth is applied by a separate pass
+//! ([`LabelledExtractor`](crate::labels::LabelledExtractor)) that labels each packet on its way
+//! in. The extractor hands each packet's mark, unread, to a [`RowTally`] of every row the packet
+//! counts in (the labels' tally counts attack packets and keeps the first attack); it is generic
+//! over the tally, so no feature can depend on a label. Without labels the tally is `()`.
 
 pub mod device;
 pub mod dist;
 pub mod flow;
 
-use crate::labels::Labels;
 use crate::packet::PacketMeta;
 use device::{DeviceConfig, DeviceWindows};
 use flow::{FlowConfig, FlowOutput, FlowTable};
@@ -80,7 +86,7 @@ impl Default for FeatureConfig {
     }
 }
 
-/// One row of features.
+/// One row of features: what was measured, and nothing about ground truth.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureRow {
     /// The device, flow (`tcp 10.0.0.2:40000 > 10.0.0.9:80`) or host the row is about.
@@ -91,37 +97,81 @@ pub struct FeatureRow {
     pub end_ns: u64,
     /// Packets counted in the row.
     pub packets: u64,
-    /// Of those, packets that the labels mark as attack traffic.
-    pub attack_packets: u64,
-    /// Index (into the labels) of the first attack seen in the row.
-    pub attack: Option<usize>,
     /// Feature values, in the order of [`FeatureKind::names`].
     pub values: Vec<f64>,
 }
 
-impl FeatureRow {
-    /// Labelled as attack: at least one attack packet.
-    pub fn is_attack(&self) -> bool {
-        self.attack_packets > 0
+/// What a row carries besides its features, folded from a per-packet mark the caller attaches
+/// to each packet. The extractor only moves marks and tallies around; it never reads them.
+pub trait RowTally: Default {
+    /// What is attached to each packet.
+    type Mark: Copy;
+
+    /// Counts one packet of the row.
+    fn add(&mut self, mark: Self::Mark);
+
+    /// Adds the tally of a part of the row (an interval row sums its flows' shares), after the
+    /// parts already merged.
+    fn merge(&mut self, part: &Self);
+}
+
+/// No tally: extraction without labels.
+impl RowTally for () {
+    type Mark = ();
+
+    #[inline]
+    fn add(&mut self, _mark: ()) {}
+
+    #[inline]
+    fn merge(&mut self, _part: &()) {}
+}
+
+/// Where finished rows go, with their tallies.
+pub trait RowSink<T> {
+    /// Takes one finished row.
+    fn put(&mut self, row: FeatureRow, tally: T);
+}
+
+/// Rows alone (the tally is dropped).
+impl<T> RowSink<T> for Vec<FeatureRow> {
+    #[inline]
+    fn put(&mut self, row: FeatureRow, _tally: T) {
+        self.push(row);
     }
 }
 
-enum Inner {
-    Device(DeviceWindows),
-    Flows(FlowTable),
+/// Rows with their tallies.
+impl<T> RowSink<T> for Vec<(FeatureRow, T)> {
+    #[inline]
+    fn put(&mut self, row: FeatureRow, tally: T) {
+        self.push((row, tally));
+    }
 }
 
-/// Packets in, feature rows out.
-pub struct Extractor {
-    inner: Inner,
-    labels: Labels,
+enum Inner<T: RowTally> {
+    Device(DeviceWindows<T>),
+    Flows(FlowTable<T>),
+}
+
+/// Packets in, feature rows out; `T` is what rows tally of their packets' marks (`()`: nothing).
+///
+/// ```
+/// use mamori_net::features::{Extractor, FeatureConfig, FeatureRow};
+///
+/// let mut extractor: Extractor = Extractor::new(&FeatureConfig::default());
+/// let mut rows: Vec<FeatureRow> = Vec::new();
+/// // for each decoded packet: extractor.push(&packet, (), &mut rows);
+/// extractor.finish(&mut rows);
+/// assert!(rows.is_empty());
+/// ```
+pub struct Extractor<T: RowTally = ()> {
+    inner: Inner<T>,
     packets: u64,
-    attack_packets: u64,
 }
 
-impl Extractor {
-    /// A new extractor; `labels` may be empty.
-    pub fn new(config: &FeatureConfig, labels: Labels) -> Self {
+impl<T: RowTally> Extractor<T> {
+    /// A new extractor.
+    pub fn new(config: &FeatureConfig) -> Self {
         let inner = match config.kind {
             FeatureKind::Device => Inner::Device(DeviceWindows::new(config.device)),
             FeatureKind::Flow => Inner::Flows(FlowTable::new(config.flow, FlowOutput::Flows)),
@@ -129,42 +179,30 @@ impl Extractor {
                 Inner::Flows(FlowTable::new(config.flow, FlowOutput::Intervals))
             }
         };
-        Extractor {
-            inner,
-            labels,
-            packets: 0,
-            attack_packets: 0,
-        }
+        Extractor { inner, packets: 0 }
     }
 
-    /// Adds one packet; completed rows are appended to `out`.
+    /// Adds one packet, with its mark (`()` without a tally); completed rows go to `out`.
     #[inline]
-    pub fn push(&mut self, p: &PacketMeta, out: &mut Vec<FeatureRow>) {
-        let attack = self.labels.attack_of(p);
+    pub fn push(&mut self, p: &PacketMeta, mark: T::Mark, out: &mut impl RowSink<T>) {
         self.packets += 1;
-        self.attack_packets += u64::from(attack.is_some());
         match &mut self.inner {
-            Inner::Device(d) => d.push(p, attack, out),
-            Inner::Flows(f) => f.push(p, attack, out),
+            Inner::Device(d) => d.push(p, mark, out),
+            Inner::Flows(f) => f.push(p, mark, out),
         }
     }
 
-    /// Ends the stream: the last rows are appended to `out`.
-    pub fn finish(&mut self, out: &mut Vec<FeatureRow>) {
+    /// Ends the stream: the last rows go to `out`.
+    pub fn finish(&mut self, out: &mut impl RowSink<T>) {
         match &mut self.inner {
             Inner::Device(d) => d.finish(out),
             Inner::Flows(f) => f.finish(out),
         }
     }
 
-    /// Packets seen, and of those labelled as attack.
-    pub fn packet_counts(&self) -> (u64, u64) {
-        (self.packets, self.attack_packets)
-    }
-
-    /// The labels in use.
-    pub fn labels(&self) -> &Labels {
-        &self.labels
+    /// Packets seen.
+    pub fn packets(&self) -> u64 {
+        self.packets
     }
 }
 

@@ -1,4 +1,4 @@
-//! Parity of mamori-net's models with scikit-learn on any labelled CSV.
+//! Parity of mamori-detect's network models with scikit-learn on any labelled CSV.
 //!
 //! The CSV has a header line, then one row per sample: the label (`0` normal, `1` attack)
 //! followed by the features. [`check_parity`] holds out a stratified fifth of the rows, fits
@@ -21,10 +21,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use mamori_net::model::cv::stratified_folds;
-use mamori_net::model::{
-    IsolationForest, IsolationForestParams, Matrix, StandardScaler, Svm, SvmParams,
-};
+use mamori_detect::iforest::{IsolationForest, IsolationForestParams};
+use mamori_detect::matrix::Matrix;
+use mamori_detect::scaler::StandardScaler;
+use mamori_detect::svm::cv::stratified_folds;
+use mamori_detect::svm::{Svm, SvmParams};
 use serde_json::{json, Value};
 
 /// Smallest share of held-out rows on which both must predict the same label.
@@ -277,7 +278,7 @@ impl fmt::Display for ParityReport {
 }
 
 fn balanced_accuracy(truth: &[bool], pred: &[bool]) -> f64 {
-    mamori_net::model::Scoring::BalancedAccuracy.score(truth, pred)
+    mamori_detect::svm::Scoring::BalancedAccuracy.score(truth, pred)
 }
 
 /// Trains our `Svm` and scikit-learn's `SVC(kernel="rbf", C=c, gamma, tol=1e-3,

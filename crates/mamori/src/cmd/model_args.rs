@@ -79,21 +79,21 @@ impl ModelArgs {
     /// The settings these flags describe.
     pub fn settings(&self) -> ModelSettings {
         ModelSettings {
-            seed: self.seed.clone(),
-            max_train_windows: self.max_train_windows.clone(),
-            states: self.states.clone(),
-            restarts: self.restarts.clone(),
-            max_iter: self.max_iter.clone(),
-            tol: self.tol.clone(),
-            components: self.components.clone(),
+            seed: self.seed,
+            max_train_windows: self.max_train_windows,
+            states: self.states,
+            restarts: self.restarts,
+            max_iter: self.max_iter,
+            tol: self.tol,
+            components: self.components,
             hidden: self.hidden.clone(),
-            bottleneck: self.bottleneck.clone(),
-            epochs: self.epochs.clone(),
-            batch_size: self.batch_size.clone(),
-            activity_l1: self.activity_l1.clone(),
-            learning_rate: self.learning_rate.clone(),
-            ngram: self.ngram.clone(),
-            clusters: self.clusters.clone(),
+            bottleneck: self.bottleneck,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            activity_l1: self.activity_l1,
+            learning_rate: self.learning_rate,
+            ngram: self.ngram,
+            clusters: self.clusters,
         }
     }
 }

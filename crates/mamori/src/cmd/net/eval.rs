@@ -109,7 +109,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 attack_rows: 0,
                 detected: 0,
             });
-        if r.row.is_attack() {
+        if r.label.is_attack() {
             attack_scores.push(score);
             src.attack_rows += 1;
             src.detected += usize::from(flagged);
@@ -118,7 +118,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             } else {
                 fn_ += 1;
             }
-            if let Some(i) = r.row.attack {
+            if let Some(i) = r.label.attack {
                 let e = per_attack.entry(i).or_default();
                 e.0 += 1;
                 e.1 += usize::from(flagged);

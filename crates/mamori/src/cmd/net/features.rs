@@ -61,7 +61,7 @@ pub fn run(args: FeaturesArgs) -> Result<()> {
     let attack_names: Vec<String> = labels.attacks().iter().map(|a| a.name.clone()).collect();
     let stats = input::for_each_row(&args.input, &config, &labels, |r: SourcedRow<'_>| {
         let attack = r
-            .row
+            .label
             .attack
             .and_then(|i| attack_names.get(i))
             .map(String::as_str)
@@ -76,8 +76,8 @@ pub fn run(args: FeaturesArgs) -> Result<()> {
                     input::secs(r.row.start_ns),
                     input::secs(r.row.end_ns),
                     r.row.packets,
-                    r.row.attack_packets,
-                    u8::from(r.row.is_attack()),
+                    r.label.attack_packets,
+                    u8::from(r.label.is_attack()),
                     csv_field(attack),
                 )?;
                 let mut num = ryu::Buffer::new();
@@ -104,8 +104,8 @@ pub fn run(args: FeaturesArgs) -> Result<()> {
                     "start": input::secs(r.row.start_ns),
                     "end": input::secs(r.row.end_ns),
                     "packets": r.row.packets,
-                    "attack_packets": r.row.attack_packets,
-                    "label": u8::from(r.row.is_attack()),
+                    "attack_packets": r.label.attack_packets,
+                    "label": u8::from(r.label.is_attack()),
                     "attack": attack,
                     "features": features,
                 });

@@ -11,8 +11,8 @@ use clap::Args;
 use mamori_ingest::pcap::CaptureReader;
 use mamori_net::features::device::{DeviceConfig, DeviceKey};
 use mamori_net::features::flow::FlowConfig;
-use mamori_net::features::{Extractor, FeatureConfig, FeatureKind, FeatureRow};
-use mamori_net::labels::Labels;
+use mamori_net::features::{FeatureConfig, FeatureKind, FeatureRow};
+use mamori_net::labels::{LabelledExtractor, LabelledRow, Labels, RowLabel};
 use mamori_net::live::LiveCapture;
 use mamori_net::packet::decode;
 use mamori_net::source::PacketSource;
@@ -128,6 +128,8 @@ pub struct SourcedRow<'a> {
     pub source: &'a str,
     /// The row.
     pub row: FeatureRow,
+    /// What the labels say of the row's packets (all normal without labels).
+    pub label: RowLabel,
 }
 
 /// Runs every input through an extractor with `config` and hands each row to `on_row`.
@@ -200,16 +202,20 @@ fn run_source(
     should_stop: impl Fn() -> bool,
     on_row: &mut impl FnMut(SourcedRow<'_>) -> Result<()>,
 ) -> Result<()> {
-    let mut extractor = Extractor::new(config, labels.clone());
+    let mut extractor = LabelledExtractor::new(config, labels.clone());
     let mut rows = Vec::new();
     let mut since_check = 0u32;
     while let Some(raw) = source.next_packet()? {
         let meta = decode(raw.linktype, raw.ts_ns, raw.orig_len, raw.data)
             .with_context(|| format!("{name}: packet {}", raw.number))?;
         extractor.push(&meta, &mut rows);
-        for row in rows.drain(..) {
+        for LabelledRow { row, label } in rows.drain(..) {
             stats.rows += 1;
-            on_row(SourcedRow { source: name, row })?;
+            on_row(SourcedRow {
+                source: name,
+                row,
+                label,
+            })?;
         }
         since_check += 1;
         if since_check >= 1024 {
@@ -220,9 +226,13 @@ fn run_source(
         }
     }
     extractor.finish(&mut rows);
-    for row in rows.drain(..) {
+    for LabelledRow { row, label } in rows.drain(..) {
         stats.rows += 1;
-        on_row(SourcedRow { source: name, row })?;
+        on_row(SourcedRow {
+            source: name,
+            row,
+            label,
+        })?;
     }
     let (packets, attack) = extractor.packet_counts();
     stats.packets += packets;
@@ -235,10 +245,14 @@ pub fn collect_rows(
     input: &PacketInputArgs,
     config: &FeatureConfig,
     labels: &Labels,
-) -> Result<(Vec<(String, FeatureRow)>, InputStats)> {
+) -> Result<(Vec<(String, LabelledRow)>, InputStats)> {
     let mut rows = Vec::new();
     let stats = for_each_row(input, config, labels, |r| {
-        rows.push((r.source.to_string(), r.row));
+        let row = LabelledRow {
+            row: r.row,
+            label: r.label,
+        };
+        rows.push((r.source.to_string(), row));
         Ok(())
     })?;
     Ok((rows, stats))

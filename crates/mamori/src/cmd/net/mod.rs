@@ -9,9 +9,11 @@ pub mod train;
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Subcommand;
 use mamori_net::detector::NetDetector;
+
+use crate::modelfile;
 
 /// Network subcommands.
 #[derive(Subcommand, Debug)]
@@ -50,12 +52,23 @@ fn report_input(stats: &input::InputStats) {
     }
 }
 
-/// Reads a detector file.
+/// Reads a detector file: the checksummed model envelope of kind `net` (a changed byte, a
+/// system-call model or a truncated file is an error), then the detector's own checks.
 fn load_detector(path: &Path) -> Result<NetDetector> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let detector: NetDetector = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a mamori net detector", path.display()))?;
+    let detector: NetDetector = modelfile::load(path, modelfile::ModelKind::Net).map_err(|e| {
+        // Detectors were bare JSON before they had a checksum.
+        let bare = matches!(e, modelfile::ModelFileError::NotAModel { .. })
+            && std::fs::read(path).is_ok_and(|b| b.starts_with(br#"{"format":"mamori-net-"#));
+        if bare {
+            anyhow::anyhow!(
+                "{}: a network detector written before detector files had a checksum; \
+                 retrain it with `mamori net train`",
+                path.display()
+            )
+        } else {
+            e.into()
+        }
+    })?;
     detector
         .check()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;

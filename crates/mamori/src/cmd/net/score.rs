@@ -96,7 +96,7 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
                 fired.is_some()
             )?;
             if !labels.is_empty() {
-                write!(out, ",\"label\":{}", u8::from(r.row.is_attack()))?;
+                write!(out, ",\"label\":{}", u8::from(r.label.is_attack()))?;
             }
             out.write_all(b"}\n")?;
             // Live alerts should not wait in a buffer.

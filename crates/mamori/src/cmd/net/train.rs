@@ -2,13 +2,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
+use mamori_detect::iforest::IsolationForestParams;
 use mamori_net::detector::{AutoencoderOptions, ForestOptions, NetDetector, SvmOptions};
 use mamori_net::features::FeatureRow;
-use mamori_net::model::iforest::IsolationForestParams;
+use mamori_net::labels::LabelledRow;
 
 use super::input::{self, FeatureArgs, PacketInputArgs};
+use crate::modelfile;
 
 /// Which model to train.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +25,8 @@ pub enum Algorithm {
     Autoencoder,
 }
 
-/// Train a network detector on captures and write it as JSON.
+/// Train a network detector on captures and write it as a model file (JSON in mamori's
+/// checksummed model envelope, kind `net`).
 ///
 /// `--model svm` needs attack labels (`--labels`): rows holding labelled attack packets are class
 /// 1, the rest class 0; C and gamma are chosen by stratified cross-validation. `--model iforest`
@@ -115,7 +118,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 balanced: args.balanced,
                 seed: args.seed,
             };
-            NetDetector::train_svm(&rows, config, &options)?
+            let (rows, attack): (Vec<&FeatureRow>, Vec<bool>) =
+                rows.iter().map(|r| (&r.row, r.is_attack())).unzip();
+            NetDetector::train_svm(&rows, &attack, config, &options)?
         }
         Algorithm::Iforest | Algorithm::Autoencoder => {
             let mut rng = mamori_detect::rng::Rng::seeded(args.seed);
@@ -137,11 +142,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
             // few rows would otherwise be a small cluster, and small clusters look anomalous.
             let train = equal_by_source(train, args.max_rows, &mut rng);
             let calib = equal_by_source(calib, args.max_rows, &mut rng);
+            let (train, calib) = (features_of(&train), features_of(&calib));
             if args.model == Algorithm::Iforest {
                 let options = ForestOptions {
                     params: IsolationForestParams {
                         n_estimators: args.trees,
                         max_samples: Some(args.max_samples),
+                        seed: args.seed,
                     },
                     target_fpr: args.target_fpr,
                     seed: args.seed,
@@ -161,9 +168,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(cv) = &detector.training.cv {
         eprintln!("{cv}");
     }
-    let json = serde_json::to_string(&detector)?;
-    std::fs::write(&args.output, json)
-        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    modelfile::save(&args.output, modelfile::ModelKind::Net, &detector)?;
     let t = &detector.training;
     eprintln!(
         "mamori: {} detector on {} normal and {} attack {:?} rows, threshold {:.6} -> {}",
@@ -180,8 +185,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The feature rows alone (the unsupervised models learn without labels).
+fn features_of<'a>(rows: &[&'a LabelledRow]) -> Vec<&'a FeatureRow> {
+    rows.iter().map(|r| &r.row).collect()
+}
+
 /// The normal rows, with their capture.
-fn normal_of(rows: &[(String, FeatureRow)]) -> SourcedRows<'_> {
+fn normal_of(rows: &[(String, LabelledRow)]) -> SourcedRows<'_> {
     rows.iter()
         .filter(|(_, r)| !r.is_attack())
         .map(|(s, r)| (s.as_str(), r))
@@ -189,10 +199,10 @@ fn normal_of(rows: &[(String, FeatureRow)]) -> SourcedRows<'_> {
 }
 
 /// Rows with the capture they came from.
-type SourcedRows<'a> = Vec<(&'a str, &'a FeatureRow)>;
+type SourcedRows<'a> = Vec<(&'a str, &'a LabelledRow)>;
 
 /// The normal rows split for training and for the threshold: every fourth is held out.
-fn held_out_every_fourth(rows: &[(String, FeatureRow)]) -> (SourcedRows<'_>, SourcedRows<'_>) {
+fn held_out_every_fourth(rows: &[(String, LabelledRow)]) -> (SourcedRows<'_>, SourcedRows<'_>) {
     let (mut train, mut calibration) = (Vec::new(), Vec::new());
     for (i, row) in normal_of(rows).into_iter().enumerate() {
         if i % 4 == 3 {
@@ -207,12 +217,12 @@ fn held_out_every_fourth(rows: &[(String, FeatureRow)]) -> (SourcedRows<'_>, Sou
 /// At most `max` rows. Attack rows are rare and each one matters, so all are kept (up to half of
 /// `max`, sampled beyond that); normal rows fill the rest, shared between captures
 /// ([`share_by_source`]). Class weights make up for the changed proportions.
-fn sample_rows(rows: &[(String, FeatureRow)], max: usize, seed: u64) -> Vec<&FeatureRow> {
+fn sample_rows(rows: &[(String, LabelledRow)], max: usize, seed: u64) -> Vec<&LabelledRow> {
     if rows.len() <= max {
         return rows.iter().map(|(_, r)| r).collect();
     }
     let mut rng = mamori_detect::rng::Rng::seeded(seed);
-    let mut attack: Vec<&FeatureRow> = rows
+    let mut attack: Vec<&LabelledRow> = rows
         .iter()
         .map(|(_, r)| r)
         .filter(|r| r.is_attack())
@@ -238,10 +248,10 @@ fn sample_rows(rows: &[(String, FeatureRow)], max: usize, seed: u64) -> Vec<&Fea
 /// must not crowd out the other devices' normal behaviour, so a capture with fewer rows than its
 /// share keeps them all and what it leaves is split among the others.
 fn share_by_source<'a>(
-    rows: Vec<(&str, &'a FeatureRow)>,
+    rows: Vec<(&str, &'a LabelledRow)>,
     budget: usize,
     rng: &mut mamori_detect::rng::Rng,
-) -> Vec<&'a FeatureRow> {
+) -> Vec<&'a LabelledRow> {
     if rows.len() <= budget {
         return rows.into_iter().map(|(_, r)| r).collect();
     }
@@ -261,10 +271,10 @@ fn share_by_source<'a>(
 /// `budget` rows with every capture contributing the same number: captures with fewer rows are
 /// drawn with replacement, larger ones sampled without.
 fn equal_by_source<'a>(
-    rows: Vec<(&str, &'a FeatureRow)>,
+    rows: Vec<(&str, &'a LabelledRow)>,
     budget: usize,
     rng: &mut mamori_detect::rng::Rng,
-) -> Vec<&'a FeatureRow> {
+) -> Vec<&'a LabelledRow> {
     let groups = by_source(rows);
     let share = (budget / groups.len().max(1)).max(1);
     let mut out = Vec::with_capacity(budget);
@@ -281,8 +291,8 @@ fn equal_by_source<'a>(
 }
 
 /// The rows of each capture, in capture-name order.
-fn by_source<'a>(rows: Vec<(&str, &'a FeatureRow)>) -> Vec<Vec<&'a FeatureRow>> {
-    let mut groups: std::collections::BTreeMap<&str, Vec<&FeatureRow>> = Default::default();
+fn by_source<'a>(rows: Vec<(&str, &'a LabelledRow)>) -> Vec<Vec<&'a LabelledRow>> {
+    let mut groups: std::collections::BTreeMap<&str, Vec<&LabelledRow>> = Default::default();
     for (source, r) in rows {
         groups.entry(source).or_default().push(r);
     }

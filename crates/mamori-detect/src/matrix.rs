@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ModelError;
+use crate::error::ModelError;
 
 /// Row-major feature matrix: one row per sample, one column per feature.
 ///

@@ -7,8 +7,25 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::error::check_finite;
-use super::{Matrix, ModelError};
+use crate::error::{check_finite, ModelError};
+use crate::matrix::Matrix;
+use crate::Fit;
+
+/// Settings of a [`StandardScaler`]: there are none (scikit-learn's `with_mean` and `with_std`
+/// are always on), so nothing needs checking and [`Fit`] is implemented on this type directly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandardScalerParams;
+
+impl Fit<Matrix> for StandardScalerParams {
+    type Model = StandardScaler;
+    type Error = ModelError;
+
+    /// [`StandardScaler::fit`].
+    fn fit(&self, x: &Matrix) -> Result<StandardScaler, ModelError> {
+        StandardScaler::fit(x)
+    }
+}
 
 /// Fitted means and scales of each feature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,7 +84,8 @@ impl From<StandardScaler> for ScalerRepr {
 }
 
 impl StandardScaler {
-    /// Learns mean and scale of every column of `x`.
+    /// Learns mean and scale of every column of `x` (the same as [`Fit::fit`] of
+    /// [`StandardScalerParams`] on `x`).
     ///
     /// The variance is the corrected two-pass sum (Chan, Golub & LeVeque 1983), as
     /// scikit-learn computes it; a column whose variance is within that algorithm's rounding
@@ -186,6 +204,19 @@ mod tests {
         assert!((z.row(3)[0] - 3.0 / sd).abs() < 1e-15);
         assert_eq!(z.row(2)[1], 0.0);
         assert_eq!(z.row(1)[2], 1.0);
+    }
+
+    #[test]
+    fn fit_trait_is_the_inherent_fit() {
+        let x = Matrix::from_rows(vec![vec![1.0, 5.0], vec![2.0, 9.0]]).expect("matrix");
+        assert_eq!(
+            StandardScalerParams.fit(&x),
+            Ok(StandardScaler::fit(&x).expect("fit"))
+        );
+        assert_eq!(
+            StandardScalerParams.fit(&Matrix::new(2)),
+            Err(ModelError::Empty)
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Errors shared by every model in [`crate::model`].
+//! Errors shared by the models over feature rows: [`crate::matrix`], [`crate::scaler`],
+//! [`crate::svm`] and [`crate::iforest`].
 
 /// Why a model could not be built from its data and parameters, or a model file is invalid.
 ///
@@ -69,7 +70,7 @@ pub enum ModelError {
 }
 
 /// Checks that every value of `m` is finite, naming the first one that is not.
-pub(crate) fn check_finite(m: &super::Matrix) -> Result<(), ModelError> {
+pub(crate) fn check_finite(m: &crate::matrix::Matrix) -> Result<(), ModelError> {
     for r in 0..m.rows() {
         if let Some(col) = m.row(r).iter().position(|v| !v.is_finite()) {
             return Err(ModelError::NonFinite {

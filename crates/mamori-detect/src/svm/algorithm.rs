@@ -8,7 +8,7 @@
 //! normal inside the solver, the same working-set rule, tie-breaking, shrinking schedule and
 //! offset — so that on the same standardised data both reach the same solution, not merely one
 //! of equal quality (the parity test finds decision values equal to about 1e-11). Features are
-//! expected to be standardised ([`super::StandardScaler`]): γ is meaningful only on a known
+//! expected to be standardised ([`crate::scaler::StandardScaler`]): γ is meaningful only on a known
 //! scale.
 //!
 //! Prediction cost is one exp and one dot product per support vector. The squared norms of the
@@ -19,75 +19,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::error::check_finite;
 use super::kernel::{dot, dots_feature_major, exp_in_place, feature_major, rbf_exponent};
+use super::params::{SvmParams, ValidSvmParams};
 use super::smo::{solve, SmoProblem};
-use super::{Matrix, ModelError};
-
-/// Settings of [`Svm::train`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SvmParams {
-    /// Penalty `C` of a margin violation. Default 1, scikit-learn's.
-    pub c: f64,
-    /// RBF width `γ` in `exp(−γ‖x − x'‖²)`. Default 0.1: about scikit-learn's `gamma="scale"`
-    /// (`1 / n_features` on standardised data) for the ten-odd features of a traffic window.
-    /// Tune it with [`super::cv::grid_search`].
-    pub gamma: f64,
-    /// Stopping tolerance on the KKT gap `m(α) − M(α)`. Default 1e-3, libsvm's.
-    pub tol: f64,
-    /// Kernel-column cache in MiB (at least two columns are always kept). Default 200,
-    /// scikit-learn's; 5 000 training rows need 100 MiB for the whole kernel matrix.
-    pub cache_mb: f64,
-    /// Shrink the active set during training (faster, same result). Default true.
-    pub shrinking: bool,
-    /// Multiplier of `C` for normal rows: `C_normal = c · weight_normal`. Default 1.
-    pub weight_normal: f64,
-    /// Multiplier of `C` for attack rows: `C_attack = c · weight_attack`. Raise it when attacks
-    /// are rare and missing one costs more than a false alarm. Default 1.
-    pub weight_attack: f64,
-    /// Most SMO iterations; 0 means no limit. Default 10 000 000, libsvm's. A model that hit the
-    /// limit is still returned, with [`Svm::converged`] false.
-    pub max_iter: usize,
-}
-
-impl Default for SvmParams {
-    fn default() -> Self {
-        SvmParams {
-            c: 1.0,
-            gamma: 0.1,
-            tol: 1e-3,
-            cache_mb: 200.0,
-            shrinking: true,
-            weight_normal: 1.0,
-            weight_attack: 1.0,
-            max_iter: 10_000_000,
-        }
-    }
-}
-
-impl SvmParams {
-    /// Checks every setting, naming the first that is out of range.
-    pub fn validate(&self) -> Result<(), ModelError> {
-        let positive = |name: &'static str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(ModelError::InvalidParam {
-                    name,
-                    value: v.to_string(),
-                    reason: "must be finite and > 0",
-                })
-            }
-        };
-        positive("c", self.c)?;
-        positive("gamma", self.gamma)?;
-        positive("tol", self.tol)?;
-        positive("cache_mb", self.cache_mb)?;
-        positive("weight_normal", self.weight_normal)?;
-        positive("weight_attack", self.weight_attack)
-    }
-}
+use crate::dataset::Labelled;
+use crate::error::{check_finite, ModelError};
+use crate::matrix::Matrix;
+use crate::{Fit, RowScorer};
 
 /// A trained RBF support vector machine (normal = class 0, attack = class 1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,13 +126,30 @@ impl From<Svm> for SvmRepr {
     }
 }
 
-impl Svm {
-    /// Trains on rows of `x` labelled by `y` (`true` = attack).
+impl Fit<Labelled<'_>> for ValidSvmParams {
+    type Model = Svm;
+    type Error = ModelError;
+
+    /// Trains on the rows labelled by the targets (`true` = attack).
     ///
-    /// Errors: no rows, labels of another length, a single class, a non-finite value (named by
-    /// row and column), or an invalid setting.
+    /// Errors: no rows, labels of another length, a single class, or a non-finite value (named
+    /// by row and column).
+    fn fit(&self, data: &Labelled<'_>) -> Result<Svm, ModelError> {
+        Svm::train_checked(data.records, data.targets, self.params())
+    }
+}
+
+impl Svm {
+    /// Trains on rows of `x` labelled by `y` (`true` = attack): [`Fit::fit`] of `params` on
+    /// [`Labelled`] `(x, y)`.
+    ///
+    /// Errors: an invalid setting, no rows, labels of another length, a single class, or a
+    /// non-finite value (named by row and column).
     pub fn train(x: &Matrix, y: &[bool], params: &SvmParams) -> Result<Svm, ModelError> {
-        params.validate()?;
+        params.fit(&Labelled::new(x, y))
+    }
+
+    fn train_checked(x: &Matrix, y: &[bool], params: &SvmParams) -> Result<Svm, ModelError> {
         if x.is_empty() {
             return Err(ModelError::Empty);
         }
@@ -386,10 +341,18 @@ impl Svm {
     }
 }
 
+impl RowScorer for Svm {
+    /// The decision value [`Svm::decision`]: positive on the attack side of the boundary, so
+    /// higher is more attack-like (the threshold of a trained detector is 0).
+    fn score_row(&self, row: &[f64]) -> f64 {
+        self.decision(row)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mamori_detect::rng::Rng;
+    use crate::rng::Rng;
 
     fn params(c: f64, gamma: f64) -> SvmParams {
         SvmParams {

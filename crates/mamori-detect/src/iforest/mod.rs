@@ -17,17 +17,18 @@
 //! Differences from scikit-learn: it counts a feature as constant when its range in the node
 //! is below 1e-7 in absolute terms, here any range above zero counts (a feature on a tiny scale
 //! stays usable); its trees round values to `f32`, these keep `f64`; and the random streams
-//! differ, so scores agree in distribution, not value by value (`tests/svm_parity.rs` compares
-//! their ranks).
+//! differ, so scores agree in distribution, not value by value (`mamori-net`'s
+//! `tests/svm_parity.rs` compares their ranks).
 //!
 //! Scoring walks the trees re-laid as complete binary trees (`flat.rs`), branch-free; the node
 //! lists are what is saved.
 
-use mamori_detect::rng::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::error::check_finite;
-use super::{Matrix, ModelError};
+use crate::error::{check_finite, ModelError};
+use crate::matrix::Matrix;
+use crate::rng::Rng;
+use crate::{Fit, ParamGuard, RowScorer};
 
 mod flat;
 use flat::FlatForest;
@@ -35,7 +36,9 @@ use flat::FlatForest;
 /// Euler–Mascheroni constant.
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 
-/// Settings of [`IsolationForest::fit`].
+/// Settings of an [`IsolationForest`]: set the fields (or start from
+/// [`IsolationForestParams::default`]), then fit a [`Matrix`] of normal rows through [`Fit`],
+/// which runs [`ParamGuard::check`] first.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IsolationForestParams {
@@ -45,6 +48,9 @@ pub struct IsolationForestParams {
     /// are the point: they keep dense normal clusters from masking anomalies. Larger than the
     /// data means all rows.
     pub max_samples: Option<usize>,
+    /// Seed of the subsamples and cuts. Default 0; the same seed gives the same forest on every
+    /// platform.
+    pub seed: u64,
 }
 
 impl Default for IsolationForestParams {
@@ -52,7 +58,43 @@ impl Default for IsolationForestParams {
         IsolationForestParams {
             n_estimators: 100,
             max_samples: None,
+            seed: 0,
         }
+    }
+}
+
+/// [`IsolationForestParams`] that passed [`ParamGuard::check`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValidIsolationForestParams(IsolationForestParams);
+
+impl ValidIsolationForestParams {
+    /// The checked settings.
+    pub fn params(&self) -> &IsolationForestParams {
+        &self.0
+    }
+}
+
+impl ParamGuard for IsolationForestParams {
+    type Checked = ValidIsolationForestParams;
+    type Error = ModelError;
+
+    /// At least one tree, and at least one row per tree when `max_samples` is given.
+    fn check(&self) -> Result<ValidIsolationForestParams, ModelError> {
+        if self.n_estimators == 0 {
+            return Err(ModelError::InvalidParam {
+                name: "n_estimators",
+                value: "0".into(),
+                reason: "needs at least one tree",
+            });
+        }
+        if self.max_samples == Some(0) {
+            return Err(ModelError::InvalidParam {
+                name: "max_samples",
+                value: "0".into(),
+                reason: "needs at least one row per tree",
+            });
+        }
+        Ok(ValidIsolationForestParams(*self))
     }
 }
 
@@ -139,28 +181,14 @@ pub fn average_path_length(n: usize) -> f64 {
     }
 }
 
-impl IsolationForest {
-    /// Grows the forest on the rows of `x` (normal traffic); the same `seed` gives the same
-    /// forest on every platform.
-    pub fn fit(
-        x: &Matrix,
-        params: &IsolationForestParams,
-        seed: u64,
-    ) -> Result<IsolationForest, ModelError> {
-        if params.n_estimators == 0 {
-            return Err(ModelError::InvalidParam {
-                name: "n_estimators",
-                value: "0".into(),
-                reason: "needs at least one tree",
-            });
-        }
-        if params.max_samples == Some(0) {
-            return Err(ModelError::InvalidParam {
-                name: "max_samples",
-                value: "0".into(),
-                reason: "needs at least one row per tree",
-            });
-        }
+impl Fit<Matrix> for ValidIsolationForestParams {
+    type Model = IsolationForest;
+    type Error = ModelError;
+
+    /// Grows the forest on the rows of `x` (normal traffic); the same seed gives the same forest
+    /// on every platform. Errors: no rows, or a non-finite value (named by row and column).
+    fn fit(&self, x: &Matrix) -> Result<IsolationForest, ModelError> {
+        let params = &self.0;
         if x.is_empty() {
             return Err(ModelError::Empty);
         }
@@ -168,7 +196,7 @@ impl IsolationForest {
         let n = x.rows();
         let psi = params.max_samples.unwrap_or(256).min(n);
         let max_depth = (psi.max(2) as f64).log2().ceil() as usize;
-        let mut rng = Rng::seeded(seed);
+        let mut rng = Rng::seeded(params.seed);
         let mut all: Vec<usize> = (0..n).collect();
         let trees = (0..params.n_estimators)
             .map(|_| {
@@ -183,6 +211,18 @@ impl IsolationForest {
             })
             .collect();
         Ok(IsolationForest::new(x.cols(), psi, trees))
+    }
+}
+
+impl IsolationForest {
+    /// Grows the forest on the rows of `x` (normal traffic) with `seed` in place of
+    /// `params.seed`: [`Fit::fit`] of `IsolationForestParams { seed, ..*params }` on `x`.
+    pub fn fit(
+        x: &Matrix,
+        params: &IsolationForestParams,
+        seed: u64,
+    ) -> Result<IsolationForest, ModelError> {
+        IsolationForestParams { seed, ..*params }.fit(x)
     }
 
     fn new(n_features: usize, max_samples: usize, trees: Vec<Vec<Node>>) -> IsolationForest {
@@ -237,6 +277,13 @@ impl IsolationForest {
     /// Number of features.
     pub fn n_features(&self) -> usize {
         self.n_features
+    }
+}
+
+impl RowScorer for IsolationForest {
+    /// [`IsolationForest::score`]: in `(0, 1]`, higher = more anomalous.
+    fn score_row(&self, row: &[f64]) -> f64 {
+        self.score(row)
     }
 }
 
@@ -373,6 +420,7 @@ mod tests {
             let p = IsolationForestParams {
                 n_estimators: 30,
                 max_samples,
+                ..Default::default()
             };
             let f = IsolationForest::fit(&x, &p, 11).expect("fit");
             assert!(f.flat.is_some(), "{max_samples:?} should be laid out");
@@ -399,6 +447,7 @@ mod tests {
         let p = IsolationForestParams {
             n_estimators: 2,
             max_samples: Some(8_192),
+            ..Default::default()
         };
         let h = IsolationForest::fit(&big, &p, 0).expect("fit");
         assert!(h.flat.is_none());
@@ -411,6 +460,7 @@ mod tests {
         let p = IsolationForestParams {
             n_estimators: 20,
             max_samples: Some(64),
+            ..Default::default()
         };
         let a = IsolationForest::fit(&x, &p, 5).expect("fit");
         let b = IsolationForest::fit(&x, &p, 5).expect("fit");
@@ -435,6 +485,63 @@ mod tests {
         let g = IsolationForest::fit(&same, &IsolationForestParams::default(), 0).expect("fit");
         // Every tree is one leaf of 50 rows: path c(50) = c(ψ), score exactly 0.5.
         assert!((g.score(&[3.0, 3.0]) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fit_trait_uses_the_seed_in_the_params() {
+        let x = cloud(200, 3, 9);
+        let p = IsolationForestParams {
+            n_estimators: 10,
+            seed: 4,
+            ..Default::default()
+        };
+        let a = p.fit(&x).expect("fit");
+        let b = IsolationForest::fit(&x, &IsolationForestParams::default(), 4).expect("fit");
+        // Same trees; `b` came from params with another n_estimators, so compare the first ten.
+        assert_eq!(a.trees[..], b.trees[..10]);
+        assert_eq!(a.score_row(x.row(0)), a.score(x.row(0)));
+        assert_eq!(a.score_rows(&x), a.score_matrix(&x));
+        let checked = p.check().expect("valid");
+        assert_eq!(checked.params(), &p);
+        assert_eq!(Fit::fit(&checked, &x).expect("fit"), a);
+    }
+
+    #[test]
+    fn zero_trees_are_rejected() {
+        let p = IsolationForestParams {
+            n_estimators: 0,
+            ..Default::default()
+        };
+        let expected = ModelError::InvalidParam {
+            name: "n_estimators",
+            value: "0".into(),
+            reason: "needs at least one tree",
+        };
+        assert_eq!(p.check(), Err(expected.clone()));
+        assert_eq!(p.fit(&cloud(5, 1, 0)), Err(expected));
+    }
+
+    #[test]
+    fn zero_max_samples_is_rejected() {
+        let p = IsolationForestParams {
+            max_samples: Some(0),
+            ..Default::default()
+        };
+        let expected = ModelError::InvalidParam {
+            name: "max_samples",
+            value: "0".into(),
+            reason: "needs at least one row per tree",
+        };
+        assert_eq!(p.check(), Err(expected.clone()));
+        assert_eq!(p.fit(&cloud(5, 1, 0)), Err(expected));
+    }
+
+    #[test]
+    fn defaults_are_valid_and_parse_from_partial_json() {
+        assert!(IsolationForestParams::default().check().is_ok());
+        let p: IsolationForestParams =
+            serde_json::from_str(r#"{"n_estimators": 5}"#).expect("parse");
+        assert_eq!((p.n_estimators, p.max_samples, p.seed), (5, None, 0));
     }
 
     #[test]

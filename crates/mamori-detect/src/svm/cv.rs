@@ -12,10 +12,13 @@
 
 use std::fmt;
 
-use mamori_detect::rng::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{Matrix, ModelError, StandardScaler, Svm, SvmParams};
+use super::{Svm, SvmParams};
+use crate::error::ModelError;
+use crate::matrix::Matrix;
+use crate::rng::Rng;
+use crate::scaler::StandardScaler;
 
 /// How a fold's predictions are scored (attack is the positive class).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
