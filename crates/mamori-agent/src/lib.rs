@@ -27,7 +27,7 @@ use anyhow::{Context, Result};
 use mamori_ingest::Record;
 
 use config::AgentConfig;
-use live::{LiveCapture, LiveOptions, Scope};
+use live::{LiveOptions, Scope, SyscallCapture};
 use mamori_core::Subject;
 use metrics::{ContainerMetrics, MetricsSnapshot};
 use models::ModelStore;
@@ -83,7 +83,7 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
         );
         Some(section)
     };
-    let mut live = LiveCapture::start(
+    let mut live = SyscallCapture::start(
         &LiveOptions {
             backend: config.capture.backend,
             write_bytes: config.capture.write_bytes,
@@ -288,7 +288,7 @@ fn image_of(subject: &Subject) -> &str {
 }
 
 /// Drops state of containers Docker reports gone (their cgroup ids are not reused while known).
-fn forget_stopped(tracked: &mut HashMap<u64, Tracked>, live: &LiveCapture) {
+fn forget_stopped(tracked: &mut HashMap<u64, Tracked>, live: &SyscallCapture) {
     tracked.retain(|&cg, t| {
         matches!(t.subject, Subject::Host { .. }) || live.directory.by_cgroup(cg).is_some()
     });
@@ -296,7 +296,7 @@ fn forget_stopped(tracked: &mut HashMap<u64, Tracked>, live: &LiveCapture) {
 
 fn snapshot(
     tracked: &HashMap<u64, Tracked>,
-    live: &LiveCapture,
+    live: &SyscallCapture,
     sink: &SinkQueue,
     rate: f64,
     unattributed: u64,

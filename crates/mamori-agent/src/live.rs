@@ -118,7 +118,7 @@ impl RecordSink for ProbeSink {
 }
 
 /// A running live capture. Dropping it stops capture.
-pub struct LiveCapture {
+pub struct SyscallCapture {
     /// Batches of assembled calls, in capture order.
     pub batches: Receiver<Vec<Captured>>,
     /// Containers known to Docker, by cgroup id.
@@ -131,7 +131,7 @@ pub struct LiveCapture {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-impl LiveCapture {
+impl SyscallCapture {
     /// Starts capture of `scope`. With containers named, waits until Docker confirms each runs.
     pub fn start(options: &LiveOptions, scope: Scope) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -167,7 +167,7 @@ impl LiveCapture {
                 directory.insert(info);
             }
         }
-        let mut live = LiveCapture {
+        let mut live = SyscallCapture {
             batches,
             directory: Arc::clone(&directory),
             stats,
@@ -246,7 +246,7 @@ impl LiveCapture {
     }
 }
 
-impl Drop for LiveCapture {
+impl Drop for SyscallCapture {
     fn drop(&mut self) {
         self.stop();
     }

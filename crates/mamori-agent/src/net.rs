@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use mamori_core::{Alert, AlertRule};
 use mamori_net::detector::{NetDetector, Scratch};
 use mamori_net::features::Extractor;
-use mamori_net::live::LiveCapture;
+use mamori_net::live::PacketCapture;
 use mamori_net::packet::decode;
 
 use mamori_pipeline::net_alerts::{NetAlerter, ScoredRow};
@@ -71,7 +71,7 @@ pub fn start(watch: &NetWatch, rule: AlertRule, stop: Arc<AtomicBool>) -> Result
         .check()
         .map_err(|e| anyhow::anyhow!("{}: {e}", watch.model.display()))?;
     let filter = (!watch.filter.is_empty()).then_some(watch.filter.as_str());
-    let mut live = LiveCapture::open(&watch.interface, filter, watch.snaplen, true)
+    let mut live = PacketCapture::open(&watch.interface, filter, watch.snaplen, true)
         .with_context(|| format!("[net] cannot capture on {}", watch.interface))?;
     live.set_stop_flag(stop);
     let alerter = NetAlerter::new(
@@ -127,7 +127,7 @@ impl NetSection {
 }
 
 fn run(
-    mut live: LiveCapture,
+    mut live: PacketCapture,
     detector: NetDetector,
     mut alerter: NetAlerter,
     tx: SyncSender<Alert>,
@@ -139,7 +139,7 @@ fn run(
     let mut rows: Vec<mamori_net::features::FeatureRow> = Vec::new();
     let mut packets = 0u64;
     let mut dropped_alerts = 0u64;
-    let publish = |alerter: &NetAlerter, live: &mut LiveCapture, packets: u64, dropped: u64| {
+    let publish = |alerter: &NetAlerter, live: &mut PacketCapture, packets: u64, dropped: u64| {
         let mut c = counters.lock().unwrap_or_else(PoisonError::into_inner);
         c.packets = packets;
         c.rows_scored = alerter.counts.scored;

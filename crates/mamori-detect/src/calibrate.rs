@@ -164,7 +164,8 @@ pub(crate) fn threshold_for_sorted(sorted: &[f64], target_fpr: f64) -> f64 {
 ///
 /// The body is the first 80 % of the scores; its `(1 − target_fpr)` quantile `b` is what the
 /// threshold would be without the tail. Walking back from the last score, the longest suffix
-/// in which more than half of the scores exceed `b` is the unlike tail (at most 20 % of all
+/// that starts with a score above `b` and in which more than half of the scores exceed `b` is
+/// the unlike tail (at most 20 % of all
 /// scores; 0 when fewer than 20 scores are given). A steady recording has exceedances spread
 /// evenly at about `target_fpr`, so no suffix of more than a score or two is dense in them.
 pub fn unlike_tail(scores: &[f64], target_fpr: f64) -> usize {
@@ -179,9 +180,11 @@ pub fn unlike_tail(scores: &[f64], target_fpr: f64) -> usize {
     let b = threshold_for_sorted(&body, target_fpr);
     let (mut above, mut best) = (0usize, 0usize);
     for (k, &s) in scores[body_len..].iter().rev().enumerate() {
-        above += usize::from(s.is_nan() || s > b);
+        let exceeds = s.is_nan() || s > b;
+        above += usize::from(exceeds);
         let len = k + 1;
-        if 2 * above > len {
+        // the tail starts at an exceeding window: normal windows before the burst stay
+        if exceeds && 2 * above > len {
             best = len;
         }
     }

@@ -69,9 +69,9 @@ pub struct CaptureStats {
 /// A capture on one interface.
 ///
 /// Each packet is copied once out of libpcap's ring into a reused buffer: that lets
-/// [`LiveCapture::next_packet`] retry after a read timeout and still lend the packet out, at the
+/// [`PacketCapture::next_packet`] retry after a read timeout and still lend the packet out, at the
 /// cost of a copy of at most the snap length.
-pub struct LiveCapture {
+pub struct PacketCapture {
     cap: pcap::Capture<pcap::Active>,
     interface: String,
     linktype: u32,
@@ -87,7 +87,7 @@ fn message(e: &pcap::Error) -> String {
     }
 }
 
-impl LiveCapture {
+impl PacketCapture {
     /// Starts capturing on `interface` (`any` for all, on Linux), keeping the first `snaplen`
     /// bytes of each packet that passes `filter` (tcpdump syntax).
     pub fn open(
@@ -120,7 +120,7 @@ impl LiveCapture {
         // DLT and LINKTYPE values agree for every link type the decoder knows, except raw IP,
         // whose DLT (12 or 14) the decoder also accepts.
         let linktype = u32::try_from(cap.get_datalink().0).unwrap_or(u32::MAX);
-        Ok(LiveCapture {
+        Ok(PacketCapture {
             cap,
             interface: interface.to_string(),
             linktype,
@@ -130,7 +130,7 @@ impl LiveCapture {
         })
     }
 
-    /// The flag that ends the capture: once it is set, [`LiveCapture::next_packet`] returns
+    /// The flag that ends the capture: once it is set, [`PacketCapture::next_packet`] returns
     /// `Ok(None)` within about [`READ_TIMEOUT_MS`].
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.stop)
@@ -214,9 +214,9 @@ impl LiveCapture {
     }
 }
 
-impl std::fmt::Debug for LiveCapture {
+impl std::fmt::Debug for PacketCapture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveCapture")
+        f.debug_struct("PacketCapture")
             .field("interface", &self.interface)
             .field("linktype", &self.linktype)
             .field("packets", &self.number)

@@ -21,7 +21,7 @@
 
 use mamori_ingest::pcap::{CaptureReader, PcapError, RawPacket};
 
-use crate::live::{LiveCapture, LiveError};
+use crate::live::{LiveError, PacketCapture};
 
 /// Why a [`PacketSource`] could not deliver a packet.
 #[derive(Debug, thiserror::Error)]
@@ -55,10 +55,10 @@ impl PacketSource for CaptureReader {
     }
 }
 
-impl PacketSource for LiveCapture {
+impl PacketSource for PacketCapture {
     #[inline]
     fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, SourceError> {
-        Ok(LiveCapture::next_packet(self)?)
+        Ok(PacketCapture::next_packet(self)?)
     }
 
     fn name(&self) -> &str {

@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mamori_net::live::{LiveCapture, LiveError};
+use mamori_net::live::{LiveError, PacketCapture};
 use mamori_net::packet::{decode, L3};
 
 const PACKETS: usize = 200;
@@ -109,7 +109,7 @@ fn in_netns<T: Send + 'static>(
 
 #[test]
 fn missing_interface_lists_the_available_ones() {
-    let err = LiveCapture::open("mamori-no-such-if0", None, 256, false).unwrap_err();
+    let err = PacketCapture::open("mamori-no-such-if0", None, 256, false).unwrap_err();
     match &err {
         LiveError::NoSuchInterface { interface, .. } => {
             assert_eq!(interface, "mamori-no-such-if0")
@@ -147,9 +147,9 @@ fn captures_exactly_the_filtered_packets() {
     let capture = {
         let (iface, stop, seen) = (lab.veth[0].clone(), Arc::clone(&stop), Arc::clone(&seen));
         in_netns(&lab.ns[0], move || {
-            let bad = LiveCapture::open(&iface, Some("udp port"), 256, false).unwrap_err();
+            let bad = PacketCapture::open(&iface, Some("udp port"), 256, false).unwrap_err();
             let filter = format!("udp port {port}");
-            let mut cap = LiveCapture::open(&iface, Some(&filter), 256, false).unwrap();
+            let mut cap = PacketCapture::open(&iface, Some(&filter), 256, false).unwrap();
             cap.set_stop_flag(stop);
             ready_tx.send(()).unwrap();
             let mut got = Vec::new();

@@ -12,7 +12,7 @@ use clap::Args;
 use mamori_ingest::{write_jsonl, Record};
 
 use mamori_agent::config::Backend;
-use mamori_agent::live::{LiveCapture, LiveOptions, Scope};
+use mamori_agent::live::{LiveOptions, Scope, SyscallCapture};
 use mamori_agent::{stop_on_signals, subject_of};
 
 /// Record system calls of running containers (eBPF; ptrace as a fallback).
@@ -62,7 +62,7 @@ pub fn capture_to(
     out: &mut dyn Write,
 ) -> Result<CaptureSummary> {
     let stop = stop_on_signals()?;
-    let mut live = LiveCapture::start(
+    let mut live = SyscallCapture::start(
         &LiveOptions {
             backend,
             write_bytes,

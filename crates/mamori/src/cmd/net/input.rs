@@ -13,7 +13,7 @@ use mamori_net::features::device::{DeviceConfig, DeviceKey};
 use mamori_net::features::flow::FlowConfig;
 use mamori_net::features::{FeatureConfig, FeatureKind, FeatureRow};
 use mamori_net::labels::{LabelledExtractor, LabelledRow, Labels, RowLabel};
-use mamori_net::live::LiveCapture;
+use mamori_net::live::PacketCapture;
 use mamori_net::packet::decode;
 use mamori_net::source::PacketSource;
 
@@ -146,7 +146,7 @@ pub fn for_each_row(
             signal_hook::flag::register(sig, Arc::clone(&stop))
                 .context("cannot install the signal handler")?;
         }
-        let mut live = LiveCapture::open(iface, input.filter.as_deref(), input.snaplen, true)
+        let mut live = PacketCapture::open(iface, input.filter.as_deref(), input.snaplen, true)
             .with_context(|| format!("cannot capture on {iface}"))?;
         live.set_stop_flag(Arc::clone(&stop));
         if let Some(d) = input.duration {
