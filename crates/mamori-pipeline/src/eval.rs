@@ -931,3 +931,142 @@ pub fn short_name(dataset: &str) -> String {
         n => format!("{}, {} and {} more", names[0], names[1], n - 2),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mamori_detect::window::StreamMode;
+
+    const S: i64 = 1_000_000_000;
+
+    /// A dataset by hand: normal windows cycle 0,1,2; attack windows hold symbol 3.
+    fn dataset() -> Dataset {
+        let normal =
+            |i: usize| -> Vec<Symbol> { (0..6).map(|k| ((i + k) % 3) as Symbol).collect() };
+        let mut d = Dataset {
+            train: (0..60).map(normal).collect(),
+            steps: vec![AttackRange {
+                from_ns: 50 * S,
+                to_ns: 52 * S,
+                name: "exec".into(),
+            }],
+            recordings: vec!["rec".into()],
+            ..Dataset::default()
+        };
+        d.calibration = (0..20).map(|i| d.intern(&normal(i))).collect();
+        for t in 0..100i64 {
+            let attack = (50..=52).contains(&t);
+            let w: Vec<Symbol> = if attack {
+                vec![0, 1, 3, 3, 1, 2]
+            } else {
+                normal(t as usize)
+            };
+            let id = d.intern(&w);
+            d.test.push(TestWindow {
+                id,
+                attack,
+                x: t as f64,
+                time: Some((0, t * S, t * S)),
+                steps: if attack { vec![0] } else { Vec::new() },
+            });
+        }
+        d
+    }
+
+    fn config() -> EvalConfig {
+        EvalConfig {
+            adfa: None,
+            train: Vec::new(),
+            calibrate: Vec::new(),
+            holdout: 0.2,
+            test: Vec::new(),
+            normal: Vec::new(),
+            attack: Vec::new(),
+            labels: Vec::new(),
+            attack_from: None,
+            attack_to: None,
+            train_before: None,
+            lidds_exploit: false,
+            limit_traces: None,
+            trace_score: TraceScore::Mean,
+            models: vec![ModelKind::Stide],
+            seeds: 2,
+            target_fpr: 0.01,
+            thresholds: Vec::new(),
+            alert_rule: AlertRule::default(),
+            alert_grace: 2.0,
+            read: ReadOptions::default(),
+            warmup_ns: 0,
+            profile: None,
+            learn: LearnParams::default(),
+            window: WindowConfig {
+                size: 6,
+                stride: 1,
+                stream: StreamMode::PerThread,
+            },
+            settings: ModelSettings {
+                ngram: 3,
+                ..ModelSettings::default()
+            },
+            keep_scores: true,
+            warn: false,
+        }
+    }
+
+    fn table() -> ClassTable {
+        ClassTable::new(mamori_detect::classes::ClassTableConfig {
+            name: "t".into(),
+            description: None,
+            aliases: Default::default(),
+            unmatched: mamori_detect::classes::Unmatched::Unknown,
+            classes: ["read", "write", "close", "execve"]
+                .iter()
+                .map(|s| mamori_detect::classes::ClassRule {
+                    name: None,
+                    syscall: s.to_string(),
+                    contains: None,
+                    prefix: None,
+                    field: mamori_detect::classes::Field::Any,
+                })
+                .collect(),
+        })
+        .expect("table")
+    }
+
+    #[test]
+    fn stide_separates_a_novel_call_and_the_operator_view_pages_once() {
+        let table = table();
+        let data = dataset();
+        let mut runs = 0;
+        let (report, kept) =
+            evaluate(&config(), &table, &data, "hand-made".into(), || runs += 1).expect("runs");
+        assert_eq!(runs, 2, "one model, two seeds");
+        assert_eq!(kept.len(), 1, "the first seed's scores, for the plots");
+        assert_eq!(
+            (report.test_normal_windows, report.test_attack_windows),
+            (97, 3)
+        );
+        let run = &report.models[0].runs[0];
+        assert_eq!(run.auc, 1.0);
+        assert_eq!(run.at_threshold.detection_rate, 1.0);
+        assert_eq!(run.at_threshold.false_positive_rate, 0.0);
+        let op = run
+            .operator
+            .as_ref()
+            .expect("timed windows give an operator view");
+        // three flagged windows 1 s apart: one alert, two held back by the cooldown
+        assert_eq!((op.true_alarms, op.false_alarms, op.suppressed), (1, 0, 2));
+        assert_eq!(op.steps[0].latency_s, Some(0.0));
+    }
+
+    #[test]
+    fn a_dataset_without_attack_windows_is_refused() {
+        let mut data = dataset();
+        data.test.retain(|w| !w.attack);
+        let table = table();
+        let err = evaluate(&config(), &table, &data, "x".into(), || {})
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("both normal and attack"), "{err}");
+    }
+}

@@ -10,6 +10,7 @@
 //! - [`operator`]: the agent's alert rule replayed over an evaluation's scored windows, counted
 //!   strictly — what an operator on call would have seen;
 //! - [`net_alerts`]: the same rule over network feature rows, per device;
+//! - [`net_train`]: which rows a network detector trains and calibrates on (fair per capture);
 //! - [`eval`]: datasets (ADFA-LD, labelled recordings, LID-DS) and their measurement: window and
 //!   trace rates, ROC AUC, threshold sweeps, per-recording results and the operator view.
 //!
@@ -45,6 +46,7 @@ pub mod eval;
 pub mod labels;
 pub mod model;
 pub mod net_alerts;
+pub mod net_train;
 pub mod operator;
 pub mod recording;
 pub mod train;

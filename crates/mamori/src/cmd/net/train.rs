@@ -9,6 +9,8 @@ use mamori_net::detector::{AutoencoderOptions, ForestOptions, NetDetector, SvmOp
 use mamori_net::features::FeatureRow;
 use mamori_net::labels::LabelledRow;
 
+use mamori_pipeline::net_train::{equal_by_source, held_out_every_fourth, sample_rows, Sourced};
+
 use super::input::{self, FeatureArgs, PacketInputArgs};
 use crate::modelfile;
 
@@ -110,7 +112,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let n_features = config.kind.names().len() as f64;
     let detector = match args.model {
         Algorithm::Svm => {
-            let rows = sample_rows(all_rows, args.max_rows, args.seed);
+            let sample = sample_rows(all_rows, args.max_rows, args.seed, LabelledRow::is_attack);
+            if let Some((attack, normal)) = sample.sampled {
+                eprintln!(
+                    "mamori: training on a sample of {attack} attack and {normal} normal rows (--max-rows {})",
+                    args.max_rows
+                );
+            }
+            let rows = sample.rows;
             let options = SvmOptions {
                 cs: args.cs.clone(),
                 gammas: args.gammas.iter().map(|g| g / n_features).collect(),
@@ -126,7 +135,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let mut rng = mamori_detect::rng::Rng::seeded(args.seed);
             let calibration_rows;
             let (train, calib) = if args.calibrate.is_empty() {
-                held_out_every_fourth(all_rows)
+                held_out_every_fourth(normal_of(all_rows))
             } else {
                 let cal_input = PacketInputArgs {
                     files: args.calibrate.clone(),
@@ -191,110 +200,9 @@ fn features_of<'a>(rows: &[&'a LabelledRow]) -> Vec<&'a FeatureRow> {
 }
 
 /// The normal rows, with their capture.
-fn normal_of(rows: &[(String, LabelledRow)]) -> SourcedRows<'_> {
+fn normal_of(rows: &[(String, LabelledRow)]) -> Sourced<'_, LabelledRow> {
     rows.iter()
         .filter(|(_, r)| !r.is_attack())
         .map(|(s, r)| (s.as_str(), r))
         .collect()
-}
-
-/// Rows with the capture they came from.
-type SourcedRows<'a> = Vec<(&'a str, &'a LabelledRow)>;
-
-/// The normal rows split for training and for the threshold: every fourth is held out.
-fn held_out_every_fourth(rows: &[(String, LabelledRow)]) -> (SourcedRows<'_>, SourcedRows<'_>) {
-    let (mut train, mut calibration) = (Vec::new(), Vec::new());
-    for (i, row) in normal_of(rows).into_iter().enumerate() {
-        if i % 4 == 3 {
-            calibration.push(row);
-        } else {
-            train.push(row);
-        }
-    }
-    (train, calibration)
-}
-
-/// At most `max` rows. Attack rows are rare and each one matters, so all are kept (up to half of
-/// `max`, sampled beyond that); normal rows fill the rest, shared between captures
-/// ([`share_by_source`]). Class weights make up for the changed proportions.
-fn sample_rows(rows: &[(String, LabelledRow)], max: usize, seed: u64) -> Vec<&LabelledRow> {
-    if rows.len() <= max {
-        return rows.iter().map(|(_, r)| r).collect();
-    }
-    let mut rng = mamori_detect::rng::Rng::seeded(seed);
-    let mut attack: Vec<&LabelledRow> = rows
-        .iter()
-        .map(|(_, r)| r)
-        .filter(|r| r.is_attack())
-        .collect();
-    rng.shuffle(&mut attack);
-    attack.truncate(max / 2);
-    let normal = rows
-        .iter()
-        .filter(|(_, r)| !r.is_attack())
-        .map(|(s, r)| (s.as_str(), r))
-        .collect();
-    let normal = share_by_source(normal, max - attack.len(), &mut rng);
-    eprintln!(
-        "mamori: training on a sample of {} attack and {} normal rows (--max-rows {max})",
-        attack.len(),
-        normal.len()
-    );
-    attack.extend(normal);
-    attack
-}
-
-/// At most `budget` rows, shared fairly between captures: a week-long capture of one chatty hub
-/// must not crowd out the other devices' normal behaviour, so a capture with fewer rows than its
-/// share keeps them all and what it leaves is split among the others.
-fn share_by_source<'a>(
-    rows: Vec<(&str, &'a LabelledRow)>,
-    budget: usize,
-    rng: &mut mamori_detect::rng::Rng,
-) -> Vec<&'a LabelledRow> {
-    if rows.len() <= budget {
-        return rows.into_iter().map(|(_, r)| r).collect();
-    }
-    let mut groups = by_source(rows);
-    groups.sort_by_key(Vec::len);
-    let (mut left, n) = (budget, groups.len());
-    let mut out = Vec::with_capacity(budget);
-    for (i, mut group) in groups.into_iter().enumerate() {
-        rng.shuffle(&mut group);
-        group.truncate(left / (n - i));
-        left -= group.len();
-        out.extend(group);
-    }
-    out
-}
-
-/// `budget` rows with every capture contributing the same number: captures with fewer rows are
-/// drawn with replacement, larger ones sampled without.
-fn equal_by_source<'a>(
-    rows: Vec<(&str, &'a LabelledRow)>,
-    budget: usize,
-    rng: &mut mamori_detect::rng::Rng,
-) -> Vec<&'a LabelledRow> {
-    let groups = by_source(rows);
-    let share = (budget / groups.len().max(1)).max(1);
-    let mut out = Vec::with_capacity(budget);
-    for mut group in groups {
-        if group.len() >= share {
-            rng.shuffle(&mut group);
-            out.extend(group.into_iter().take(share));
-        } else {
-            out.extend(group.iter().copied());
-            out.extend((group.len()..share).map(|_| group[rng.below(group.len())]));
-        }
-    }
-    out
-}
-
-/// The rows of each capture, in capture-name order.
-fn by_source<'a>(rows: Vec<(&str, &'a LabelledRow)>) -> Vec<Vec<&'a LabelledRow>> {
-    let mut groups: std::collections::BTreeMap<&str, Vec<&LabelledRow>> = Default::default();
-    for (source, r) in rows {
-        groups.entry(source).or_default().push(r);
-    }
-    groups.into_values().collect()
 }
