@@ -1,4 +1,5 @@
-//! Live: real attacks in network namespaces, scored as they happen by `mamori net score -i`.
+//! Live: real attacks in network namespaces, scored as they happen by `mamori net score -i` and
+//! by the agent's network section (`mamori agent --net-interface`).
 //!
 //! scripts/lab/net-lab.sh (short run, a seed the fixtures were not made with) builds a small
 //! network in namespaces of its own: mosquitto, an ffmpeg camera, DNS and NTP, and a compromised
@@ -96,7 +97,9 @@ fn live_scoring_flags_real_attacks_in_a_lab_network() {
     let mut guard = Guard(vec![lab]);
     let started = Instant::now();
     let mut score: Option<Child> = None;
+    let mut agent: Option<Child> = None;
     let scored = tmp.join("live.jsonl");
+    let agent_alerts = tmp.join("agent-alerts.jsonl");
     for line in BufReader::new(lab_err).lines() {
         let line = line.expect("lab output");
         eprintln!("{line}");
@@ -122,6 +125,19 @@ fn live_scoring_flags_real_attacks_in_a_lab_network() {
                 .spawn()
                 .expect("mamori net score -i starts");
             score = Some(child);
+            // the agent's network section on the same bridge, with the same detector: its
+            // alerts go through the shared rule and sinks
+            let child = Command::new("ip")
+                .args(["netns", "exec", &format!("{prefix}-lan"), bin, "agent"])
+                .args(["--net-interface", "br0", "--net-model"])
+                .arg(&model)
+                .arg("--alerts")
+                .arg(&agent_alerts)
+                .args(["--listen", "none", "--quiet"])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("mamori agent starts");
+            agent = Some(child);
         }
         if line.contains("normal tail") {
             // Let a whole quiet window of the tail close, then stop the live scorer cleanly
@@ -135,6 +151,11 @@ fn live_scoring_flags_real_attacks_in_a_lab_network() {
                 matches!(status.code(), Some(0 | 1)),
                 "scorer failed: {status}"
             );
+            let mut child = agent.take().expect("the agent was started");
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let status = child.wait().expect("agent exits");
+            assert!(status.success(), "agent failed: {status}");
         }
     }
     let mut lab = guard.0.pop().expect("lab");
@@ -197,6 +218,19 @@ fn live_scoring_flags_real_attacks_in_a_lab_network() {
         false_alarms * 10 <= quiet.len(),
         "{false_alarms} false alarms in {} quiet windows",
         quiet.len()
+    );
+    // The agent raised alerts for the attacker, in the shared alert record.
+    let agent_alerts: Vec<serde_json::Value> = std::fs::read_to_string(&agent_alerts)
+        .expect("agent alert file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    eprintln!("agent: {} network alerts", agent_alerts.len());
+    assert!(
+        agent_alerts.iter().any(|a| a["source"] == "network"
+            && a["subject"]["address"] == "10.77.0.23"
+            && a["evidence"]["input"] == "iface:br0"),
+        "no agent alert for the attacker: {agent_alerts:?}"
     );
     let _ = std::fs::remove_dir_all(&tmp);
 }
