@@ -192,6 +192,7 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
             let mut snapshot = snapshot(&tracked, &live, &sink, rate, unattributed, started);
             if let Some(n) = &net_section {
                 snapshot.net.push(n.metrics());
+                snapshot.alerts_dropped += n.alerts_dropped.load(Ordering::Relaxed);
             }
             *shared
                 .metrics

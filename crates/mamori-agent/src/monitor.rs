@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use mamori_core::alert::{ClassReason, ProcessSeen, Severity};
+use mamori_core::alert::{ClassReason, Fired, ProcessSeen};
 use mamori_core::rule::{AlertRule, AlertState, Decision};
 use mamori_core::{Alert, Evidence, Subject};
 use mamori_detect::classes::ClassTable;
@@ -232,27 +232,29 @@ impl ContainerMonitor {
         };
         self.stats.flagged += 1;
         self.stats.alerts += 1;
-        alerts.push(Alert {
-            time: mamori_core::time::rfc3339(t),
+        let fired = Fired {
             time_ns: t,
-            subject: self.subject.clone(),
-            source: "syscalls".into(),
-            detector: self.model.model.kind.to_string(),
-            model_path: self.model.path.clone(),
             score,
             threshold: self.model.threshold,
-            flagged_units: run_len,
+            run_len,
             run_start_ns,
-            severity: Severity::Warning,
-            evidence: Evidence::Syscalls {
-                window: index,
-                stream: w.stream,
-                start_ns: w.start_time_ns.unwrap_or(t),
-                end_ns: t,
-                top_classes: self.reasons(&w.symbols),
-                processes: self.processes(w.stream),
-            },
-        });
+        };
+        let evidence = Evidence::Syscalls {
+            window: index,
+            stream: w.stream,
+            start_ns: w.start_time_ns.unwrap_or(t),
+            end_ns: t,
+            top_classes: self.reasons(&w.symbols),
+            processes: self.processes(w.stream),
+        };
+        alerts.push(Alert::warning(
+            self.subject.clone(),
+            "syscalls",
+            self.model.model.kind.name(),
+            &self.model.path,
+            fired,
+            evidence,
+        ));
     }
 
     fn reasons(&self, symbols: &[u16]) -> Vec<ClassReason> {

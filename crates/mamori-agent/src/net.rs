@@ -3,7 +3,7 @@
 //! and metrics as the system-call side.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -15,6 +15,7 @@ use mamori_net::features::Extractor;
 use mamori_net::live::PacketCapture;
 use mamori_net::packet::decode;
 
+use crate::metrics::NetMetrics;
 use mamori_pipeline::net_alerts::{NetAlerter, ScoredRow};
 
 /// What the network section is told to watch.
@@ -30,36 +31,15 @@ pub struct NetWatch {
     pub snaplen: u32,
 }
 
-/// Counters of the network section, for /metrics.
-#[derive(Debug, Clone, Default)]
-pub struct NetCounters {
-    /// Interface.
-    pub interface: String,
-    /// Detector algorithm.
-    pub model: String,
-    /// Packets decoded.
-    pub packets: u64,
-    /// Rows scored.
-    pub rows_scored: u64,
-    /// Rows over the threshold.
-    pub rows_flagged: u64,
-    /// Alerts raised.
-    pub alerts: u64,
-    /// Flagged rows held back by the cooldown.
-    pub suppressed: u64,
-    /// Packets the kernel or interface dropped.
-    pub capture_dropped: u64,
-    /// Alerts dropped because the agent's queue was full.
-    pub alerts_dropped: u64,
-}
-
 /// The running section.
 pub struct NetSection {
     thread: Option<JoinHandle<Result<()>>>,
     /// Alerts for the agent's sinks.
     pub alerts: Receiver<Alert>,
     /// Counters, refreshed as rows are scored.
-    pub counters: Arc<Mutex<NetCounters>>,
+    pub counters: Arc<Mutex<NetMetrics>>,
+    /// Alerts dropped because the agent had not taken the earlier ones yet.
+    pub alerts_dropped: Arc<AtomicU64>,
 }
 
 /// Loads the detector (checksummed envelope), opens the capture and starts scoring on a thread
@@ -81,37 +61,42 @@ pub fn start(watch: &NetWatch, rule: AlertRule, stop: Arc<AtomicBool>) -> Result
         watch.model.display().to_string(),
         detector.features.kind.entity_name(),
     );
-    let counters = Arc::new(Mutex::new(NetCounters {
+    let counters = Arc::new(Mutex::new(NetMetrics {
         interface: watch.interface.clone(),
         model: detector.model.algorithm().to_string(),
-        ..NetCounters::default()
+        ..NetMetrics::default()
     }));
+    let alerts_dropped = Arc::new(AtomicU64::new(0));
+    let thread_dropped = Arc::clone(&alerts_dropped);
     let (tx, rx) = std::sync::mpsc::sync_channel(1024);
     let thread_counters = Arc::clone(&counters);
     let thread = std::thread::Builder::new()
         .name("mamori-net".into())
-        .spawn(move || run(live, detector, alerter, tx, &thread_counters))?;
+        .spawn(move || {
+            run(
+                live,
+                detector,
+                alerter,
+                tx,
+                &thread_counters,
+                &thread_dropped,
+            )
+        })?;
     Ok(NetSection {
         thread: Some(thread),
         alerts: rx,
         counters,
+        alerts_dropped,
     })
 }
 
 impl NetSection {
     /// The section's counters as /metrics shows them.
-    pub fn metrics(&self) -> super::metrics::NetMetrics {
-        let c = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        super::metrics::NetMetrics {
-            interface: c.interface.clone(),
-            model: c.model.clone(),
-            packets: c.packets,
-            rows_scored: c.rows_scored,
-            rows_flagged: c.rows_flagged,
-            alerts: c.alerts,
-            suppressed: c.suppressed,
-            capture_dropped: c.capture_dropped,
-        }
+    pub fn metrics(&self) -> NetMetrics {
+        self.counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Waits for the thread (after the stop flag was set): the alerts not yet taken, and the
@@ -131,22 +116,21 @@ fn run(
     detector: NetDetector,
     mut alerter: NetAlerter,
     tx: SyncSender<Alert>,
-    counters: &Mutex<NetCounters>,
+    counters: &Mutex<NetMetrics>,
+    dropped: &AtomicU64,
 ) -> Result<()> {
     let name = format!("iface:{}", live.interface());
     let mut extractor: Extractor = Extractor::new(&detector.features);
     let mut scratch = Scratch::default();
     let mut rows: Vec<mamori_net::features::FeatureRow> = Vec::new();
     let mut packets = 0u64;
-    let mut dropped_alerts = 0u64;
-    let publish = |alerter: &NetAlerter, live: &mut PacketCapture, packets: u64, dropped: u64| {
+    let publish = |alerter: &NetAlerter, live: &mut PacketCapture, packets: u64| {
         let mut c = counters.lock().unwrap_or_else(PoisonError::into_inner);
         c.packets = packets;
         c.rows_scored = alerter.counts.scored;
         c.rows_flagged = alerter.counts.flagged;
         c.alerts = alerter.counts.alerts;
         c.suppressed = alerter.counts.suppressed;
-        c.alerts_dropped = dropped;
         if let Ok(s) = live.stats() {
             c.capture_dropped = s.dropped_by_kernel + s.dropped_by_interface;
         }
@@ -171,14 +155,14 @@ fn run(
             });
             if let Some(a) = fired {
                 if let Err(TrySendError::Full(_)) = tx.try_send(a) {
-                    dropped_alerts += 1;
+                    dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
         if packets.is_multiple_of(256) {
-            publish(&alerter, &mut live, packets, dropped_alerts);
+            publish(&alerter, &mut live, packets);
         }
     }
-    publish(&alerter, &mut live, packets, dropped_alerts);
+    publish(&alerter, &mut live, packets);
     Ok(())
 }

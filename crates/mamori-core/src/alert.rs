@@ -46,6 +46,49 @@ pub struct Alert {
     pub evidence: Evidence,
 }
 
+/// The numbers of a fired alert: when, how high, and the run that fired it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fired {
+    /// When the alerting unit could be scored (ns).
+    pub time_ns: i64,
+    /// Its score.
+    pub score: f64,
+    /// The threshold it exceeded.
+    pub threshold: f64,
+    /// Flagged units in the run ([`crate::Decision::Fire`]).
+    pub run_len: usize,
+    /// When the run's first flagged unit ended (ns).
+    pub run_start_ns: i64,
+}
+
+impl Alert {
+    /// A warning from a detector: `source` (`syscalls`, `network`), the model `detector` read
+    /// from `model_path`, the rule's numbers and the evidence.
+    pub fn warning(
+        subject: Subject,
+        source: &str,
+        detector: &str,
+        model_path: &str,
+        fired: Fired,
+        evidence: Evidence,
+    ) -> Alert {
+        Alert {
+            time: crate::time::rfc3339(fired.time_ns),
+            time_ns: fired.time_ns,
+            subject,
+            source: source.to_string(),
+            detector: detector.to_string(),
+            model_path: model_path.to_string(),
+            score: fired.score,
+            threshold: fired.threshold,
+            flagged_units: fired.run_len,
+            run_start_ns: fired.run_start_ns,
+            severity: Severity::Warning,
+            evidence,
+        }
+    }
+}
+
 /// What made the alerting unit unusual.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use mamori_core::alert::Severity;
+use mamori_core::alert::Fired;
 use mamori_core::rule::{AlertRule, AlertState, Decision, RuleCounts};
 use mamori_core::{Alert, Evidence, Subject};
 
@@ -79,29 +79,32 @@ impl NetAlerter {
         else {
             return (decision, None);
         };
-        let alert = Alert {
-            time: mamori_core::time::rfc3339(t),
+        let fired = Fired {
             time_ns: t,
-            subject: Subject::Device {
-                address: row.entity.to_string(),
-            },
-            source: "network".into(),
-            detector: self.detector.clone(),
-            model_path: self.model_path.clone(),
             score: row.score,
             threshold: self.threshold,
-            flagged_units: run_len,
+            run_len,
             run_start_ns,
-            severity: Severity::Warning,
-            evidence: Evidence::Traffic {
-                entity_kind: self.entity_kind.to_string(),
-                entity: row.entity.to_string(),
-                input: row.input.to_string(),
-                start_ns: i64::try_from(row.start_ns).unwrap_or(i64::MAX),
-                end_ns: t,
-                packets: row.packets,
-            },
         };
+        let evidence = Evidence::Traffic {
+            entity_kind: self.entity_kind.to_string(),
+            entity: row.entity.to_string(),
+            input: row.input.to_string(),
+            start_ns: i64::try_from(row.start_ns).unwrap_or(i64::MAX),
+            end_ns: t,
+            packets: row.packets,
+        };
+        let subject = Subject::Device {
+            address: row.entity.to_string(),
+        };
+        let alert = Alert::warning(
+            subject,
+            "network",
+            &self.detector,
+            &self.model_path,
+            fired,
+            evidence,
+        );
         (decision, Some(alert))
     }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use mamori_detect::classes::ClassTable;
 use serde::Serialize;
 
-use mamori_core::alert::Severity;
+use mamori_core::alert::Fired;
 use mamori_core::rule::{AlertState, Decision, RuleCounts};
 use mamori_core::sink::{AlertSink, JsonLines};
 use mamori_core::{Alert, Evidence, Subject};
@@ -134,27 +134,29 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
                 },
             ) = (args.alerts_only, decision)
             {
-                alert_sink.alert(&Alert {
-                    time: mamori_core::time::rfc3339(t),
+                let evidence = Evidence::Syscalls {
+                    window: index,
+                    stream: w.stream,
+                    start_ns: w.start_time_ns.unwrap_or(t),
+                    end_ns: t,
+                    top_classes: model.top_classes(&table, &w.symbols, args.top_classes),
+                    processes: Vec::new(),
+                };
+                let fired = Fired {
                     time_ns: t,
-                    subject: subject.clone(),
-                    source: "syscalls".into(),
-                    detector: model.kind.to_string(),
-                    model_path: model_path.clone(),
                     score,
                     threshold,
-                    flagged_units: run_len,
+                    run_len,
                     run_start_ns,
-                    severity: Severity::Warning,
-                    evidence: Evidence::Syscalls {
-                        window: index,
-                        stream: w.stream,
-                        start_ns: w.start_time_ns.unwrap_or(t),
-                        end_ns: t,
-                        top_classes: model.top_classes(&table, &w.symbols, args.top_classes),
-                        processes: Vec::new(),
-                    },
-                })?;
+                };
+                alert_sink.alert(&Alert::warning(
+                    subject.clone(),
+                    "syscalls",
+                    model.kind.name(),
+                    &model_path,
+                    fired,
+                    evidence,
+                ))?;
             } else if !args.alerts_only {
                 let line = WindowScore {
                     window: index,
