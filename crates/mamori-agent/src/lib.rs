@@ -206,10 +206,16 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
             .unwrap_or_else(PoisonError::into_inner) = Instant::now();
     }
     live.stop();
+    let mut net_alerts = 0;
     if let Some(n) = net_section {
         // the stop flag is shared: set it, then collect what the section raised before it ended
         stop.store(true, Ordering::Relaxed);
+        let counters = Arc::clone(&n.counters);
         let (pending, result) = n.finish();
+        net_alerts = counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .alerts;
         for a in pending {
             sink.send(a);
         }
@@ -239,7 +245,7 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
         .map(|m| m.stats.alerts)
         .sum();
     eprintln!(
-        "mamori: agent stopped after {:.0}s: {events_total} calls, {} containers, {total_alerts} alerts ({} dropped)",
+        "mamori: agent stopped after {:.0}s: {events_total} calls, {} containers, {total_alerts} alerts, {net_alerts} network alerts ({} dropped)",
         started.elapsed().as_secs_f64(),
         tracked.len(),
         stats.dropped.load(Ordering::Relaxed)

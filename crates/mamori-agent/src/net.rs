@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use mamori_core::{Alert, AlertRule};
@@ -135,6 +136,7 @@ fn run(
             c.capture_dropped = s.dropped_by_kernel + s.dropped_by_interface;
         }
     };
+    let mut last_publish = Instant::now();
     while let Some(raw) = live.next_packet()? {
         packets += 1;
         let meta = match decode(raw.linktype, raw.ts_ns, raw.orig_len, raw.data) {
@@ -159,8 +161,10 @@ fn run(
                 }
             }
         }
-        if packets.is_multiple_of(256) {
+        // at most about once a second, so a quiet interface still shows its counts
+        if last_publish.elapsed() >= Duration::from_secs(1) {
             publish(&alerter, &mut live, packets);
+            last_publish = Instant::now();
         }
     }
     publish(&alerter, &mut live, packets);

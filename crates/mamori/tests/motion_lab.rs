@@ -60,47 +60,30 @@ fn a_short_motion_recording_catches_the_papers_suspicious_commands() {
             "19190",
         ],
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_mamori"))
-        .args([
-            "eval",
-            "--json",
-            "-q",
-            "--warmup",
-            "10",
-            "--stream",
-            "per-thread",
-        ])
-        .arg("--profile")
-        .arg(repo().join("profiles/motion.toml"))
-        .arg("--train")
-        .arg(normal.join("trace.strace.gz"))
-        .arg("--test")
-        .arg(attack.join("trace.strace.gz"))
-        .arg("--labels")
-        .arg(attack.join("labels.txt"))
-        .args(["--models", "hmm,ae,ae-bosc,stide,kmeans"])
-        .output()
-        .expect("mamori eval runs");
-    assert!(
-        out.status.success(),
-        "mamori eval failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("eval --json prints JSON");
+    // Per step: with no cooldown every step's own windows raise their own alert, so this
+    // measures whether each step is caught. False alarms: the agent's default rule (10 s
+    // cooldown), counted strictly.
+    let per_step = eval(&normal, &attack, "0");
+    let default_rule = eval(&normal, &attack, "10");
     let mut summary = String::new();
     let (mut every_step_in_2s, mut few_false_alarms) = (0, 0);
-    for m in report["models"].as_array().expect("models") {
+    let models = per_step["models"].as_array().expect("models");
+    for (m, d) in models
+        .iter()
+        .zip(default_rule["models"].as_array().expect("models"))
+    {
         let name = m["model"].as_str().unwrap_or("?");
         let run = &m["runs"][0];
-        let op = &run["operator"];
-        let steps = op["steps"].as_array().expect("operator steps");
+        let steps = run["operator"]["steps"].as_array().expect("operator steps");
         assert_eq!(
             steps.len(),
             4,
             "edit-config, ps, kill and restart are labelled"
         );
         let latencies: Vec<Option<f64>> = steps.iter().map(|s| s["latency_s"].as_f64()).collect();
-        let false_alarms = op["false_alarms"].as_u64().unwrap_or(u64::MAX);
+        let false_alarms = d["runs"][0]["operator"]["false_alarms"]
+            .as_u64()
+            .unwrap_or(u64::MAX);
         summary += &format!(
             "{name}: AUC {:.3}, latencies {latencies:?}, {false_alarms} false alarms\n",
             run["auc"].as_f64().unwrap_or(f64::NAN)
@@ -124,4 +107,37 @@ fn a_short_motion_recording_catches_the_papers_suspicious_commands() {
         "fewer than 3 of 5 models had at most 3 false alarms in the normal part:\n{summary}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `mamori eval --json` of the recordings with the given alert cooldown (seconds).
+fn eval(normal: &Path, attack: &Path, cooldown: &str) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_mamori"))
+        .args([
+            "eval",
+            "--json",
+            "-q",
+            "--warmup",
+            "10",
+            "--stream",
+            "per-thread",
+            "--alert-cooldown",
+            cooldown,
+        ])
+        .arg("--profile")
+        .arg(repo().join("profiles/motion.toml"))
+        .arg("--train")
+        .arg(normal.join("trace.strace.gz"))
+        .arg("--test")
+        .arg(attack.join("trace.strace.gz"))
+        .arg("--labels")
+        .arg(attack.join("labels.txt"))
+        .args(["--models", "hmm,ae,ae-bosc,stide,kmeans"])
+        .output()
+        .expect("mamori eval runs");
+    assert!(
+        out.status.success(),
+        "mamori eval failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("eval --json prints JSON")
 }
