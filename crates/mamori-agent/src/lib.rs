@@ -343,5 +343,13 @@ fn snapshot(
         uptime_seconds: started.elapsed().as_secs_f64(),
         net: Vec::new(),
         sink_errors: vec![("all".to_string(), sink.stats.errors.load(Ordering::Relaxed))],
+        alerts_delivered: sink
+            .stats
+            .delivered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|((source, severity), n)| (source.clone(), severity.clone(), *n))
+            .collect(),
     }
 }

@@ -69,6 +69,8 @@ pub struct MetricsSnapshot {
     pub net: Vec<NetMetrics>,
     /// Deliveries that failed, per alert sink (by sink name).
     pub sink_errors: Vec<(String, u64)>,
+    /// Alerts handed to the sinks, by source (`syscalls`, `network`) and severity.
+    pub alerts_delivered: Vec<(String, String, u64)>,
 }
 
 /// Per network interface (and the model scoring it) counters.
@@ -427,6 +429,18 @@ impl MetricsSnapshot {
             self.sink_errors
                 .iter()
                 .map(|(sink, n)| ([("sink", sink.as_str())], ConstCounter::new(*n))),
+        )?;
+        family(
+            &mut e,
+            "mamori_alerts_delivered_total",
+            "Alerts handed to the sinks, by detector family and severity.",
+            Counter,
+            self.alerts_delivered.iter().map(|(source, severity, n)| {
+                (
+                    [("source", source.as_str()), ("severity", severity.as_str())],
+                    ConstCounter::new(*n),
+                )
+            }),
         )
     }
 }
@@ -493,6 +507,7 @@ pub(crate) mod tests {
                 capture_dropped: 5,
             }],
             sink_errors: vec![("webhook".into(), 2), ("file".into(), 0)],
+            alerts_delivered: vec![("network".into(), "warning".into(), 4)],
             ..MetricsSnapshot::default()
         }
     }
@@ -563,6 +578,7 @@ pub(crate) mod tests {
             "mamori_net_alerts_suppressed",
             "mamori_net_capture_dropped",
             "mamori_sink_errors",
+            "mamori_alerts_delivered",
         ];
         let gauges = [
             "mamori_open_streams",
@@ -646,6 +662,14 @@ pub(crate) mod tests {
             om_value(families, "mamori_sink_errors", &[("sink", "file")]),
             0.0
         );
+        assert_eq!(
+            om_value(
+                families,
+                "mamori_alerts_delivered",
+                &[("source", "network"), ("severity", "warning")]
+            ),
+            4.0
+        );
     }
 
     #[test]
@@ -690,7 +714,7 @@ pub(crate) mod tests {
             families["mamori_resident_memory_bytes"].family_type,
             PrometheusType::Gauge
         );
-        assert_eq!(families.len(), 26);
+        assert_eq!(families.len(), 27);
     }
 
     #[test]

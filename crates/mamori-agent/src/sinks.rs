@@ -2,11 +2,12 @@
 //! output, a webhook) behind one bounded queue, drained by their own thread so a slow webhook
 //! never stalls detection.
 
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
@@ -37,6 +38,8 @@ pub struct SinkStats {
     pub webhook_failures: AtomicU64,
     /// Deliveries that failed in any sink.
     pub errors: AtomicU64,
+    /// Alerts delivered, by source and severity.
+    pub delivered: DeliveredCounts,
 }
 
 // Incidents have no producer in the agent yet: recovery and root cause (the next issues) send
@@ -55,9 +58,32 @@ pub struct SinkQueue {
     pub stats: Arc<SinkStats>,
 }
 
-/// The sinks a configuration names, as one.
+/// Alerts delivered, by source and severity: the metrics sink's counts.
+pub type DeliveredCounts = Arc<Mutex<BTreeMap<(String, String), u64>>>;
+
+/// Counts every alert it is given, for /metrics (`mamori_alerts_delivered_total`).
+struct MetricsSink(DeliveredCounts);
+
+impl AlertSink for MetricsSink {
+    fn alert(&mut self, alert: &Alert) -> Result<(), SinkError> {
+        let severity = match alert.severity {
+            mamori_core::alert::Severity::Warning => "warning",
+            mamori_core::alert::Severity::Critical => "critical",
+        };
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((alert.source.clone(), severity.to_string()))
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+/// The sinks a configuration names, as one (and the metrics sink, always).
 pub fn build(config: &SinkConfig, stats: &Arc<SinkStats>) -> Result<Fanout> {
     let mut sinks = Fanout::new();
+    sinks.push(Box::new(MetricsSink(Arc::clone(&stats.delivered))));
     if let Some(path) = &config.file {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -234,6 +260,12 @@ mod tests {
         assert_eq!(posted["subject"]["name"], "cam");
         assert_eq!(posted["evidence"]["window"], 2);
         assert_eq!(stats.webhook_failures.load(Ordering::Relaxed), 0);
+        let delivered = stats.delivered.lock().expect("counts").clone();
+        assert_eq!(
+            delivered.get(&("syscalls".to_string(), "warning".to_string())),
+            Some(&2),
+            "the metrics sink counted both: {delivered:?}"
+        );
     }
 
     #[test]
