@@ -11,6 +11,7 @@
 //!   strictly — what an operator on call would have seen;
 //! - [`net_alerts`]: the same rule over network feature rows, per device;
 //! - [`net_train`]: which rows a network detector trains and calibrates on (fair per capture);
+//! - [`net_eval`]: a network detector's confusion matrix, rates and AUC on labelled captures;
 //! - [`eval`]: datasets (ADFA-LD, labelled recordings, LID-DS) and their measurement: window and
 //!   trace rates, ROC AUC, threshold sweeps, per-recording results and the operator view.
 //!
@@ -46,6 +47,7 @@ pub mod eval;
 pub mod labels;
 pub mod model;
 pub mod net_alerts;
+pub mod net_eval;
 pub mod net_train;
 pub mod operator;
 pub mod recording;

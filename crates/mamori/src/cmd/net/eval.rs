@@ -1,14 +1,13 @@
 //! `mamori net eval`: how a detector does on labelled captures.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use mamori_detect::metrics::{roc_auc, roc_curve};
+use mamori_detect::metrics::roc_curve;
 use mamori_net::detector::Scratch;
-use serde::Serialize;
+use mamori_pipeline::net_eval::{NetEval, Tally};
 
 use super::input::{self, PacketInputArgs};
 use crate::plot;
@@ -37,54 +36,6 @@ pub struct EvalArgs {
     pub json: Option<PathBuf>,
 }
 
-/// The results.
-#[derive(Debug, Serialize)]
-pub struct NetEval {
-    pub algorithm: String,
-    pub kind: String,
-    pub threshold: f64,
-    pub rows: usize,
-    pub tn: usize,
-    pub fp: usize,
-    #[serde(rename = "fn")]
-    pub fn_: usize,
-    pub tp: usize,
-    pub accuracy: f64,
-    pub precision: f64,
-    pub recall: f64,
-    pub false_positive_rate: f64,
-    pub f1: f64,
-    pub roc_auc: f64,
-    pub per_attack: Vec<AttackDetection>,
-    pub per_source: Vec<SourceAlarms>,
-}
-
-/// Detection of one labelled attack.
-#[derive(Debug, Serialize)]
-pub struct AttackDetection {
-    pub name: String,
-    pub rows: usize,
-    pub detected: usize,
-}
-
-/// False alarms in one capture.
-#[derive(Debug, Serialize)]
-pub struct SourceAlarms {
-    pub source: String,
-    pub normal_rows: usize,
-    pub false_alarms: usize,
-    pub attack_rows: usize,
-    pub detected: usize,
-}
-
-fn ratio(n: usize, d: usize) -> f64 {
-    if d == 0 {
-        0.0
-    } else {
-        n as f64 / d as f64
-    }
-}
-
 pub fn run(args: EvalArgs) -> Result<()> {
     let detector = super::load_detector(&args.model)?;
     let labels = input::load_labels(&args.input.labels)?;
@@ -93,90 +44,23 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let threshold = detector.threshold.value;
     let mut scratch = Scratch::default();
-    let (mut normal_scores, mut attack_scores) = (Vec::new(), Vec::new());
-    let (mut tn, mut fp, mut fn_, mut tp) = (0, 0, 0, 0);
-    let mut per_attack: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
-    let mut per_source: BTreeMap<String, SourceAlarms> = BTreeMap::new();
+    let mut tally = Tally::default();
     let stats = input::for_each_row(&args.input, &detector.features, &labels, |r| {
         let score = detector.score(&r.row.values, &mut scratch);
-        let flagged = detector.flags(score);
-        let src = per_source
-            .entry(r.source.to_string())
-            .or_insert_with(|| SourceAlarms {
-                source: r.source.to_string(),
-                normal_rows: 0,
-                false_alarms: 0,
-                attack_rows: 0,
-                detected: 0,
-            });
-        if r.label.is_attack() {
-            attack_scores.push(score);
-            src.attack_rows += 1;
-            src.detected += usize::from(flagged);
-            if flagged {
-                tp += 1;
-            } else {
-                fn_ += 1;
-            }
-            if let Some(i) = r.label.attack {
-                let e = per_attack.entry(i).or_default();
-                e.0 += 1;
-                e.1 += usize::from(flagged);
-            }
-        } else {
-            normal_scores.push(score);
-            src.normal_rows += 1;
-            src.false_alarms += usize::from(flagged);
-            if flagged {
-                fp += 1;
-            } else {
-                tn += 1;
-            }
-        }
+        let label = r.label.is_attack().then_some(r.label.attack);
+        tally.add(r.source, score, detector.flags(score), label);
         Ok(())
     })?;
     super::report_input(&stats);
-    let rows = tn + fp + fn_ + tp;
-    if rows == 0 {
+    // kept for the ROC plot
+    let (normal_scores, attack_scores) = (tally.normal_scores.clone(), tally.attack_scores.clone());
+    let names: Vec<String> = labels.attacks().iter().map(|a| a.name.clone()).collect();
+    let kind = format!("{:?}", detector.features.kind).to_lowercase();
+    let Some(result) = tally.finish(detector.algorithm(), &kind, threshold, &names) else {
         bail!("no rows were extracted from the inputs");
-    }
-    let precision = ratio(tp, tp + fp);
-    let recall = ratio(tp, tp + fn_);
-    let auc = if normal_scores.is_empty() || attack_scores.is_empty() {
-        f64::NAN
-    } else {
-        roc_auc(&normal_scores, &attack_scores)
     };
-    let attacks = labels.attacks();
-    let result = NetEval {
-        algorithm: detector.algorithm().to_string(),
-        kind: format!("{:?}", detector.features.kind).to_lowercase(),
-        threshold,
-        rows,
-        tn,
-        fp,
-        fn_,
-        tp,
-        accuracy: ratio(tn + tp, rows),
-        precision,
-        recall,
-        false_positive_rate: ratio(fp, fp + tn),
-        f1: if precision + recall > 0.0 {
-            2.0 * precision * recall / (precision + recall)
-        } else {
-            0.0
-        },
-        roc_auc: auc,
-        per_attack: per_attack
-            .into_iter()
-            .map(|(i, (rows, detected))| AttackDetection {
-                name: attacks.get(i).map(|a| a.name.clone()).unwrap_or_default(),
-                rows,
-                detected,
-            })
-            .collect(),
-        per_source: per_source.into_values().collect(),
-    };
+    let (tn, fp, fn_, tp) = (result.tn, result.fp, result.fn_, result.tp);
+    let auc = result.roc_auc;
     print!("{}", report(&result));
     if let Some(p) = &args.heatmap {
         let title = format!("{} on {} rows", result.algorithm, result.kind);
