@@ -35,7 +35,7 @@ pub struct SinkStats {
     /// Records dropped because the queue was full.
     pub dropped: AtomicU64,
     /// Webhook deliveries that failed.
-    pub webhook_failures: AtomicU64,
+    pub webhook_failures: Arc<AtomicU64>,
     /// Deliveries that failed in any sink.
     pub errors: AtomicU64,
     /// Alerts delivered, by source and severity.
@@ -104,10 +104,8 @@ pub fn build(config: &SinkConfig, stats: &Arc<SinkStats>) -> Result<Fanout> {
         sinks.push(Box::new(JsonLines::new("stdout", std::io::stdout(), true)));
     }
     if let Some(url) = &config.webhook {
-        sinks.push(Box::new(CountedWebhook {
-            hook: Webhook::new(url)?,
-            stats: Arc::clone(stats),
-        }));
+        let hook = Webhook::new(url)?.counting_into(Arc::clone(&stats.webhook_failures));
+        sinks.push(Box::new(hook));
     }
     Ok(sinks)
 }
@@ -169,32 +167,6 @@ fn deliver(rx: Receiver<Queued>, mut sinks: Fanout, stats: &SinkStats) {
         }
     }
     let _ = sinks.flush();
-}
-
-/// The webhook, its failures counted for /metrics.
-struct CountedWebhook {
-    hook: Webhook,
-    stats: Arc<SinkStats>,
-}
-
-impl CountedWebhook {
-    fn count<T>(&self, r: Result<T, SinkError>) -> Result<T, SinkError> {
-        if r.is_err() {
-            self.stats.webhook_failures.fetch_add(1, Ordering::Relaxed);
-        }
-        r
-    }
-}
-
-impl AlertSink for CountedWebhook {
-    fn alert(&mut self, alert: &Alert) -> Result<(), SinkError> {
-        let r = self.hook.alert(alert);
-        self.count(r)
-    }
-    fn incident(&mut self, incident: &Incident) -> Result<(), SinkError> {
-        let r = self.hook.incident(incident);
-        self.count(r)
-    }
 }
 
 #[cfg(test)]

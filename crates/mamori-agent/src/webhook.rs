@@ -6,6 +6,8 @@
 //! build), and a webhook that silently fails every delivery would be worse than a clear error.
 //! Point it at a relay on the gateway or the LAN that forwards over TLS when needed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -41,7 +43,7 @@ pub struct Webhook {
     url: Uri,
     timeout: Duration,
     incidents: bool,
-    failures: u64,
+    failures: Arc<AtomicU64>,
     client: Client<HttpConnector, Full<Bytes>>,
     /// Drives the client while a delivery is under way (deliveries are synchronous).
     runtime: tokio::runtime::Runtime,
@@ -83,7 +85,7 @@ impl Webhook {
             url,
             timeout: TIMEOUT,
             incidents: false,
-            failures: 0,
+            failures: Arc::new(AtomicU64::new(0)),
             client,
             runtime,
         })
@@ -105,23 +107,23 @@ impl Webhook {
         self
     }
 
-    /// Where deliveries go.
-    #[allow(dead_code)]
-    pub fn url(&self) -> &Uri {
-        &self.url
+    /// Counts failed deliveries into `counter` (the agent's /metrics) instead of a counter of
+    /// its own.
+    pub fn counting_into(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.failures = counter;
+        self
     }
 
     /// Deliveries that failed so far.
-    #[allow(dead_code)]
     pub fn failures(&self) -> u64 {
-        self.failures
+        self.failures.load(Ordering::Relaxed)
     }
 
     /// POSTs one JSON document; a failure is counted. Succeeds on a 2xx answer.
     pub fn post_json(&mut self, body: impl Into<Bytes>) -> Result<(), PostError> {
         let result = self.post(body.into());
         if result.is_err() {
-            self.failures += 1;
+            self.failures.fetch_add(1, Ordering::Relaxed);
         }
         result
     }

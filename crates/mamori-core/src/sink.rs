@@ -110,26 +110,6 @@ impl<W: Write> AlertSink for JsonLines<W> {
     }
 }
 
-/// Keeps what it receives (the evaluation replays the rule into one; tests read it).
-#[derive(Debug, Default, Clone)]
-pub struct Collect {
-    /// Alerts, in order.
-    pub alerts: Vec<Alert>,
-    /// Incidents, in order.
-    pub incidents: Vec<Incident>,
-}
-
-impl AlertSink for Collect {
-    fn alert(&mut self, alert: &Alert) -> Result<(), SinkError> {
-        self.alerts.push(alert.clone());
-        Ok(())
-    }
-    fn incident(&mut self, incident: &Incident) -> Result<(), SinkError> {
-        self.incidents.push(incident.clone());
-        Ok(())
-    }
-}
-
 /// Several sinks as one. A failing sink does not stop the others: every sink gets every record,
 /// and the first error is returned afterwards.
 #[derive(Default)]

@@ -130,6 +130,11 @@ impl Windower {
         }
     }
 
+    /// How this windower splits calls into streams.
+    pub fn stream_mode(&self) -> StreamMode {
+        self.config.stream
+    }
+
     /// The stream key of a call under this windower's [`StreamMode`].
     pub fn stream_key(&self, pid: Option<u32>, tid: Option<u32>) -> u64 {
         match self.config.stream {

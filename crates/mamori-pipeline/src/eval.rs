@@ -794,7 +794,7 @@ fn file_dataset(cfg: &EvalConfig, window: WindowConfig) -> Result<(ClassTable, D
     let mut test_train: Vec<(Vec<Symbol>, f64, WindowTime)> = Vec::new();
     let mut in_attack = false;
     for (rec, path) in cfg.test.iter().enumerate() {
-        recording::windows_of(
+        recording::windows_with_call_times(
             std::slice::from_ref(path),
             &cfg.read,
             &table,

@@ -92,10 +92,40 @@ pub fn windows_of(
     table: &ClassTable,
     window: WindowConfig,
     warmup_ns: i64,
+    f: impl FnMut(Window) -> Result<()>,
+) -> Result<(u64, u64)> {
+    windows(paths, read, table, Windower::new(window), warmup_ns, f)
+}
+
+/// [`windows_of`] with each window's call times ([`Window::call_times`]), so evaluation can label
+/// a window by its calls rather than its span.
+pub fn windows_with_call_times(
+    paths: &[PathBuf],
+    read: &ReadOptions,
+    table: &ClassTable,
+    window: WindowConfig,
+    warmup_ns: i64,
+    f: impl FnMut(Window) -> Result<()>,
+) -> Result<(u64, u64)> {
+    windows(
+        paths,
+        read,
+        table,
+        Windower::with_call_times(window),
+        warmup_ns,
+        f,
+    )
+}
+
+fn windows(
+    paths: &[PathBuf],
+    read: &ReadOptions,
+    table: &ClassTable,
+    mut windower: Windower,
+    warmup_ns: i64,
     mut f: impl FnMut(Window) -> Result<()>,
 ) -> Result<(u64, u64)> {
-    // Windows carry their call times, so evaluation labels them by their calls.
-    let mut windower = Windower::with_call_times(window);
+    let stream_mode = windower.stream_mode();
     let (mut seen, mut monitored) = (0u64, 0u64);
     // The first timestamp of the file being read, for the warm-up.
     let mut first_ns: Option<i64> = None;
@@ -126,7 +156,7 @@ pub fn windows_of(
                     }
                 }
                 Record::Exit { pid, .. } => {
-                    if window.stream != StreamMode::Interleaved {
+                    if stream_mode != StreamMode::Interleaved {
                         let key = windower.stream_key(pid, pid);
                         if let Some(w) = windower.end_stream(key) {
                             emit(w, first_ns)?;
