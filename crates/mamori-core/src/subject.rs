@@ -26,6 +26,16 @@ pub enum Subject {
         /// The address or flow key, as the feature extractor names it.
         address: String,
     },
+    /// A W3C WoT Thing, probed through its Thing Description.
+    Thing {
+        /// The Thing's name (its TD title unless configured).
+        name: String,
+        /// Where its TD came from (URL or file).
+        td: String,
+        /// The container that runs it (empty when none is mapped).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        container: String,
+    },
     /// A recording scored offline (`mamori score`, `mamori eval`).
     Recording {
         /// The file (or files, comma-separated) replayed.
@@ -37,18 +47,21 @@ impl Subject {
     /// A short name for logs and metric labels.
     pub fn name(&self) -> &str {
         match self {
-            Subject::Container { name, .. } | Subject::Host { name } => name,
+            Subject::Container { name, .. }
+            | Subject::Host { name }
+            | Subject::Thing { name, .. } => name,
             Subject::Device { address } => address,
             Subject::Recording { path } => path,
         }
     }
 
-    /// The kind as written in JSON (`container`, `host`, `device`, `recording`).
+    /// The kind as written in JSON (`container`, `host`, `device`, `thing`, `recording`).
     pub fn kind(&self) -> &'static str {
         match self {
             Subject::Container { .. } => "container",
             Subject::Host { .. } => "host",
             Subject::Device { .. } => "device",
+            Subject::Thing { .. } => "thing",
             Subject::Recording { .. } => "recording",
         }
     }

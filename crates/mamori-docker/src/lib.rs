@@ -44,7 +44,9 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bollard::errors::Error as BollardError;
-use bollard::query_parameters::EventsOptions;
+use bollard::query_parameters::{
+    EventsOptions, ListContainersOptions, LogsOptions, RestartContainerOptions,
+};
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
 
@@ -109,6 +111,16 @@ pub enum Error {
     /// The engine closed the event stream (e.g. dockerd restarted).
     #[error("the Docker event stream ended")]
     EventsEnded,
+}
+
+/// An engine reply, with 404 named as the missing container.
+fn not_found_as<T>(name: &str, r: Result<T, BollardError>) -> Result<T, Error> {
+    match r {
+        Err(BollardError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Err(Error::NoSuchContainer(name.to_string())),
+        other => Ok(other?),
+    }
 }
 
 /// A connection to the Docker Engine API. Cheap to clone.
@@ -179,6 +191,102 @@ impl DockerClient {
             pid,
             cgroup_id,
         })
+    }
+
+    /// Restarts a container (stopped or running), giving its processes `stop_timeout` seconds
+    /// between SIGTERM and SIGKILL; returns when the engine reports it started again.
+    pub async fn restart(&self, name_or_id: &str, stop_timeout: u32) -> Result<(), Error> {
+        let options = RestartContainerOptions {
+            signal: None,
+            t: Some(i32::try_from(stop_timeout).unwrap_or(i32::MAX)),
+        };
+        not_found_as(
+            name_or_id,
+            self.docker
+                .restart_container(name_or_id, Some(options))
+                .await,
+        )
+    }
+
+    /// Freezes every process of a container (the cgroup freezer); [`Self::unpause`] thaws it.
+    pub async fn pause(&self, name_or_id: &str) -> Result<(), Error> {
+        not_found_as(name_or_id, self.docker.pause_container(name_or_id).await)
+    }
+
+    /// Thaws a paused container.
+    pub async fn unpause(&self, name_or_id: &str) -> Result<(), Error> {
+        not_found_as(name_or_id, self.docker.unpause_container(name_or_id).await)
+    }
+
+    /// The last `lines` lines of a container's stdout and stderr, oldest first, each with the
+    /// engine's timestamp.
+    pub async fn logs_tail(&self, name_or_id: &str, lines: usize) -> Result<Vec<String>, Error> {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            tail: lines.to_string(),
+            ..LogsOptions::default()
+        };
+        let mut stream = pin!(self.docker.logs(name_or_id, Some(options)));
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Err(Error::NoSuchContainer(name_or_id.to_string())),
+                Err(e) => return Err(e.into()),
+            };
+            let text = chunk.to_string();
+            out.extend(text.lines().map(str::to_string));
+        }
+        Ok(out)
+    }
+
+    /// A container's state as the engine reports it (`State`: status, running, paused,
+    /// restarting, OOM-killed, pid, exit code, error, started and finished times; plus
+    /// `RestartCount`, `Image`, `Name`), as JSON for evidence.
+    pub async fn state(&self, name_or_id: &str) -> Result<serde_json::Value, Error> {
+        let c = match self.docker.inspect_container(name_or_id, None).await {
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Err(Error::NoSuchContainer(name_or_id.to_string())),
+            other => other?,
+        };
+        Ok(serde_json::json!({
+            "name": c.name.as_deref().map(|n| n.trim_start_matches('/')),
+            "id": c.id,
+            "image": c.config.as_ref().and_then(|cfg| cfg.image.clone()),
+            "restart_count": c.restart_count,
+            "state": serde_json::to_value(&c.state).unwrap_or(serde_json::Value::Null),
+        }))
+    }
+
+    /// Containers (running or not) that carry `label`, with the label's value, by name.
+    pub async fn with_label(&self, label: &str) -> Result<Vec<(String, String)>, Error> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![label.to_string()],
+            )])),
+            ..ListContainersOptions::default()
+        };
+        let mut out = Vec::new();
+        for c in self.docker.list_containers(Some(options)).await? {
+            let value = c.labels.as_ref().and_then(|l| l.get(label)).cloned();
+            let name = c
+                .names
+                .as_ref()
+                .and_then(|n| n.first())
+                .map(|n| n.trim_start_matches('/').to_string());
+            if let (Some(name), Some(value)) = (name, value) {
+                out.push((name, value));
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Container starts and exits from now on, as a stream (pin it to poll it; it ends only if
