@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds the WoT device simulator image the integration tests and benchmarks run: FROM scratch
+# (no registry is needed) with nothing but a static build of crates/mamori-wot-device. Run it
+# with --network host; configure it with -e MAMORI_DEVICE_* (see `mamori-wot-device --help`),
+# e.g. -e MAMORI_DEVICE_FAULT=wrong-type to fail after every restart.
+#   scripts/lab/build-device-image.sh [IMAGE]      (default mamori-wot-device)
+set -euo pipefail
+image=${1:-mamori-wot-device}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+target=x86_64-unknown-linux-gnu
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+# With an explicit --target, RUSTFLAGS apply to that target only, so this static build doesn't
+# invalidate the host build's cache in the same target directory.
+(cd "$root" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" \
+    cargo build --release --locked -p mamori-wot-device --target "$target")
+binary=$target_dir/$target/release/mamori-wot-device
+# FROM scratch has no loader and no libc: a dynamic binary would fail to start there.
+if ! file -L "$binary" | grep -qE "statically linked|static-pie linked" \
+    && ! ldd "$binary" 2>&1 | grep -qE "not a dynamic executable|statically linked"; then
+    echo "build-device-image: $binary is not statically linked" >&2
+    exit 1
+fi
+ctx=$(mktemp -d)
+trap 'rm -rf "$ctx"' EXIT
+cp "$binary" "$ctx/mamori-wot-device"
+cat > "$ctx/Dockerfile" <<'DOCKER'
+FROM scratch
+COPY mamori-wot-device /mamori-wot-device
+ENV MAMORI_DEVICE_LISTEN=127.0.0.1:8080
+ENTRYPOINT ["/mamori-wot-device"]
+DOCKER
+docker build -q -t "$image" "$ctx" >/dev/null
+echo "$image"
