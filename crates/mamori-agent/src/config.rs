@@ -53,6 +53,125 @@ pub struct AgentConfig {
     /// Network anomaly detection on one interface (off unless an interface and a model are
     /// given).
     pub net: NetConfig,
+    /// WoT Thing Description monitoring and container recovery.
+    pub things: ThingsConfig,
+}
+
+/// What the agent does to a container a syscall or network alert names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnAlert {
+    /// Nothing (report only).
+    #[default]
+    Off,
+    /// Freeze the container (its memory and files stay for inspection).
+    Pause,
+    /// Restart it, with the Thing monitor's backoff and crash-loop guard.
+    Restart,
+}
+
+/// `[things]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThingsConfig {
+    /// Seconds between probe rounds of each Thing.
+    pub interval_seconds: f64,
+    /// Seconds a property read may take.
+    pub timeout_seconds: f64,
+    /// Bad rounds in a row that make a Thing failed (the first makes it suspect).
+    pub fail_after: u32,
+    /// Good rounds in a row that make it healthy again.
+    pub recover_after: u32,
+    /// Larger replies are refused (a device returning megabytes is broken or hostile).
+    pub max_reply_bytes: usize,
+    /// PEM file of extra CAs trusted for https Things (empty: the system's roots only).
+    pub ca_file: PathBuf,
+    /// Follow observable properties and events (long-poll) and check what arrives.
+    pub subscribe: bool,
+    /// Also watch containers labelled `mamori.thing=<TD URL>`, restarting them on failure.
+    pub docker_labels: bool,
+    /// Seconds between re-reading TD sources and labels for new Things.
+    pub rediscover_seconds: f64,
+    /// What to do to a container named by a syscall or network alert.
+    pub on_alert: OnAlert,
+    /// Restarts, backoff and the crash-loop guard.
+    pub recovery: mamori_wot::recovery::RecoveryPolicy,
+    /// The Things: `[[things.thing]]` with `td`, optional `name`, `container`, credentials
+    /// (`basic_user`, `basic_password`, `bearer_token`) and `[[things.thing.expect]]`.
+    pub thing: Vec<mamori_wot::monitor::ThingSpec>,
+}
+
+impl Default for ThingsConfig {
+    fn default() -> Self {
+        ThingsConfig {
+            interval_seconds: 1.0,
+            timeout_seconds: 0.8,
+            fail_after: 2,
+            recover_after: 2,
+            max_reply_bytes: 1 << 20,
+            ca_file: PathBuf::new(),
+            subscribe: true,
+            docker_labels: true,
+            rediscover_seconds: 30.0,
+            on_alert: OnAlert::Off,
+            recovery: mamori_wot::recovery::RecoveryPolicy::default(),
+            thing: Vec::new(),
+        }
+    }
+}
+
+impl ThingsConfig {
+    /// Values that parse but cannot work, named by their key.
+    pub fn check(&self) -> Result<()> {
+        for (key, v) in [
+            ("interval_seconds", self.interval_seconds),
+            ("timeout_seconds", self.timeout_seconds),
+            ("rediscover_seconds", self.rediscover_seconds),
+        ] {
+            anyhow::ensure!(
+                v.is_finite() && v > 0.0,
+                "things.{key} must be a positive number of seconds, got {v}"
+            );
+        }
+        anyhow::ensure!(self.fail_after >= 1, "things.fail_after must be at least 1");
+        anyhow::ensure!(
+            self.recover_after >= 1,
+            "things.recover_after must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_reply_bytes >= 1024,
+            "things.max_reply_bytes must be at least 1024"
+        );
+        self.recovery
+            .check()
+            .map_err(|e| anyhow::anyhow!("things.{e}"))?;
+        for (i, t) in self.thing.iter().enumerate() {
+            anyhow::ensure!(
+                !t.td.is_empty(),
+                "things.thing[{i}]: `td` (a TD's URL or file) is required"
+            );
+            for (j, e) in t.expect.iter().enumerate() {
+                e.check()
+                    .map_err(|why| anyhow::anyhow!("things.thing[{i}].expect[{j}]: {why}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The monitor's settings.
+    pub fn settings(&self) -> mamori_wot::monitor::MonitorSettings {
+        mamori_wot::monitor::MonitorSettings {
+            interval: std::time::Duration::from_secs_f64(self.interval_seconds),
+            timeout: std::time::Duration::from_secs_f64(self.timeout_seconds),
+            hysteresis: mamori_wot::health::Hysteresis {
+                fail_after: self.fail_after,
+                recover_after: self.recover_after,
+            },
+            recovery: self.recovery,
+            subscribe: self.subscribe,
+            rediscover: std::time::Duration::from_secs_f64(self.rediscover_seconds),
+        }
+    }
 }
 
 /// `[net]`
@@ -84,6 +203,8 @@ impl Default for NetConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CaptureConfig {
+    /// Capture system calls (false: the agent only watches Things and, if set, the network).
+    pub enabled: bool,
     /// `ebpf` or `ptrace`.
     pub backend: Backend,
     /// Container names or ids to watch; empty means every container.
@@ -149,6 +270,7 @@ pub struct LimitsConfig {
 impl Default for CaptureConfig {
     fn default() -> Self {
         CaptureConfig {
+            enabled: true,
             backend: Backend::Ebpf,
             containers: Vec::new(),
             include_host: false,
@@ -242,6 +364,7 @@ impl AgentConfig {
         if !self.alerts.webhook.is_empty() {
             super::webhook::check_url(&self.alerts.webhook)?;
         }
+        self.things.check()?;
         Ok(())
     }
 

@@ -24,6 +24,17 @@ pub struct Shared {
     pub metrics: Mutex<MetricsSnapshot>,
     /// When the detection loop last went round.
     pub heartbeat: Mutex<Instant>,
+    /// The Thing monitor's status and the agent's incidents, for the JSON API.
+    pub things: std::sync::OnceLock<ThingBoards>,
+}
+
+/// The boards behind `/api/things` and `/api/incidents`.
+#[derive(Debug, Clone)]
+pub struct ThingBoards {
+    /// Things and their recovery incidents.
+    pub monitor: Arc<mamori_wot::status::Board>,
+    /// Incidents of responses to syscall or network alerts.
+    pub responses: Arc<mamori_wot::status::Board>,
 }
 
 /// The detection loop is considered stuck after this long without a heartbeat.
@@ -104,13 +115,86 @@ impl Endpoint {
                     )
                 }
             }
+            path if path.starts_with("/api/") => self.api(path),
             _ => reply(
                 StatusCode::NOT_FOUND,
-                "not found: try /metrics or /healthz\n".into(),
+                "not found: try /metrics, /healthz, /api/things or /api/incidents\n".into(),
                 "text/plain",
             ),
         }
     }
+}
+
+impl Endpoint {
+    /// The JSON API: `/api/things`, `/api/things/NAME`, `/api/incidents`.
+    fn api(&self, path: &str) -> Response<Full<Bytes>> {
+        let json = |status, value: serde_json::Value| {
+            let text = serde_json::to_string_pretty(&value).unwrap_or_default() + "\n";
+            reply(status, text, "application/json")
+        };
+        let boards = self.shared.things.get();
+        match path.trim_end_matches('/') {
+            "/api/things" => json(
+                StatusCode::OK,
+                serde_json::to_value(boards.map(|b| b.monitor.things()).unwrap_or_default())
+                    .unwrap_or_default(),
+            ),
+            "/api/incidents" => {
+                let mut all = boards
+                    .map(|b| {
+                        let mut v = b.monitor.incidents();
+                        v.extend(b.responses.incidents());
+                        v
+                    })
+                    .unwrap_or_default();
+                all.sort_by_key(|i| i.opened_ns);
+                json(
+                    StatusCode::OK,
+                    serde_json::to_value(all).unwrap_or_default(),
+                )
+            }
+            p => match p.strip_prefix("/api/things/") {
+                Some(name) => {
+                    let name = percent_decode(name);
+                    let found = boards
+                        .and_then(|b| b.monitor.things().into_iter().find(|t| t.name == name));
+                    match found {
+                        Some(t) => {
+                            json(StatusCode::OK, serde_json::to_value(t).unwrap_or_default())
+                        }
+                        None => json(
+                            StatusCode::NOT_FOUND,
+                            serde_json::json!({"error": format!("no thing named {name}")}),
+                        ),
+                    }
+                }
+                None => json(
+                    StatusCode::NOT_FOUND,
+                    serde_json::json!({"error": "try /api/things, /api/things/NAME or /api/incidents"}),
+                ),
+            },
+        }
+    }
+}
+
+/// `%2F` → `/` (Thing names may hold any character).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn reply(status: StatusCode, body: String, kind: &'static str) -> Response<Full<Bytes>> {
@@ -208,6 +292,7 @@ mod tests {
         let shared = Arc::new(Shared {
             metrics: Mutex::new(sample_snapshot()),
             heartbeat: Mutex::new(heartbeat),
+            things: std::sync::OnceLock::new(),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let addr = serve("127.0.0.1:0", Arc::clone(&shared), Arc::clone(&stop)).expect("serves");
@@ -304,6 +389,7 @@ mod tests {
         let shared = Arc::new(Shared {
             metrics: Mutex::default(),
             heartbeat: Mutex::new(Instant::now()),
+            things: std::sync::OnceLock::new(),
         });
         let err = serve(&addr.to_string(), shared, Arc::clone(&stop)).expect_err("port in use");
         assert!(err.to_string().contains("cannot listen on"), "{err}");

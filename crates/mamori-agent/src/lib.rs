@@ -15,6 +15,7 @@ pub mod models;
 pub mod monitor;
 pub mod net;
 pub mod sinks;
+pub mod things;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -52,17 +53,42 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
     let shared = Arc::new(http::Shared {
         metrics: Mutex::new(MetricsSnapshot::default()),
         heartbeat: Mutex::new(Instant::now()),
+        things: std::sync::OnceLock::new(),
     });
     if !config.http.listen.is_empty() {
         let addr = http::serve(&config.http.listen, Arc::clone(&shared), Arc::clone(&stop))?;
         eprintln!("mamori: metrics on http://{addr}/metrics, health on http://{addr}/healthz");
     }
+    let (forward, responses) = if config.things.on_alert == config::OnAlert::Off {
+        (None, None)
+    } else {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Some(tx), Some(rx))
+    };
     let sink = SinkQueue::start(SinkConfig {
         file: (!config.alerts.file.as_os_str().is_empty()).then(|| config.alerts.file.clone()),
         stdout: config.alerts.stdout,
         webhook: (!config.alerts.webhook.is_empty()).then(|| config.alerts.webhook.clone()),
         queue: config.limits.alert_queue,
+        forward,
     })?;
+    let things_section = match sink.sender() {
+        Some(sender) => {
+            let section = things::ThingsSection::start(
+                &config.things,
+                sender,
+                sink.stats.recent.clone(),
+                responses,
+                Arc::clone(&stop),
+            )?;
+            let _ = shared.things.set(http::ThingBoards {
+                monitor: Arc::clone(&section.board),
+                responses: Arc::clone(&section.responses),
+            });
+            Some(section)
+        }
+        None => None,
+    };
     let net_section = if config.net.interface.is_empty() {
         None
     } else {
@@ -83,28 +109,12 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
         );
         Some(section)
     };
-    let mut live = SyscallCapture::start(
-        &LiveOptions {
-            backend: config.capture.backend,
-            write_bytes: config.capture.write_bytes,
-            ring_mib: config.capture.ring_mib,
-            queue_batches: config.limits.queue_batches,
-        },
-        Scope {
-            containers: config.capture.containers.clone(),
-            include_host: config.capture.include_host,
-        },
-    )?;
-    eprintln!(
-        "mamori: agent watching {} ({:?} capture); models in {}",
-        if config.capture.containers.is_empty() {
-            "every container".to_string()
-        } else {
-            config.capture.containers.join(", ")
-        },
-        config.capture.backend,
-        config.models.dir.display()
-    );
+    let mut live = if config.capture.enabled {
+        Some(start_capture(config)?)
+    } else {
+        eprintln!("mamori: system-call capture is off ([capture] enabled = false)");
+        None
+    };
 
     let rule = MonitorSettings {
         rule: config.alerts.rule()?,
@@ -124,8 +134,16 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
         if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        match live.batches.recv_timeout(Duration::from_millis(200)) {
+        let received = match &live {
+            Some(l) => l.batches.recv_timeout(Duration::from_millis(200)),
+            None => {
+                std::thread::sleep(Duration::from_millis(200));
+                Err(RecvTimeoutError::Timeout)
+            }
+        };
+        match received {
             Ok(batch) => {
+                let Some(live) = live.as_ref() else { continue };
                 for captured in batch {
                     events_total += u64::from(matches!(captured.record, Record::Call(_)));
                     let entry = match tracked.get_mut(&captured.cgroup) {
@@ -189,7 +207,11 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
             let rate = (events_total - events_at_refresh) as f64 / secs;
             events_at_refresh = events_total;
             last_refresh = Instant::now();
-            let mut snapshot = snapshot(&tracked, &live, &sink, rate, unattributed, started);
+            let mut snapshot =
+                snapshot(&tracked, live.as_ref(), &sink, rate, unattributed, started);
+            if let Some(t) = &things_section {
+                snapshot.things = t.board.things();
+            }
             if let Some(n) = &net_section {
                 snapshot.net.push(n.metrics());
                 snapshot.alerts_dropped += n.alerts_dropped.load(Ordering::Relaxed);
@@ -198,14 +220,23 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
                 .metrics
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = snapshot;
-            forget_stopped(&mut tracked, &live);
+            if let Some(live) = &live {
+                forget_stopped(&mut tracked, live);
+            }
         }
         *shared
             .heartbeat
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Instant::now();
     }
-    live.stop();
+    if let Some(l) = live.as_mut() {
+        l.stop();
+    }
+    // every section shares the stop flag: set it for a timed run too
+    stop.store(true, Ordering::Relaxed);
+    if let Some(t) = things_section {
+        t.join();
+    }
     let mut net_alerts = 0;
     if let Some(n) = net_section {
         // the stop flag is shared: set it, then collect what the section raised before it ended
@@ -224,7 +255,7 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
         }
     }
     // what was captured before the stop is still scored
-    while let Ok(batch) = live.batches.try_recv() {
+    while let Some(Ok(batch)) = live.as_ref().map(|l| l.batches.try_recv()) {
         for captured in batch {
             if let Some(m) = tracked
                 .get_mut(&captured.cgroup)
@@ -301,9 +332,36 @@ fn forget_stopped(tracked: &mut HashMap<u64, Tracked>, live: &SyscallCapture) {
     });
 }
 
+/// Starts the system-call capture the config describes.
+fn start_capture(config: &AgentConfig) -> Result<SyscallCapture> {
+    let live = SyscallCapture::start(
+        &LiveOptions {
+            backend: config.capture.backend,
+            write_bytes: config.capture.write_bytes,
+            ring_mib: config.capture.ring_mib,
+            queue_batches: config.limits.queue_batches,
+        },
+        Scope {
+            containers: config.capture.containers.clone(),
+            include_host: config.capture.include_host,
+        },
+    )?;
+    eprintln!(
+        "mamori: agent watching {} ({:?} capture); models in {}",
+        if config.capture.containers.is_empty() {
+            "every container".to_string()
+        } else {
+            config.capture.containers.join(", ")
+        },
+        config.capture.backend,
+        config.models.dir.display()
+    );
+    Ok(live)
+}
+
 fn snapshot(
     tracked: &HashMap<u64, Tracked>,
-    live: &SyscallCapture,
+    live: Option<&SyscallCapture>,
     sink: &SinkQueue,
     rate: f64,
     unattributed: u64,
@@ -328,14 +386,14 @@ fn snapshot(
         })
         .collect();
     containers.sort_by(|a, b| a.container.cmp(&b.container));
-    let probe = live.probe_counters().unwrap_or_default();
+    let probe = live.and_then(|l| l.probe_counters()).unwrap_or_default();
     MetricsSnapshot {
         containers,
         events_per_second: rate,
         probe_records: probe.written,
         probe_dropped_per_cpu: probe.dropped_per_cpu,
         probe_undecodable: probe.undecodable,
-        queue_full: live.stats.queue_full.load(Ordering::Relaxed),
+        queue_full: live.map_or(0, |l| l.stats.queue_full.load(Ordering::Relaxed)),
         alerts_dropped: sink.stats.dropped.load(Ordering::Relaxed),
         webhook_failures: sink.stats.webhook_failures.load(Ordering::Relaxed),
         unattributed_events: unattributed,
@@ -350,6 +408,15 @@ fn snapshot(
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .map(|((source, severity), n)| (source.clone(), severity.clone(), *n))
+            .collect(),
+        things: Vec::new(),
+        incidents: sink
+            .stats
+            .incidents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(kind, n)| (kind.clone(), *n))
             .collect(),
     }
 }

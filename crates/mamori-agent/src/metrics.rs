@@ -14,8 +14,12 @@
 
 use std::fmt;
 
+use mamori_wot::health::State;
+use mamori_wot::status::{Histogram, ThingStatus, LATENCY_BUCKETS};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -71,6 +75,32 @@ pub struct MetricsSnapshot {
     pub sink_errors: Vec<(String, u64)>,
     /// Alerts handed to the sinks, by source (`syscalls`, `network`) and severity.
     pub alerts_delivered: Vec<(String, String, u64)>,
+    /// The WoT Things the monitor watches.
+    pub things: Vec<ThingStatus>,
+    /// Incidents handed to the sinks, by kind (`recovery`, `response`).
+    pub incidents: Vec<(String, u64)>,
+}
+
+/// A Thing's probe latencies as a Prometheus histogram.
+struct Latency<'a>(&'a Histogram);
+
+impl EncodeMetric for Latency<'_> {
+    fn encode(&self, mut encoder: MetricEncoder) -> fmt::Result {
+        // prometheus-client takes per-bucket counts and accumulates them itself
+        let mut buckets = Vec::with_capacity(LATENCY_BUCKETS.len() + 1);
+        let mut below = 0;
+        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            let cumulative = self.0.buckets.get(i).copied().unwrap_or(0);
+            buckets.push((*bound, cumulative - below));
+            below = cumulative;
+        }
+        buckets.push((f64::INFINITY, self.0.count.saturating_sub(below)));
+        encoder.encode_histogram::<NoLabelSet>(self.0.sum, self.0.count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }
 
 /// Per network interface (and the model scoring it) counters.
@@ -440,6 +470,109 @@ impl MetricsSnapshot {
                     [("source", source.as_str()), ("severity", severity.as_str())],
                     ConstCounter::new(*n),
                 )
+            }),
+        )?;
+        family(
+            &mut e,
+            "mamori_incidents_total",
+            "Incident records handed to the sinks, by kind.",
+            Counter,
+            self.incidents
+                .iter()
+                .map(|(kind, n)| ([("kind", kind.as_str())], ConstCounter::new(*n))),
+        )?;
+        self.encode_things(&mut e)
+    }
+
+    /// The WoT monitor's families, one series per Thing.
+    fn encode_things(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        use MetricType::{Counter, Gauge};
+        let thing = |t: &ThingStatus| [("thing", t.name.clone())];
+        family(
+            e,
+            "mamori_thing_up",
+            "1 when the Thing's last probe round conformed to its Thing Description.",
+            Gauge,
+            self.things
+                .iter()
+                .map(|t| (thing(t), ConstGauge::new(i64::from(t.up)))),
+        )?;
+        family(
+            e,
+            "mamori_thing_state",
+            "1 for the Thing's current state (healthy, suspect, failed, recovering, quarantined, invalid, unknown).",
+            Gauge,
+            self.things.iter().flat_map(|t| {
+                State::ALL.iter().map(move |s| {
+                    (
+                        [("thing", t.name.clone()), ("state", s.as_str().to_string())],
+                        ConstGauge::new(i64::from(t.state == Some(*s))),
+                    )
+                })
+            }),
+        )?;
+        family(
+            e,
+            "mamori_thing_probe_duration_seconds",
+            "Property read latency per Thing.",
+            MetricType::Histogram,
+            self.things.iter().map(|t| (thing(t), Latency(&t.latency))),
+        )?;
+        type Field = fn(&ThingStatus) -> u64;
+        let counters: [(&str, &str, Field); 5] = [
+            ("mamori_thing_rounds_total", "Probe rounds.", |t| t.rounds),
+            (
+                "mamori_thing_bad_rounds_total",
+                "Probe rounds that did not conform.",
+                |t| t.bad_rounds,
+            ),
+            (
+                "mamori_thing_events_total",
+                "Events and observed values received (long-poll).",
+                |t| t.events_received,
+            ),
+            (
+                "mamori_thing_restarts_total",
+                "Restarts of the Thing's container.",
+                |t| t.restarts,
+            ),
+            (
+                "mamori_thing_quarantines_total",
+                "Times the crash-loop guard quarantined the Thing.",
+                |t| t.quarantines,
+            ),
+        ];
+        for (name, help, field) in counters {
+            family(
+                e,
+                name,
+                help,
+                Counter,
+                self.things
+                    .iter()
+                    .map(|t| (thing(t), ConstCounter::new(field(t)))),
+            )?;
+        }
+        family(
+            e,
+            "mamori_thing_schema_violations_total",
+            "Values that broke their DataSchema, by kind (type, minimum, maximum, enum, required, …).",
+            Counter,
+            self.things.iter().flat_map(|t| {
+                t.violations.iter().map(|(kind, n)| {
+                    ([("thing", t.name.clone()), ("kind", kind.clone())], ConstCounter::new(*n))
+                })
+            }),
+        )?;
+        family(
+            e,
+            "mamori_thing_read_errors_total",
+            "Property reads without a usable reply, by error (timeout, connect, status, too-large, not-json).",
+            Counter,
+            self.things.iter().flat_map(|t| {
+                t.read_errors.iter().map(|(error, n)| {
+                    ([("thing", t.name.clone()), ("error", error.clone())], ConstCounter::new(*n))
+                })
             }),
         )
     }

@@ -27,6 +27,9 @@ pub struct SinkConfig {
     pub webhook: Option<String>,
     /// Records queued before new ones are dropped.
     pub queue: usize,
+    /// Container alerts (syscall or network) are also handed here: the Thing monitor's
+    /// `on_alert` response (pause or restart).
+    pub forward: Option<tokio::sync::mpsc::UnboundedSender<Alert>>,
 }
 
 /// Counters of the sinks.
@@ -40,14 +43,100 @@ pub struct SinkStats {
     pub errors: AtomicU64,
     /// Alerts delivered, by source and severity.
     pub delivered: DeliveredCounts,
+    /// Incidents delivered, by kind.
+    pub incidents: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// The latest alerts, for a recovery's evidence.
+    pub recent: RecentAlerts,
 }
 
-// Incidents have no producer in the agent yet: recovery and root cause (the next issues) send
-// them through this same queue.
-#[allow(dead_code)]
 enum Queued {
     Alert(Box<Alert>),
     Incident(Box<Incident>),
+}
+
+/// The latest alerts delivered (a bounded memory), newest last.
+#[derive(Debug, Clone, Default)]
+pub struct RecentAlerts(Arc<Mutex<std::collections::VecDeque<Alert>>>);
+
+/// Alerts remembered for evidence.
+const RECENT_ALERTS: usize = 256;
+
+impl RecentAlerts {
+    /// The remembered alerts about one container, oldest first.
+    pub fn about_container(&self, container: &str) -> Vec<Alert> {
+        let list = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        list.iter()
+            .filter(|a| match &a.subject {
+                mamori_core::Subject::Container { name, id, .. } => {
+                    name == container || id == container
+                }
+                mamori_core::Subject::Thing { container: c, .. } => c == container,
+                _ => false,
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// Remembers alerts for [`RecentAlerts`] and hands container alerts to the responder.
+struct Remember {
+    recent: RecentAlerts,
+    forward: Option<tokio::sync::mpsc::UnboundedSender<Alert>>,
+    incidents: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl AlertSink for Remember {
+    fn alert(&mut self, alert: &Alert) -> Result<(), SinkError> {
+        {
+            let mut list = self.recent.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if list.len() == RECENT_ALERTS {
+                list.pop_front();
+            }
+            list.push_back(alert.clone());
+        }
+        if let Some(tx) = &self.forward {
+            if matches!(alert.subject, mamori_core::Subject::Container { .. }) {
+                // the responder is gone only when the agent stops
+                let _ = tx.send(alert.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn incident(&mut self, incident: &Incident) -> Result<(), SinkError> {
+        *self
+            .incidents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(incident.kind.clone())
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+/// A cloneable handle that queues into a [`SinkQueue`] (for other threads: the Thing monitor).
+#[derive(Clone)]
+pub struct SinkSender {
+    tx: SyncSender<Queued>,
+    stats: Arc<SinkStats>,
+}
+
+impl SinkSender {
+    fn queue(&self, item: Queued) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(item) {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues an alert; dropped and counted when the queue is full.
+    pub fn send(&self, alert: Alert) {
+        self.queue(Queued::Alert(Box::new(alert)));
+    }
+
+    /// Queues an incident; dropped and counted when the queue is full.
+    pub fn send_incident(&self, incident: Incident) {
+        self.queue(Queued::Incident(Box::new(incident)));
+    }
 }
 
 /// The sending side; dropping it (and every clone) ends the sink thread after the queue drains.
@@ -84,6 +173,11 @@ impl AlertSink for MetricsSink {
 pub fn build(config: &SinkConfig, stats: &Arc<SinkStats>) -> Result<Fanout> {
     let mut sinks = Fanout::new();
     sinks.push(Box::new(MetricsSink(Arc::clone(&stats.delivered))));
+    sinks.push(Box::new(Remember {
+        recent: stats.recent.clone(),
+        forward: config.forward.clone(),
+        incidents: Arc::clone(&stats.incidents),
+    }));
     if let Some(path) = &config.file {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -141,9 +235,16 @@ impl SinkQueue {
     }
 
     /// Queues an incident; when the queue is full it is dropped and counted.
-    #[allow(dead_code)]
     pub fn send_incident(&self, incident: Incident) {
         self.queue(Queued::Incident(Box::new(incident)));
+    }
+
+    /// A handle for other threads (None once finishing).
+    pub fn sender(&self) -> Option<SinkSender> {
+        Some(SinkSender {
+            tx: self.tx.clone()?,
+            stats: Arc::clone(&self.stats),
+        })
     }
 
     /// Delivers what is queued and stops.
@@ -215,6 +316,7 @@ mod tests {
             stdout: false,
             webhook: Some(format!("http://{addr}/hook")),
             queue: 8,
+            forward: None,
         })
         .expect("sink starts");
         sink.send(alert(1));
@@ -247,6 +349,7 @@ mod tests {
             stdout: false,
             webhook: Some("https://hooks.example/alert".into()),
             queue: 8,
+            forward: None,
         })
         .err()
         .expect("https is refused");
@@ -270,6 +373,7 @@ mod tests {
             stdout: false,
             webhook: Some(format!("http://127.0.0.1:{port}/hook")),
             queue: 8,
+            forward: None,
         })
         .expect("sink starts");
         sink.send(alert(1));

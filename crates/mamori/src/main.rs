@@ -50,6 +50,9 @@ enum Command {
     /// Network anomaly detection: features, SVM / isolation-forest training, scoring, evaluation.
     #[command(subcommand)]
     Net(cmd::net::NetCommand),
+    /// W3C WoT Things: probe them against their Thing Descriptions, add them to the agent, status.
+    #[command(subcommand)]
+    Things(cmd::things::ThingsCommand),
 }
 
 fn main() {
@@ -64,6 +67,7 @@ fn main() {
         Command::Learn(a) => cmd::learn::run(*a).map(|()| 0),
         Command::Agent(a) => cmd::agent::run(*a).map(|()| 0),
         Command::Net(c) => cmd::net::run(c),
+        Command::Things(c) => cmd::things::run(c),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -60,6 +60,12 @@ pub struct AgentArgs {
     /// Do not print alerts on stdout.
     #[arg(long)]
     pub quiet: bool,
+    /// Do not capture system calls (watch only Things and, if given, the network).
+    #[arg(long)]
+    pub no_capture: bool,
+    /// Watch this WoT Thing (a TD's URL or file, or a servient's directory; repeatable).
+    #[arg(long = "thing", value_name = "TD")]
+    pub things: Vec<String>,
 }
 
 fn apply_overrides(config: &mut AgentConfig, args: &AgentArgs) -> Result<()> {
@@ -104,6 +110,16 @@ fn apply_overrides(config: &mut AgentConfig, args: &AgentArgs) -> Result<()> {
     if args.quiet {
         config.alerts.stdout = false;
     }
+    if args.no_capture {
+        config.capture.enabled = false;
+    }
+    for td in &args.things {
+        config.things.thing.push(mamori_wot::monitor::ThingSpec {
+            td: td.clone(),
+            ..Default::default()
+        });
+    }
+    config.check()?;
     Ok(())
 }
 

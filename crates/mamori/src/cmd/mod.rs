@@ -10,4 +10,5 @@ pub mod model;
 pub mod model_args;
 pub mod net;
 pub mod score;
+pub mod things;
 pub mod train;
