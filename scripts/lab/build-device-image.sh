@@ -4,7 +4,10 @@
 # with --network host; configure it with -e MAMORI_DEVICE_* (see `mamori-wot-device --help`),
 # e.g. -e MAMORI_DEVICE_FAULT=wrong-type to fail after every restart.
 #   scripts/lab/build-device-image.sh [IMAGE]      (default mamori-wot-device)
+#   scripts/lab/build-device-image.sh --binary-only  (no Docker: prints the static binary's path)
 set -euo pipefail
+binary_only=0
+if [ "${1:-}" = "--binary-only" ]; then binary_only=1; shift; fi
 image=${1:-mamori-wot-device}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 target=x86_64-unknown-linux-gnu
@@ -12,13 +15,17 @@ target_dir=${CARGO_TARGET_DIR:-$root/target}
 # With an explicit --target, RUSTFLAGS apply to that target only, so this static build doesn't
 # invalidate the host build's cache in the same target directory.
 (cd "$root" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" \
-    cargo build --release --locked -p mamori-wot-device --target "$target")
+    cargo build --quiet --release --locked -p mamori-wot-device --target "$target")
 binary=$target_dir/$target/release/mamori-wot-device
 # FROM scratch has no loader and no libc: a dynamic binary would fail to start there.
 if ! file -L "$binary" | grep -qE "statically linked|static-pie linked" \
     && ! ldd "$binary" 2>&1 | grep -qE "not a dynamic executable|statically linked"; then
     echo "build-device-image: $binary is not statically linked" >&2
     exit 1
+fi
+if [ "$binary_only" = 1 ]; then
+    echo "$binary"
+    exit 0
 fi
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
@@ -29,5 +36,6 @@ COPY mamori-wot-device /mamori-wot-device
 ENV MAMORI_DEVICE_LISTEN=127.0.0.1:8080
 ENTRYPOINT ["/mamori-wot-device"]
 DOCKER
-docker build -q -t "$image" "$ctx" >/dev/null
+# (the legacy builder's deprecation notice on stderr is noise here)
+docker build -q -t "$image" "$ctx" >/dev/null 2>"$ctx/build.log" || { cat "$ctx/build.log" >&2; exit 1; }
 echo "$image"

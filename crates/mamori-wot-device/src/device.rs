@@ -233,6 +233,7 @@ impl Device {
         match fault {
             Fault::Hang => return Outcome::Hang,
             Fault::Slow(ms) => thread::sleep(Duration::from_millis(ms)),
+            Fault::Flap(ms) if even_second() => thread::sleep(Duration::from_millis(ms)),
             Fault::Http500 => {
                 return Outcome::Reply(Response::text(500, "internal error (fault http-500)\n"))
             }
@@ -343,6 +344,13 @@ fn requested_fault(body: &[u8]) -> Result<Fault, String> {
         text.to_string()
     };
     Fault::parse(&name)
+}
+
+/// Whether the wall clock is in an even second (for `flap`).
+fn even_second() -> bool {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .is_ok_and(|d| d.as_secs() % 2 == 0)
 }
 
 #[cfg(test)]

@@ -23,6 +23,9 @@ pub enum Fault {
     Crash,
     /// Property reads are answered after this many milliseconds.
     Slow(u64),
+    /// Like `Slow`, but only during even wall-clock seconds: a device whose latency flaps
+    /// around the monitor's timeout (one slow round, one fast round, …).
+    Flap(u64),
     /// `temperature` is a JSON string of [`HUGE_BYTES`].
     Huge,
     /// `temperature` is an HTML page.
@@ -39,7 +42,7 @@ pub const HUGE_BYTES: usize = 10 * 1024 * 1024;
 
 /// The fault names, for messages and `--help`.
 pub const NAMES: &str = "none, wrong-type, out-of-range, missing-member, hang, crash, slow:MS, \
-                          huge, not-json, http-500";
+                          flap:MS, huge, not-json, http-500";
 
 impl Fault {
     /// Parses a fault name as given on the command line or to /control/fault (whitespace around
@@ -56,8 +59,12 @@ impl Fault {
             "huge" => Fault::Huge,
             "not-json" => Fault::NotJson,
             "http-500" => Fault::Http500,
-            _ => match text.strip_prefix("slow:") {
-                Some(digits) => {
+            _ => match text
+                .strip_prefix("slow:")
+                .map(|d| (d, false))
+                .or_else(|| text.strip_prefix("flap:").map(|d| (d, true)))
+            {
+                Some((digits, flap)) => {
                     let ms = match digits.parse::<u64>() {
                         Ok(ms)
                             if ms <= MAX_SLOW_MS && digits.bytes().all(|b| b.is_ascii_digit()) =>
@@ -66,12 +73,16 @@ impl Fault {
                         }
                         _ => {
                             return Err(format!(
-                                "bad delay in fault {text:?}: want slow:MS, MS a whole number of \
-                                 milliseconds up to {MAX_SLOW_MS}"
+                                "bad delay in fault {text:?}: want slow:MS or flap:MS, MS a whole \
+                                 number of milliseconds up to {MAX_SLOW_MS}"
                             ))
                         }
                     };
-                    Fault::Slow(ms)
+                    if flap {
+                        Fault::Flap(ms)
+                    } else {
+                        Fault::Slow(ms)
+                    }
                 }
                 None => return Err(format!("unknown fault {text:?} (known: {NAMES})")),
             },
@@ -89,6 +100,7 @@ impl fmt::Display for Fault {
             Fault::Hang => f.write_str("hang"),
             Fault::Crash => f.write_str("crash"),
             Fault::Slow(ms) => write!(f, "slow:{ms}"),
+            Fault::Flap(ms) => write!(f, "flap:{ms}"),
             Fault::Huge => f.write_str("huge"),
             Fault::NotJson => f.write_str("not-json"),
             Fault::Http500 => f.write_str("http-500"),
@@ -168,6 +180,8 @@ mod tests {
     fn surrounding_whitespace_is_ignored() {
         assert_eq!(Fault::parse(" hang\n"), Ok(Fault::Hang));
         assert_eq!(Fault::parse("slow:450\r\n"), Ok(Fault::Slow(450)));
+        assert_eq!(Fault::parse("flap:700"), Ok(Fault::Flap(700)));
+        assert_eq!(Fault::Flap(700).to_string(), "flap:700");
     }
 
     #[test]

@@ -175,7 +175,9 @@ impl Health {
                     State::Unknown | State::Invalid => {
                         self.set(State::Healthy, "every property conforms", now_ns)
                     }
-                    State::Suspect | State::Recovering | State::Quarantined if ready => {
+                    State::Suspect | State::Failed | State::Recovering | State::Quarantined
+                        if ready =>
+                    {
                         let reason = format!("{n} good rounds in a row");
                         self.set(State::Healthy, reason, now_ns)
                     }

@@ -543,10 +543,11 @@ impl Watched {
         }
     }
 
-    fn alert(&self, severity: Severity, message: String, data: Value) {
+    /// Sends an alert about this Thing and returns it (for its incident).
+    fn alert(&self, severity: Severity, message: String, data: Value) -> Alert {
         let now = now_ns();
         let bad = self.health.bad_streak();
-        self.ctx.outlet.alert(Alert {
+        let alert = Alert {
             time: rfc3339(now),
             time_ns: now,
             subject: self.subject.clone(),
@@ -559,7 +560,9 @@ impl Watched {
             run_start_ns: now,
             severity,
             evidence: Evidence::Detail { message, data },
-        });
+        };
+        self.ctx.outlet.alert(alert.clone());
+        alert
     }
 
     /// The Thing failed: alert, collect evidence, restart (or quarantine).
@@ -569,7 +572,7 @@ impl Watched {
         let now = now_ns();
         let reason = self.health.reason().to_string();
         let probe = serde_json::to_value(results).unwrap_or(Value::Null);
-        self.alert(
+        let alert = self.alert(
             Severity::Warning,
             format!("thing {} failed: {reason}", self.name),
             json!({"properties": probe}),
@@ -586,6 +589,7 @@ impl Watched {
                 now,
             )
         });
+        incident.alerts.push(alert);
         incident.evidence.insert(
             "failure".into(),
             json!({"reason": reason, "properties": probe}),
@@ -607,8 +611,12 @@ impl Watched {
                 outcome: Outcome::Skipped,
                 detail: why.into(),
             });
-            let done = incident.clone();
-            ctx.board.incident(&done);
+            // nothing more will be done about it: the record is complete
+            incident.closed_ns = Some(now);
+            if let Some(done) = self.incident.take() {
+                ctx.board.incident(&done);
+                ctx.outlet.incident(done);
+            }
             return;
         };
         collect_evidence(
@@ -642,15 +650,18 @@ impl Watched {
                 });
                 incident.severity = Severity::Critical;
                 incident.closed_ns = Some(at);
-                let done = self.incident.take();
+                let mut done = self.incident.take();
                 if let Some(t) = self.health.set(State::Quarantined, detail.clone(), at) {
                     self.record_transition(&t);
                 }
-                self.alert(
+                let alert = self.alert(
                     Severity::Critical,
                     format!("thing {} quarantined: {detail}", self.name),
                     json!({"restarts": restarts, "container": container}),
                 );
+                if let Some(done) = done.as_mut() {
+                    done.alerts.push(alert);
+                }
                 ctx.board.update(&self.name, |s| {
                     s.quarantines += 1;
                     s.open_incident = None;
@@ -702,11 +713,14 @@ impl Watched {
                     s.open_incident = Some(snapshot.id.clone());
                 });
                 if let Err(e) = result {
-                    self.alert(
+                    let alert = self.alert(
                         Severity::Critical,
                         format!("thing {}: restarting {container} failed: {e}", self.name),
                         json!({"container": container}),
                     );
+                    if let Some(i) = self.incident.as_mut() {
+                        i.alerts.push(alert);
+                    }
                 }
                 self.restarted_ns = Some(finished);
                 self.expectations.reset();

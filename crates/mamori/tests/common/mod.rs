@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod things;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
