@@ -70,6 +70,18 @@ pub enum OnAlert {
     Restart,
 }
 
+impl std::str::FromStr for OnAlert {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(OnAlert::Off),
+            "pause" => Ok(OnAlert::Pause),
+            "restart" => Ok(OnAlert::Restart),
+            _ => Err(format!("unknown response `{s}` (off, pause or restart)")),
+        }
+    }
+}
+
 /// `[things]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

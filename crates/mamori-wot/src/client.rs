@@ -399,3 +399,134 @@ fn rustls_native_certs_or_empty() -> Vec<rustls_pki_types::CertificateDer<'stati
     }
     Vec::new()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-connection https server on loopback with a certificate from a fresh CA; returns
+    /// its port and the CA as PEM.
+    async fn tls_server(body: &'static str) -> (u16, String) {
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .expect("params")
+            .signed_by(&key, &ca, &ca_key)
+            .expect("server certificate");
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(cert.der().to_vec())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            for _ in 0..2 {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    continue;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(reply.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            }
+        });
+        (port, ca.pem())
+    }
+
+    #[tokio::test]
+    async fn https_properties_are_read_with_a_private_ca_and_refused_without() {
+        let (port, ca_pem) = tls_server("{\"celsius\": 21.5}").await;
+        let dir = std::env::temp_dir().join(format!("mamori-wot-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, ca_pem).expect("CA written");
+        let url = format!("https://127.0.0.1:{port}/properties/temperature");
+        let none = Credentials::default();
+        let timeout = Duration::from_secs(5);
+        let trusting = HttpClient::new(Some(&ca_file), 1 << 20).expect("client");
+        let reply = trusting
+            .get_json(&url, Auth::None, &none, timeout)
+            .await
+            .expect("read");
+        assert_eq!(reply.value["celsius"], 21.5);
+        let stranger = HttpClient::new(None, 1 << 20).expect("client");
+        let err = stranger
+            .get_json(&url, Auth::None, &none, timeout)
+            .await
+            .expect_err("an unknown CA is refused");
+        assert!(matches!(err, FetchError::Connect { .. }), "{err}");
+        assert!(
+            err.to_string().to_lowercase().contains("certificate"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn missing_credentials_are_named_before_sending() {
+        let err = build_request(
+            Method::GET,
+            "http://127.0.0.1/x",
+            None,
+            Auth::Bearer,
+            &Credentials::default(),
+        )
+        .expect_err("no token");
+        assert!(err.to_string().contains("configure bearer_token"), "{err}");
+        let ok = build_request(
+            Method::GET,
+            "http://127.0.0.1/x",
+            None,
+            Auth::Basic,
+            &Credentials {
+                basic_user: "op".into(),
+                basic_password: "pw".into(),
+                ..Credentials::default()
+            },
+        )
+        .expect("request");
+        assert_eq!(ok.headers()[AUTHORIZATION], "Basic b3A6cHc=");
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_named() {
+        let dir = std::env::temp_dir().join(format!("mamori-wot-badca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let f = dir.join("empty.pem");
+        std::fs::write(&f, "not a certificate").expect("written");
+        let err = HttpClient::new(Some(&f), 1024).expect_err("no certificate");
+        assert!(
+            err.to_string().contains("empty.pem: holds no certificate"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

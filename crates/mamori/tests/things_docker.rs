@@ -13,8 +13,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::things::{free_port, http, named, state, Agent};
 use common::repo;
+use common::things::{free_port, http, named, state, Agent};
 use serde_json::Value;
 
 const IMAGE: &str = "mamori-wot-device";
@@ -28,7 +28,10 @@ fn enabled() -> bool {
 }
 
 fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("docker runs");
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
     assert!(
         out.status.success(),
         "docker {args:?}: {}",
@@ -51,7 +54,20 @@ impl Device {
         let title = format!("MAMORI_DEVICE_TITLE={name}");
         let label = format!("mamori.thing=http://127.0.0.1:{port}/.well-known/wot");
         let fault = format!("MAMORI_DEVICE_FAULT={}", env_fault.unwrap_or("none"));
-        let mut args = vec!["run", "-d", "--name", name, "--network", "host", "-e", &listen, "-e", &title, "-e", &fault];
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "-e",
+            &listen,
+            "-e",
+            &title,
+            "-e",
+            &fault,
+        ];
         if labelled {
             args.extend(["--label", &label]);
         }
@@ -65,13 +81,20 @@ impl Device {
 
     fn fault(&self, fault: &str) {
         let reply = http(self.port, "POST", "/control/fault", fault);
-        assert_eq!(reply.map(|r| r.0), Some(200), "setting {fault} on {}", self.name);
+        assert_eq!(
+            reply.map(|r| r.0),
+            Some(200),
+            "setting {fault} on {}",
+            self.name
+        );
     }
 }
 
 impl Drop for Device {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "-f", &self.name]).output();
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
     }
 }
 
@@ -136,28 +159,42 @@ fn faulty_devices_are_restarted_flapping_ones_are_not_and_a_crash_loop_is_quaran
     );
     let all: Vec<&str> = faults.iter().chain(&benign).map(|(n, _)| *n).collect();
     agent.wait_until(Duration::from_secs(40), "every device healthy", |t| {
-        all.iter().all(|n| named(t, n).is_some_and(|x| state(x) == "healthy"))
+        all.iter()
+            .all(|n| named(t, n).is_some_and(|x| state(x) == "healthy"))
     });
     for (device, (_, fault)) in devices.iter().zip(faults.iter().chain(&benign)) {
         device.fault(fault);
     }
 
     let restarted: Vec<&str> = faults.iter().map(|(n, _)| *n).collect();
-    let things = agent.wait_until(Duration::from_secs(90), "every fault recovered and the loop quarantined", |t| {
-        restarted.iter().all(|n| {
-            named(t, n).is_some_and(|x| state(x) == "healthy" && x["restarts"].as_u64() >= Some(1))
-        }) && named(t, "mt-loop").is_some_and(|x| state(x) == "quarantined")
-    });
+    let things = agent.wait_until(
+        Duration::from_secs(90),
+        "every fault recovered and the loop quarantined",
+        |t| {
+            restarted.iter().all(|n| {
+                named(t, n)
+                    .is_some_and(|x| state(x) == "healthy" && x["restarts"].as_u64() >= Some(1))
+            }) && named(t, "mt-loop").is_some_and(|x| state(x) == "quarantined")
+        },
+    );
     // the benign ones were never restarted, never failed
     for (name, _) in benign {
         let t = named(&things, name).unwrap();
         assert_eq!(t["restarts"], 0, "{name} was restarted: {t}");
-        let failed = t["transitions"].as_array().unwrap().iter().any(|tr| tr["to"] == "failed");
+        let failed = t["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|tr| tr["to"] == "failed");
         assert!(!failed, "{name} failed: {t}");
     }
     let flap = named(&things, "mt-flap").unwrap();
     assert!(
-        flap["transitions"].as_array().unwrap().iter().any(|tr| tr["to"] == "suspect"),
+        flap["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|tr| tr["to"] == "suspect"),
         "the flapping device was at least suspect: {flap}"
     );
     let looped = named(&things, "mt-loop").unwrap();
@@ -169,7 +206,9 @@ fn faulty_devices_are_restarted_flapping_ones_are_not_and_a_crash_loop_is_quaran
     let records = agent.records();
     for (name, fault) in faults {
         let incidents = incidents_of(&records, name);
-        let incident = incidents.first().unwrap_or_else(|| panic!("no incident for {name}: {records:?}"));
+        let incident = incidents
+            .first()
+            .unwrap_or_else(|| panic!("no incident for {name}: {records:?}"));
         assert_eq!(incident["kind"], "recovery");
         assert_eq!(
             actions(incident),
@@ -181,7 +220,10 @@ fn faulty_devices_are_restarted_flapping_ones_are_not_and_a_crash_loop_is_quaran
             "{name}: {incident}"
         );
         let logs = incident["evidence"]["container_logs"].to_string();
-        assert!(logs.contains(&format!("fault set to {fault}")), "{name} logs: {logs}");
+        assert!(
+            logs.contains(&format!("fault set to {fault}")),
+            "{name} logs: {logs}"
+        );
         assert_eq!(incident["alerts"][0]["source"], "things");
         assert!(incident["evidence"]["root_cause"].is_object());
         assert!(incident["closed_ns"].as_i64() > incident["opened_ns"].as_i64());
@@ -189,12 +231,22 @@ fn faulty_devices_are_restarted_flapping_ones_are_not_and_a_crash_loop_is_quaran
     // the crashed device's state was read before it was restarted
     let crash = incidents_of(&records, "mt-crash")[0];
     let st = &crash["evidence"]["container_state"]["state"];
-    assert_eq!((st["Running"].clone(), st["ExitCode"].clone()), (Value::Bool(false), Value::from(1)), "{crash}");
+    assert_eq!(
+        (st["Running"].clone(), st["ExitCode"].clone()),
+        (Value::Bool(false), Value::from(1)),
+        "{crash}"
+    );
 
     let loop_incidents = incidents_of(&records, "mt-loop");
     let last = loop_incidents.last().expect("the loop's incident");
     let acts = actions(last);
-    assert_eq!(acts.iter().filter(|(a, o)| a == "restart" && o == "succeeded").count(), 3, "{last}");
+    assert_eq!(
+        acts.iter()
+            .filter(|(a, o)| a == "restart" && o == "succeeded")
+            .count(),
+        3,
+        "{last}"
+    );
     assert_eq!(acts.last().map(|(a, _)| a.as_str()), Some("quarantine"));
     assert_eq!(last["severity"], "critical");
     assert!(records.iter().any(|r| r["record"] == "alert"
@@ -202,9 +254,21 @@ fn faulty_devices_are_restarted_flapping_ones_are_not_and_a_crash_loop_is_quaran
         && r["subject"]["name"] == "mt-loop"));
 
     let metrics = agent.metrics_with("mamori_thing_quarantines_total{thing=\"mt-loop\"} 1");
-    assert!(metrics.contains("mamori_thing_restarts_total{thing=\"mt-loop\"} 3"), "{metrics}");
-    assert!(metrics.contains("mamori_thing_restarts_total{thing=\"mt-hang\"} 1"), "{metrics}");
-    assert!(metrics.contains("mamori_thing_restarts_total{thing=\"mt-flap\"} 0"), "{metrics}");
-    assert!(metrics.contains("mamori_incidents_total{kind=\"recovery\"}"), "{metrics}");
+    assert!(
+        metrics.contains("mamori_thing_restarts_total{thing=\"mt-loop\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mamori_thing_restarts_total{thing=\"mt-hang\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mamori_thing_restarts_total{thing=\"mt-flap\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mamori_incidents_total{kind=\"recovery\"}"),
+        "{metrics}"
+    );
     drop(looping);
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use mamori_agent::config::{AgentConfig, Backend};
+use mamori_agent::config::{AgentConfig, Backend, OnAlert};
 
 use super::alert_args::AlertArgs;
 
@@ -66,6 +66,15 @@ pub struct AgentArgs {
     /// Watch this WoT Thing (a TD's URL or file, or a servient's directory; repeatable).
     #[arg(long = "thing", value_name = "TD")]
     pub things: Vec<String>,
+    /// What to do to a container a syscall or network alert names: `off`, `pause` or
+    /// `restart` (with the crash-loop guard of `[things.recovery]`).
+    #[arg(long, value_name = "ACTION", value_parser = parse_on_alert)]
+    pub on_alert: Option<OnAlert>,
+}
+
+/// Parses an `--on-alert` value.
+pub fn parse_on_alert(s: &str) -> Result<OnAlert, String> {
+    s.parse()
 }
 
 fn apply_overrides(config: &mut AgentConfig, args: &AgentArgs) -> Result<()> {
@@ -112,6 +121,9 @@ fn apply_overrides(config: &mut AgentConfig, args: &AgentArgs) -> Result<()> {
     }
     if args.no_capture {
         config.capture.enabled = false;
+    }
+    if let Some(a) = args.on_alert {
+        config.things.on_alert = a;
     }
     for td in &args.things {
         config.things.thing.push(mamori_wot::monitor::ThingSpec {
