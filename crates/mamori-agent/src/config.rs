@@ -415,4 +415,63 @@ mod tests {
         c.alerts.webhook = "http://127.0.0.1:8080/alert".into();
         c.check().expect("http is fine");
     }
+
+    #[test]
+    fn things_sections_parse_and_bad_values_are_named() {
+        let text = r#"
+            [things]
+            interval_seconds = 0.5
+            on_alert = "pause"
+            [things.recovery]
+            max_restarts = 5
+            [[things.thing]]
+            td = "http://127.0.0.1:8080/.well-known/wot"
+            container = "pump"
+            bearer_token = "t"
+            [[things.thing.expect]]
+            property = "counter"
+            changes_within_seconds = 5.0
+        "#;
+        let c: AgentConfig = toml::from_str(text).expect("parses");
+        c.check().expect("valid");
+        assert_eq!(c.things.on_alert, OnAlert::Pause);
+        assert_eq!(c.things.recovery.max_restarts, 5);
+        assert_eq!(
+            c.things.recovery.backoff_max_seconds, 60.0,
+            "defaults fill the rest"
+        );
+        assert_eq!(c.things.thing[0].credentials().bearer_token, "t");
+        assert_eq!(c.things.settings().interval.as_millis(), 500);
+
+        let err = toml::from_str::<AgentConfig>("[[things.thing]]\ntd = \"x\"\ntoken = \"t\"\n")
+            .expect_err("typo");
+        assert!(err.to_string().contains("token"), "{err}");
+        let mut c = AgentConfig::default();
+        c.things
+            .thing
+            .push(mamori_wot::monitor::ThingSpec::default());
+        let err = c.check().expect_err("no td");
+        assert!(err.to_string().contains("things.thing[0]: `td`"), "{err}");
+        let mut c = AgentConfig::default();
+        c.things.interval_seconds = f64::NAN;
+        assert!(c
+            .check()
+            .expect_err("nan")
+            .to_string()
+            .contains("things.interval_seconds"));
+        let mut c = AgentConfig::default();
+        c.things.thing.push(mamori_wot::monitor::ThingSpec {
+            td: "t.json".into(),
+            expect: vec![mamori_wot::expect::Expectation {
+                property: "x".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let err = c.check().expect_err("expects nothing");
+        assert!(
+            err.to_string().contains("things.thing[0].expect[0]"),
+            "{err}"
+        );
+    }
 }

@@ -342,8 +342,48 @@ mod tests {
         let (status, _, body) = get(addr, "/nope", None);
         assert_eq!(
             (status, body.as_str()),
-            (404, "not found: try /metrics or /healthz\n")
+            (
+                404,
+                "not found: try /metrics, /healthz, /api/things or /api/incidents\n"
+            )
         );
+
+        // the JSON API, before and after the Thing monitor publishes its boards
+        let (status, kind, body) = get(addr, "/api/things", None);
+        assert_eq!(
+            (status, kind.as_str(), body.trim()),
+            (200, "application/json", "[]")
+        );
+        let monitor = Arc::new(mamori_wot::status::Board::default());
+        monitor.update("pump/1", |t| t.rounds = 7);
+        let incident = mamori_core::Incident::open(
+            mamori_core::Subject::Host { name: "gw".into() },
+            "recovery",
+            mamori_core::alert::Severity::Warning,
+            "test",
+            5,
+        );
+        monitor.incident(&incident);
+        let boards = ThingBoards {
+            monitor,
+            responses: Arc::new(mamori_wot::status::Board::default()),
+        };
+        shared.things.set(boards).expect("set once");
+        let (_, _, body) = get(addr, "/api/things", None);
+        let things: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(things[0]["name"], "pump/1");
+        let (status, _, body) = get(addr, "/api/things/pump%2F1", None);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["rounds"],
+            7
+        );
+        let (status, _, body) = get(addr, "/api/things/none", None);
+        assert_eq!(status, 404);
+        assert!(body.contains("no thing named none"), "{body}");
+        let (_, _, body) = get(addr, "/api/incidents", None);
+        let incidents: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(incidents[0]["kind"], "recovery");
 
         stop.store(true, Ordering::Relaxed);
         std::thread::sleep(STOP_POLL * 3);

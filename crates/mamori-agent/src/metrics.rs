@@ -891,4 +891,81 @@ pub(crate) mod tests {
             Format::Prometheus
         );
     }
+
+    #[test]
+    fn thing_families_parse_as_openmetrics_with_a_latency_histogram() {
+        let mut latency = Histogram::default();
+        for seconds in [0.0008, 0.003, 0.003, 0.2, 4.0] {
+            latency.observe(seconds);
+        }
+        let thing = ThingStatus {
+            name: "pump \"1\"".into(),
+            state: Some(State::Recovering),
+            up: false,
+            rounds: 10,
+            bad_rounds: 3,
+            restarts: 1,
+            latency,
+            violations: [("maximum".to_string(), 2)].into_iter().collect(),
+            read_errors: [("timeout".to_string(), 4)].into_iter().collect(),
+            ..ThingStatus::default()
+        };
+        let snapshot = MetricsSnapshot {
+            things: vec![thing],
+            incidents: vec![("recovery".into(), 1)],
+            ..MetricsSnapshot::default()
+        };
+        let text = render(&snapshot, Format::OpenMetrics);
+        let parsed = parse_openmetrics(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        let families = &parsed.families;
+        let pump = [("thing", "pump \"1\"")];
+        assert_eq!(om_value(families, "mamori_thing_up", &pump), 0.0);
+        assert_eq!(om_value(families, "mamori_thing_restarts", &pump), 1.0);
+        assert_eq!(om_value(families, "mamori_thing_bad_rounds", &pump), 3.0);
+        let state = |s: &str| {
+            om_value(
+                families,
+                "mamori_thing_state",
+                &[("thing", "pump \"1\""), ("state", s)],
+            )
+        };
+        assert_eq!((state("recovering"), state("healthy")), (1.0, 0.0));
+        assert_eq!(
+            om_value(
+                families,
+                "mamori_thing_schema_violations",
+                &[("thing", "pump \"1\""), ("kind", "maximum")]
+            ),
+            2.0
+        );
+        assert_eq!(
+            om_value(
+                families,
+                "mamori_thing_read_errors",
+                &[("thing", "pump \"1\""), ("error", "timeout")]
+            ),
+            4.0
+        );
+        assert_eq!(
+            om_value(families, "mamori_incidents", &[("kind", "recovery")]),
+            1.0
+        );
+        let h = &families["mamori_thing_probe_duration_seconds"];
+        assert_eq!(h.family_type, OpenMetricsType::Histogram);
+        // cumulative buckets as a scraper reads them: ≤1 ms: 1, ≤5 ms: 3, ≤250 ms: 4, +Inf: 5
+        for (le, n) in [
+            ("0.001", 1),
+            ("0.005", 3),
+            ("0.25", 4),
+            ("2.5", 4),
+            ("+Inf", 5),
+        ] {
+            let line = format!("mamori_thing_probe_duration_seconds_bucket{{le=\"{le}\",thing=\"pump \\\"1\\\"\"}} {n}");
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
+        assert!(
+            text.contains("mamori_thing_probe_duration_seconds_count{thing=\"pump \\\"1\\\"\"} 5"),
+            "{text}"
+        );
+    }
 }
