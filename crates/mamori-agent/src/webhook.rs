@@ -141,12 +141,12 @@ impl Webhook {
                 .client
                 .request(request)
                 .await
-                .map_err(|e| PostError::Request(chain(&e)))?;
+                .map_err(|e| PostError::Request(mamori_core::error::chain(&e)))?;
             let status = response.status();
             // read the answer to its end (and drop it) so the receiver sees a clean close
             let mut body = response.into_body();
             while let Some(frame) = body.frame().await {
-                frame.map_err(|e| PostError::Request(chain(&e)))?;
+                frame.map_err(|e| PostError::Request(mamori_core::error::chain(&e)))?;
             }
             if status.is_success() {
                 Ok(())
@@ -168,18 +168,6 @@ impl Webhook {
             message,
         })
     }
-}
-
-/// An error with its causes: hyper's own messages are terse ("client error (Connect)").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Each record is the same tagged JSON line [`mamori_core::sink::JsonLines`] writes (without the

@@ -24,6 +24,7 @@
 
 pub mod alert;
 pub mod envelope;
+pub mod error;
 pub mod event;
 pub mod incident;
 pub mod packet;

@@ -242,7 +242,7 @@ impl HttpClient {
                 .request(request)
                 .await
                 .map_err(|e| FetchError::Connect {
-                    message: error_chain(&e),
+                    message: mamori_core::error::chain(&e),
                 })?;
             let status = response.status();
             let content_type = response
@@ -352,18 +352,6 @@ fn build_request(
         .map_err(|e| FetchError::Request {
             message: format!("cannot build a request for {url}: {e}"),
         })
-}
-
-/// The error and its causes, `a: b: c` (hyper's top-level message alone says little).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The first `n` bytes of a body, printable (control bytes escaped).

@@ -7,40 +7,20 @@
 //! Needs root, a kernel with BTF, dockerd and Debian's busybox-static; runs when
 //! MAMORI_DOCKER_TESTS=1 (.ci/run starts dockerd and sets it).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{docker, docker_tests_enabled as enabled};
 use serde_json::Value;
 
 const IMAGE: &str = "mamori-lab-bb";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn enabled() -> bool {
-    if std::env::var_os("MAMORI_DOCKER_TESTS").is_none() {
-        eprintln!("skipped: set MAMORI_DOCKER_TESTS=1 with dockerd running (see .ci/run)");
-        return false;
-    }
-    true
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker runs");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use common::repo;
 
 /// Removes the test's containers however the test ends.
 struct Containers(Vec<String>);
@@ -69,9 +49,7 @@ impl Drop for Containers {
     }
 }
 
-fn mamori() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mamori"))
-}
+use common::mamori;
 
 struct Agent(Child);
 

@@ -13,32 +13,11 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::repo;
 use common::things::{free_port, http, named, state, Agent};
+use common::{docker, docker_tests_enabled as enabled, repo};
 use serde_json::Value;
 
 const IMAGE: &str = "mamori-wot-device";
-
-fn enabled() -> bool {
-    if std::env::var_os("MAMORI_DOCKER_TESTS").is_none() {
-        eprintln!("skipped: set MAMORI_DOCKER_TESTS=1 with dockerd running (see .ci/run)");
-        return false;
-    }
-    true
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker runs");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// One device container, removed on drop.
 struct Device {

@@ -64,3 +64,27 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Whether the Docker tests run (MAMORI_DOCKER_TESTS=1, set by .ci/run after it starts dockerd);
+/// says why not when they do not.
+pub fn docker_tests_enabled() -> bool {
+    if std::env::var_os("MAMORI_DOCKER_TESTS").is_none() {
+        eprintln!("skipped: set MAMORI_DOCKER_TESTS=1 with dockerd running (see .ci/run)");
+        return false;
+    }
+    true
+}
+
+/// Runs the docker CLI and returns its trimmed stdout, failing the test when it fails.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
