@@ -314,6 +314,8 @@ struct Watched {
     restarted_ns: Option<i64>,
     last_problem: String,
     next_actions: HashMap<String, Instant>,
+    /// The last failure of each scheduled action, until it succeeds again.
+    action_failures: std::collections::BTreeMap<String, String>,
 }
 
 async fn watch_thing(ctx: Arc<Context>, spec: ThingSpec, name: String, td: ThingDescription) {
@@ -341,6 +343,7 @@ async fn watch_thing(ctx: Arc<Context>, spec: ThingSpec, name: String, td: Thing
         restarted_ns: None,
         last_problem: String::new(),
         next_actions: HashMap::new(),
+        action_failures: std::collections::BTreeMap::new(),
     };
     w.publish_td();
     w.subscribe();
@@ -420,7 +423,7 @@ impl Watched {
             self.last_problem = p.clone();
         }
         let transition = self.health.observe(problem.as_deref(), now);
-        self.record(&results, problem.is_none(), now);
+        self.record(&results, problem.as_deref(), now);
         if let Some(t) = &transition {
             self.on_transition(t, &results).await;
         }
@@ -440,9 +443,9 @@ impl Watched {
         }
     }
 
-    /// Invokes the actions an expectation schedules; failures are problems.
+    /// Invokes the actions an expectation schedules when due; an action's last failure is a
+    /// problem of every round until it next succeeds.
     async fn run_actions(&mut self) -> Vec<String> {
-        let mut problems = Vec::new();
         let now = Instant::now();
         for e in self.spec.expect.iter().filter(|e| !e.action.is_empty()) {
             let due = self.next_actions.get(&e.action).is_none_or(|t| now >= *t);
@@ -470,14 +473,18 @@ impl Watched {
                     .map_err(|err| err.to_string()),
                 Err(why) => Err(why),
             };
-            if let Err(why) = outcome {
-                problems.push(format!("action {}: {why}", e.action));
-            }
+            match outcome {
+                Ok(()) => self.action_failures.remove(&e.action),
+                Err(why) => self
+                    .action_failures
+                    .insert(e.action.clone(), format!("action {}: {why}", e.action)),
+            };
         }
-        problems
+        self.action_failures.values().cloned().collect()
     }
 
-    fn record(&self, results: &[PropertyResult], good: bool, now: i64) {
+    fn record(&self, results: &[PropertyResult], problem: Option<&str>, now: i64) {
+        let good = problem.is_none();
         let state = self.health.state();
         let since = rfc3339(self.health.since_ns());
         let reason = self.health.reason().to_string();
@@ -485,6 +492,7 @@ impl Watched {
             s.rounds += 1;
             s.bad_rounds += u64::from(!good);
             s.up = good;
+            s.problem = problem.unwrap_or_default().to_string();
             s.state = Some(state);
             s.since = since;
             s.reason = reason;

@@ -72,6 +72,8 @@ pub struct ThingStatus {
     pub reason: String,
     /// Whether its last round conformed.
     pub up: bool,
+    /// What was wrong in the last round (empty when it conformed).
+    pub problem: String,
     /// Probe rounds so far.
     pub rounds: u64,
     /// Rounds that did not conform.

@@ -379,3 +379,64 @@ fn things_add_checks_the_td_and_list_shows_it() {
     assert_eq!(listed[0]["things"][0]["title"], "pump");
     assert_eq!(listed[0]["things"][0]["properties"], 4);
 }
+
+#[test]
+fn expectations_beyond_the_td_are_judged() {
+    if !enabled() {
+        return;
+    }
+    let bin = device_binary();
+    let port = free_port();
+    let _device = device(&bin, port, &["--title", "meter"]);
+    let td = format!("http://127.0.0.1:{port}/.well-known/wot");
+    // the counter ticks every second, the temperature stays near 20, reset exists; the mode
+    // never changes and there is no action `calibrate`
+    let things = format!(
+        "[things]\ninterval_seconds = 0.5\ndocker_labels = false\n\
+         [[things.thing]]\nname = \"meets\"\ntd = \"{td}\"\n\
+         [[things.thing.expect]]\nproperty = \"counter\"\nchanges_within_seconds = 3.0\n\
+         [[things.thing.expect]]\nproperty = \"temperature\"\nrange = [0.0, 40.0]\n\
+         [[things.thing.expect]]\naction = \"reset\"\nevery_seconds = 1.0\n\
+         [[things.thing]]\nname = \"misses\"\ntd = \"{td}\"\n\
+         [[things.thing.expect]]\nproperty = \"mode\"\nchanges_within_seconds = 1.0\n\
+         [[things.thing.expect]]\nproperty = \"temperature\"\nrange = [50.0, 60.0]\n\
+         [[things.thing.expect]]\naction = \"calibrate\"\n"
+    );
+    let agent = Agent::start("things-expect", &things);
+    let things = agent.wait_until(
+        Duration::from_secs(20),
+        "meets healthy, misses failed",
+        |t| {
+            named(t, "meets")
+                .is_some_and(|x| state(x) == "healthy" && x["rounds"].as_u64() >= Some(8))
+                && named(t, "misses").is_some_and(|x| state(x) == "failed")
+        },
+    );
+    let meets = named(&things, "meets").unwrap();
+    assert!(
+        meets["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["to"] != "failed"),
+        "{meets}"
+    );
+    let reason = named(&things, "misses").unwrap()["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for part in [
+        "is outside the expected range [50, 60]",
+        "action calibrate: the TD has no action `calibrate`",
+    ] {
+        assert!(reason.contains(part), "{part} in {reason}");
+    }
+    // a value frozen longer than allowed shows within a few rounds, as the current problem
+    agent.wait_until(Duration::from_secs(10), "the frozen mode named", |t| {
+        named(t, "misses").is_some_and(|x| {
+            x["problem"]
+                .as_str()
+                .is_some_and(|p| p.contains("mode: unchanged (\"auto\") for"))
+        })
+    });
+}
