@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/lab/setup-live-lab.sh --no-docker   # build tools: clang, libbpf, libpcap headers (no-op when present)
-cargo build --release --locked -p mamori
+cargo build --release --locked -p mamori -p mamori-wot-device
 d=data/motion
 mkdir -p out/demo/paper out/demo/recommended
 common=(--profile profiles/motion.toml --warmup 10
@@ -46,3 +46,27 @@ for kind in device interval; do
   done
 done
 echo "network reports: out/demo/net/*.report.txt, confusion-matrix heatmaps: out/demo/net/*.heatmap.svg"
+
+# The Thing monitor (seed 002): a WoT device serving its own Thing Description (three Things),
+# probed once, then watched by the agent while one fault after another is switched on. Without
+# Docker nothing is restarted: the incident says so. (scripts/lab/build-device-image.sh and
+# crates/mamori/tests/things_docker.rs show the restarts.)
+mkdir -p out/demo/things
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+target/release/mamori-wot-device --listen "127.0.0.1:$port" --title pump --things 3 2>out/demo/things/device.log &
+device=$!
+trap 'kill $device 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
+echo "== things: one probe of every Thing the device lists" >&2
+target/release/mamori things probe "http://127.0.0.1:$port/" | tee out/demo/things/probe.txt
+rm -f out/demo/things/alerts.jsonl
+echo "== things: the agent watches them; out-of-range at 3 s, fixed at 6 s, a hang at 9 s" >&2
+target/release/mamori agent --no-capture --listen none --quiet --thing "http://127.0.0.1:$port/" \
+  --alerts out/demo/things/alerts.jsonl --duration 14s 2>&1 | grep "thing " &
+agent=$!
+sleep 3; curl -s -d out-of-range "http://127.0.0.1:$port/control/fault" >/dev/null
+sleep 3; curl -s -d none "http://127.0.0.1:$port/control/fault" >/dev/null
+sleep 3; curl -s -d hang "http://127.0.0.1:$port/control/fault" >/dev/null
+wait $agent || true
+echo "things: out/demo/things/probe.txt, alerts and incidents: out/demo/things/alerts.jsonl" >&2
+

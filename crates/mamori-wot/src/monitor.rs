@@ -412,11 +412,18 @@ impl Watched {
         let mut problems: Vec<String> = verdict(&results).into_iter().collect();
         problems.extend(self.expectations.judge(&self.spec.expect, &results, now));
         problems.extend(self.run_actions().await);
+        // an observed property that the round's own read already found wrong says nothing new
+        let already: Vec<String> = results
+            .iter()
+            .filter(|r| !r.is_ok())
+            .map(|r| format!("property {}: ", r.property))
+            .collect();
         problems.extend(
             self.pushed
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .drain(..),
+                .drain(..)
+                .filter(|p| !already.iter().any(|a| p.starts_with(a.as_str()))),
         );
         let problem = (!problems.is_empty()).then(|| problems.join("; "));
         if let Some(p) = &problem {
