@@ -129,6 +129,27 @@ fn node_wot_things_are_discovered_and_polled_and_the_broken_one_is_named() {
                 && named(t, "broken-sensor").is_some_and(|c| state(c) == "failed")
         },
     );
+    // `mamori things status` reads the same from the running agent
+    let out = mamori()
+        .args(["things", "status", "--agent"])
+        .arg(format!("http://127.0.0.1:{}", agent.port))
+        .output()
+        .expect("mamori runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in\n{table}"))
+            .to_string()
+    };
+    assert!(line("counter ").contains("healthy"), "{table}");
+    assert!(line("broken-sensor").contains("failed"), "{table}");
     let broken = agent.thing("broken-sensor").unwrap();
     let reason = broken["reason"].as_str().unwrap();
     assert!(
