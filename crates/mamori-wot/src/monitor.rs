@@ -123,6 +123,9 @@ struct Context {
     stop: watch::Receiver<bool>,
     /// One crash-loop guard per container, shared by every Thing it runs.
     guards: Mutex<HashMap<String, Guard>>,
+    /// Per container: held while it is being recovered, holding when it was last restarted (ns),
+    /// so the Things one container runs, failing together, restart it once.
+    containers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<i64>>>>>,
     /// Thing names taken, so two TDs with one title stay apart.
     names: Mutex<BTreeSet<String>>,
 }
@@ -147,6 +150,7 @@ impl Monitor {
             board: Arc::clone(&board),
             stop: stop_rx,
             guards: Mutex::new(HashMap::new()),
+            containers: Mutex::new(HashMap::new()),
             names: Mutex::new(BTreeSet::new()),
         });
         let mut monitor = Monitor {
@@ -634,6 +638,38 @@ impl Watched {
             }
             return;
         };
+        let lock = Arc::clone(
+            ctx.containers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(container.clone())
+                .or_default(),
+        );
+        let mut last_restart = lock.lock().await;
+        let fresh_ns = (policy.healthy_timeout_seconds * 1e9) as i64;
+        if let Some(at) = (*last_restart).filter(|&at| now_ns() - at < fresh_ns) {
+            if self.restarted_ns.is_none_or(|mine| mine < at) {
+                // another Thing of this container restarted it moments ago: wait for that
+                let ago = (now_ns() - at) as f64 / 1e9;
+                incident.act(Action {
+                    action: "restart".into(),
+                    started_ns: at,
+                    finished_ns: at,
+                    outcome: Outcome::Skipped,
+                    detail: format!(
+                        "{container} was restarted {ago:.1}s ago for another Thing it runs"
+                    ),
+                });
+                let snapshot = incident.clone();
+                ctx.board.incident(&snapshot);
+                self.restarted_ns = Some(at);
+                let reason = format!("waiting for {container}, restarted {ago:.1}s ago");
+                if let Some(t) = self.health.set(State::Recovering, reason, now_ns()) {
+                    self.record_transition(&t);
+                }
+                return;
+            }
+        }
         collect_evidence(
             &ctx,
             &docker,
@@ -738,6 +774,8 @@ impl Watched {
                     }
                 }
                 self.restarted_ns = Some(finished);
+                *last_restart = Some(finished);
+                drop(last_restart);
                 self.expectations.reset();
                 if let Some(t) = self.health.set(
                     State::Recovering,

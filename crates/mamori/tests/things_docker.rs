@@ -58,6 +58,36 @@ impl Device {
         }
     }
 
+    fn run_many(name: &str, things: usize) -> Device {
+        let port = free_port();
+        let _ = Command::new("docker").args(["rm", "-f", name]).output();
+        let listen = format!("MAMORI_DEVICE_LISTEN=127.0.0.1:{port}");
+        let title = format!("MAMORI_DEVICE_TITLE={name}");
+        let count = format!("MAMORI_DEVICE_THINGS={things}");
+        let label = format!("mamori.thing=http://127.0.0.1:{port}/");
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "-e",
+            &listen,
+            "-e",
+            &title,
+            "-e",
+            &count,
+            "--label",
+            &label,
+            IMAGE,
+        ]);
+        Device {
+            name: name.to_string(),
+            port,
+        }
+    }
+
     fn fault(&self, fault: &str) {
         let reply = http(self.port, "POST", "/control/fault", fault);
         assert_eq!(
@@ -125,6 +155,9 @@ fn faulty_devices_are_restarted_flapping_ones_are_not_and_a_crash_loop_is_quaran
         devices.push(Device::run(name, *name != "mt-type", None));
     }
     let looping = Device::run("mt-loop", true, Some("wrong-type"));
+    // one container running three Things (its label names its directory): they fail together
+    // and the container is restarted once
+    let multi = Device::run_many("mt-multi", 3);
     let type_port = devices[0].port;
 
     let agent = Agent::start(
@@ -136,7 +169,13 @@ fn faulty_devices_are_restarted_flapping_ones_are_not_and_a_crash_loop_is_quaran
              [[things.thing]]\nname = \"mt-type\"\ntd = \"http://127.0.0.1:{type_port}/.well-known/wot\"\ncontainer = \"mt-type\"\n"
         ),
     );
-    let all: Vec<&str> = faults.iter().chain(&benign).map(|(n, _)| *n).collect();
+    let multi_things = [
+        "mt-multi/mt-multi-0",
+        "mt-multi/mt-multi-1",
+        "mt-multi/mt-multi-2",
+    ];
+    let mut all: Vec<&str> = faults.iter().chain(&benign).map(|(n, _)| *n).collect();
+    all.extend(multi_things);
     agent.wait_until(Duration::from_secs(40), "every device healthy", |t| {
         all.iter()
             .all(|n| named(t, n).is_some_and(|x| state(x) == "healthy"))
@@ -144,6 +183,7 @@ fn faulty_devices_are_restarted_flapping_ones_are_not_and_a_crash_loop_is_quaran
     for (device, (_, fault)) in devices.iter().zip(faults.iter().chain(&benign)) {
         device.fault(fault);
     }
+    multi.fault("crash");
 
     let restarted: Vec<&str> = faults.iter().map(|(n, _)| *n).collect();
     let things = agent.wait_until(
