@@ -289,5 +289,31 @@ fn faulty_devices_are_restarted_flapping_ones_are_not_and_a_crash_loop_is_quaran
         metrics.contains("mamori_incidents_total{kind=\"recovery\"}"),
         "{metrics}"
     );
+
+    // the same fault twice more, each soon after the last recovery (within the healthy
+    // timeout of its restart): restarted again at once each time, not mistaken for a restart
+    // made for another Thing of the container
+    for round in [2, 3] {
+        devices[0].fault("wrong-type");
+        agent.wait_until(Duration::from_secs(30), "mt-type recovered again", |t| {
+            named(t, "mt-type")
+                .is_some_and(|x| state(x) == "healthy" && x["restarts"].as_u64() == Some(round))
+        });
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let records = agent.records();
+    let all_type = incidents_of(&records, "mt-type");
+    assert_eq!(all_type.len(), 3, "{all_type:?}");
+    for incident in all_type {
+        assert_eq!(
+            actions(incident),
+            vec![
+                ("collect-evidence".to_string(), "succeeded".to_string()),
+                ("restart".to_string(), "succeeded".to_string()),
+                ("verify".to_string(), "succeeded".to_string()),
+            ],
+            "{incident}"
+        );
+    }
     drop(looping);
 }

@@ -129,9 +129,9 @@ struct Context {
     stop: watch::Receiver<bool>,
     /// One crash-loop guard per container, shared by every Thing it runs.
     guards: Mutex<HashMap<String, Guard>>,
-    /// Per container: held while it is being recovered, holding when it was last restarted (ns),
-    /// so the Things one container runs, failing together, restart it once.
-    containers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<i64>>>>>,
+    /// Per container: held while it is being recovered, holding when it was last restarted (ns)
+    /// and for which Thing, so the Things one container runs, failing together, restart it once.
+    containers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<(i64, String)>>>>>,
     /// Thing names taken, so two TDs with one title stay apart.
     names: Mutex<BTreeSet<String>>,
 }

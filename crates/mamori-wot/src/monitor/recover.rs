@@ -81,28 +81,32 @@ impl Watched {
         );
         let mut last_restart = lock.lock().await;
         let fresh_ns = (policy.healthy_timeout_seconds * 1e9) as i64;
-        if let Some(at) = (*last_restart).filter(|&at| now_ns() - at < fresh_ns) {
-            if self.restarted_ns.is_none_or(|mine| mine < at) {
-                // another Thing of this container restarted it moments ago: wait for that
-                let ago = (now_ns() - at) as f64 / 1e9;
-                incident.act(Action {
-                    action: "restart".into(),
-                    started_ns: at,
-                    finished_ns: at,
-                    outcome: Outcome::Skipped,
-                    detail: format!(
-                        "{container} was restarted {ago:.1}s ago for another Thing it runs"
-                    ),
-                });
-                let snapshot = incident.clone();
-                ctx.board.incident(&snapshot);
-                self.restarted_ns = Some(at);
-                let reason = format!("waiting for {container}, restarted {ago:.1}s ago");
-                if let Some(t) = self.health.set(State::Recovering, reason, now_ns()) {
-                    self.record_transition(&t);
-                }
-                return;
+        // only a restart made for another Thing is joined: a Thing failing again after its own
+        // restart goes through the guard and its backoff
+        let recent = last_restart
+            .as_ref()
+            .filter(|(at, by)| now_ns() - at < fresh_ns && *by != self.name)
+            .map(|(at, _)| *at);
+        if let Some(at) = recent {
+            // another Thing of this container restarted it moments ago: wait for that
+            let ago = (now_ns() - at) as f64 / 1e9;
+            incident.act(Action {
+                action: "restart".into(),
+                started_ns: at,
+                finished_ns: at,
+                outcome: Outcome::Skipped,
+                detail: format!(
+                    "{container} was restarted {ago:.1}s ago for another Thing it runs"
+                ),
+            });
+            let snapshot = incident.clone();
+            ctx.board.incident(&snapshot);
+            self.restarted_ns = Some(at);
+            let reason = format!("waiting for {container}, restarted {ago:.1}s ago");
+            if let Some(t) = self.health.set(State::Recovering, reason, now_ns()) {
+                self.record_transition(&t);
             }
+            return;
         }
         collect_evidence(
             &ctx,
@@ -208,7 +212,7 @@ impl Watched {
                     }
                 }
                 self.restarted_ns = Some(finished);
-                *last_restart = Some(finished);
+                *last_restart = Some((finished, self.name.clone()));
                 drop(last_restart);
                 self.expectations.reset();
                 if let Some(t) = self.health.set(
