@@ -10,14 +10,17 @@ use serde::{Deserialize, Serialize};
 use crate::health::{State, Transition};
 
 /// Upper bounds (seconds) of the probe-latency histogram's buckets.
-pub const LATENCY_BUCKETS: [f64; 11] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+/// A read on loopback or a LAN takes a few hundred microseconds, so the buckets start there.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
 /// A cumulative latency histogram (Prometheus style: counts per upper bound, sum, count).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Histogram {
-    /// Observations ≤ each bound of [`LATENCY_BUCKETS`].
+    /// The upper bounds (seconds): [`LATENCY_BUCKETS`].
+    pub le: Vec<f64>,
+    /// Observations ≤ each bound.
     pub buckets: Vec<u64>,
     /// Sum of the observations (seconds).
     pub sum: f64,
@@ -29,6 +32,7 @@ impl Histogram {
     /// Adds one observation.
     pub fn observe(&mut self, seconds: f64) {
         if self.buckets.len() != LATENCY_BUCKETS.len() {
+            self.le = LATENCY_BUCKETS.to_vec();
             self.buckets = vec![0; LATENCY_BUCKETS.len()];
         }
         for (bound, n) in LATENCY_BUCKETS.iter().zip(self.buckets.iter_mut()) {
@@ -176,8 +180,10 @@ mod tests {
         h.observe(0.2);
         h.observe(9.0);
         assert_eq!(h.count, 3);
-        assert_eq!(h.buckets[2], 1, "≤ 5 ms");
-        assert_eq!(h.buckets[7], 2, "≤ 250 ms");
+        let at = |bound: f64| h.buckets[h.le.iter().position(|&b| b == bound).unwrap()];
+        assert_eq!(at(0.0025), 0, "≤ 2.5 ms");
+        assert_eq!(at(0.005), 1, "≤ 5 ms");
+        assert_eq!(at(0.25), 2, "≤ 250 ms");
         assert_eq!(*h.buckets.last().unwrap(), 2, "9 s is above every bound");
         assert!((h.sum - 9.203).abs() < 1e-9);
     }

@@ -3,6 +3,7 @@
 //! `/.well-known/wot`. Each TD is checked ([`crate::check`]) and then read into `wot-td`'s
 //! model; the probe targets are derived from it.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -461,8 +462,23 @@ pub async fn load(
     credentials: &Credentials,
     timeout: Duration,
 ) -> Vec<Result<ThingDescription, TdError>> {
+    load_new(source, client, credentials, timeout, &HashSet::new()).await
+}
+
+/// [`load`], leaving out the TDs whose URLs are in `known` (not even fetched): a directory is
+/// re-read for new Things without fetching every TD it lists again.
+pub async fn load_new(
+    source: &str,
+    client: &HttpClient,
+    credentials: &Credentials,
+    timeout: Duration,
+    known: &HashSet<String>,
+) -> Vec<Result<ThingDescription, TdError>> {
+    if known.contains(source) {
+        return Vec::new();
+    }
     if source.starts_with("http://") || source.starts_with("https://") {
-        return load_url(source, client, credentials, timeout).await;
+        return load_url(source, client, credentials, timeout, known).await;
     }
     let path = Path::new(source.strip_prefix("file://").unwrap_or(source));
     match std::fs::read(path) {
@@ -479,6 +495,7 @@ async fn load_url(
     client: &HttpClient,
     credentials: &Credentials,
     timeout: Duration,
+    known: &HashSet<String>,
 ) -> Vec<Result<ThingDescription, TdError>> {
     let unreadable = |origin: &str, e: FetchError| TdError::Unreadable {
         origin: origin.to_string(),
@@ -518,6 +535,9 @@ async fn load_url(
                             .as_ref()
                             .and_then(|b| b.join(&href).ok())
                             .map_or(href.clone(), |u| u.to_string());
+                        if known.contains(&target) {
+                            continue;
+                        }
                         match client.get_json(&target, auth, credentials, timeout).await {
                             Ok(reply) => {
                                 out.push(ThingDescription::from_value(&target, reply.value))

@@ -12,7 +12,7 @@ mod follow;
 mod recover;
 mod thing;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -207,14 +207,23 @@ async fn discover(ctx: Arc<Context>, spec: ThingSpec) {
         spec.name.clone()
     };
     loop {
-        let loaded = td::load(
+        // Things already watched are not fetched again (their tasks re-read their own TD
+        // after a restart)
+        let known: HashSet<String> = running
+            .iter()
+            .filter(|(_, task)| !task.is_finished())
+            .map(|(origin, _)| origin.clone())
+            .collect();
+        let loaded = td::load_new(
             &spec.td,
             &ctx.client,
             &spec.credentials(),
             ctx.settings.timeout.max(Duration::from_secs(2)),
+            &known,
         )
         .await;
-        let single = loaded.len() == 1;
+        // one Thing in all, counting the ones already watched: it goes by the configured name
+        let single = loaded.len() + known.len() == 1;
         for result in loaded {
             match result {
                 Ok(td) => {
