@@ -111,6 +111,10 @@ pub trait Outlet: Send + Sync + 'static {
     }
 }
 
+/// When a container was last restarted (ns) and for which Thing; its lock is held while the
+/// container is being recovered.
+type LastRestart = tokio::sync::Mutex<Option<(i64, String)>>;
+
 /// The running monitor.
 pub struct Monitor {
     /// The shared status.
@@ -131,7 +135,7 @@ struct Context {
     guards: Mutex<HashMap<String, Guard>>,
     /// Per container: held while it is being recovered, holding when it was last restarted (ns)
     /// and for which Thing, so the Things one container runs, failing together, restart it once.
-    containers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<(i64, String)>>>>>,
+    containers: Mutex<HashMap<String, Arc<LastRestart>>>,
     /// Thing names taken, so two TDs with one title stay apart.
     names: Mutex<BTreeSet<String>>,
 }
