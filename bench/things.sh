@@ -371,7 +371,7 @@ echo "- $(cat "$work/m_detail.txt")"
 echo "- mamori: p50/p99 as the bucket of its 14-bucket histogram (bounds 0.1, 0.25, 0.5, 1, 2.5 ms, …) they fall in, from the summed deltas; node-wot: from the poller's own 1 % log buckets. Latency = one property read, request to judged value."
 echo "- mamori: $m_threads threads; TCP to the device at the end: $m_conns established, $m_wait in TIME-WAIT. node-wot: $n_conns established, $n_wait in TIME-WAIT (node-wot 0.7.8's HttpClient uses a non-keep-alive http.Agent: a connection per read)."
 echo "- CPU % is utime+stime of the process over the window, as a share of one core (the machine has $(nproc)); device CPU % is the simulator serving that tool's reads."
-echo "- mamori re-reads its directory source (the listing and all $things TDs) every rediscover_seconds = 30 s, inside the window."
+echo "- mamori re-reads its directory listing every rediscover_seconds = 30 s, inside the window (TDs already watched are not fetched again)."
 }
 
 if [ "$part" != 2 ]; then part1; fi
