@@ -140,8 +140,11 @@ for pc in iproute2:ip iproute2:ss mosquitto:mosquitto mosquitto-clients:mosquitt
 done
 [ -x /bin/busybox ] || missing+=("/bin/busybox (package busybox-static)")
 if command -v busybox >/dev/null 2>&1; then
+    # Read the list whole: `busybox --list | grep -q` under pipefail fails when grep stops early
+    # and busybox gets SIGPIPE.
+    applets=$(busybox --list)
     for applet in telnetd httpd nslookup wget usleep sh stty; do
-        busybox --list | grep -qx "$applet" || missing+=("busybox applet $applet (package busybox-static)")
+        grep -qx "$applet" <<<"$applets" || missing+=("busybox applet $applet (package busybox-static)")
     done
 fi
 [ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]}; run scripts/lab/setup-net-lab.sh"
