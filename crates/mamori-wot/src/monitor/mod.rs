@@ -105,10 +105,25 @@ pub trait Outlet: Send + Sync + 'static {
         Vec::new()
     }
     /// Root-cause analysis of a container's recent activity, run before it is reset (the
-    /// provenance analysis plugs in here). `None`: no analysis is available.
-    fn root_cause(&self, _container: &str, _since_ns: i64, _until_ns: i64) -> Option<Value> {
+    /// provenance analysis plugs in here). `init_pid` is the container's main process on this
+    /// host, when it runs; `since_ns` is when the Thing first looked wrong. `None`: no analysis
+    /// is available.
+    fn root_cause(&self, _target: &RootCauseTarget) -> Option<Value> {
         None
     }
+}
+
+/// What the root-cause hook analyses: a container about to be reset.
+#[derive(Debug, Clone)]
+pub struct RootCauseTarget {
+    /// The container's name.
+    pub container: String,
+    /// Its main process's pid on this host (Docker's `State.Pid`), when it runs.
+    pub init_pid: Option<u32>,
+    /// When the Thing first looked wrong (ns since the epoch).
+    pub since_ns: i64,
+    /// When the evidence is collected (ns since the epoch).
+    pub until_ns: i64,
 }
 
 /// When a container was last restarted (ns) and for which Thing; its lock is held while the

@@ -12,7 +12,7 @@ use mamori_docker::DockerClient;
 use serde_json::{json, Value};
 
 use super::thing::Watched;
-use super::{stopped_during, Context};
+use super::{stopped_during, Context, RootCauseTarget};
 use crate::health::{State, Transition};
 use crate::probe::PropertyResult;
 use crate::recovery::Decision;
@@ -282,8 +282,13 @@ async fn collect_evidence(
         }
         Err(e) => missing.push(format!("logs: {e}")),
     }
+    let mut init_pid = None;
     match docker.state(container).await {
         Ok(state) => {
+            init_pid = state["state"]["Pid"]
+                .as_u64()
+                .and_then(|pid| u32::try_from(pid).ok())
+                .filter(|&pid| pid > 0);
             incident.evidence.insert("container_state".into(), state);
         }
         Err(e) => missing.push(format!("state: {e}")),
@@ -293,7 +298,12 @@ async fn collect_evidence(
         "recent_alerts".into(),
         serde_json::to_value(&alerts).unwrap_or(Value::Null),
     );
-    let root_cause = ctx.outlet.root_cause(container, since_ns, started);
+    let root_cause = ctx.outlet.root_cause(&RootCauseTarget {
+        container: container.to_string(),
+        init_pid,
+        since_ns,
+        until_ns: started,
+    });
     incident.evidence.insert(
         "root_cause".into(),
         root_cause.unwrap_or_else(
