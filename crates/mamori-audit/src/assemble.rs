@@ -7,8 +7,14 @@
 //! single records with serials of their own, except when the sending system call is itself
 //! audited: then its SYSCALL and EOE follow with the same serial.
 //!
+//! auditd 3 does not write `EOE` records to its log (the kernel still sends them; the audisp
+//! socket and older logs have them). PROCTITLE is the last record the kernel writes for a
+//! system call, so it ends an event too — auditd's own `audit_is_last_record` says the same.
+//!
 //! So an event completes:
 //! - at its `EOE` ([`Completion::Eoe`]);
+//! - after its PROCTITLE, when a record of another serial arrives or its `EOE` does
+//!   ([`Completion::Proctitle`]);
 //! - for events of only single-record types, when a record of another serial arrives
 //!   ([`Completion::Standalone`]) — right after, not at once, so a SYSCALL that shares the
 //!   serial still joins;
@@ -39,6 +45,8 @@ use crate::stats::ParseStats;
 pub enum Completion {
     /// Its `EOE` record arrived.
     Eoe,
+    /// It had its PROCTITLE (the kernel's last record of a system call) and another serial came.
+    Proctitle,
     /// A single-record event (userspace, `KERNEL`, `LOST`), completed when another serial came.
     Standalone,
     /// No record came for it for a while.
@@ -136,7 +144,23 @@ struct Pending {
     /// Record counter when opened and when last extended.
     opened: u64,
     touched: u64,
+    /// Only single-record types so far.
     standalone: bool,
+    /// Its PROCTITLE arrived: nothing but an `EOE` is to come.
+    ended: bool,
+}
+
+impl Pending {
+    /// Complete as soon as a record of another serial arrives: why, if so.
+    fn closing_reason(&self) -> Option<Completion> {
+        if self.ended {
+            Some(Completion::Proctitle)
+        } else if self.standalone {
+            Some(Completion::Standalone)
+        } else {
+            None
+        }
+    }
 }
 
 /// Serial bookkeeping for one node: the next serial expected and those seen beyond it.
@@ -217,8 +241,13 @@ pub struct Assembler {
     last_node: u32,
     out: VecDeque<(AuditEvent, Completion)>,
     scratch: Vec<(u64, Key)>,
+    /// Events completed by their PROCTITLE lately, whose `EOE` may still come.
+    recent: VecDeque<Key>,
     stats: ParseStats,
 }
+
+/// How many PROCTITLE-completed events are remembered for their late `EOE`.
+const RECENT: usize = 64;
 
 impl Default for Assembler {
     fn default() -> Self {
@@ -255,6 +284,7 @@ impl Assembler {
             last_node: 0,
             out: VecDeque::new(),
             scratch: Vec::new(),
+            recent: VecDeque::with_capacity(RECENT),
             stats: ParseStats::default(),
         }
     }
@@ -308,8 +338,10 @@ impl Assembler {
         let node = self.node_id(line.node());
         let key = (node, line.serial);
         if let Some(last) = self.last {
-            if last != key && self.pending.get(&last).is_some_and(|p| p.standalone) {
-                self.complete(last, Completion::Standalone);
+            if last != key {
+                if let Some(how) = self.pending.get(&last).and_then(Pending::closing_reason) {
+                    self.complete(last, how);
+                }
             }
         }
         let record = line.record;
@@ -319,7 +351,13 @@ impl Assembler {
                     p.records.push(record);
                     self.emit(p, Completion::Eoe);
                 }
-                None => self.stats.orphan_eoe += 1,
+                None => match self.recent.iter().position(|k| *k == key) {
+                    // The EOE of an event its PROCTITLE completed: nothing more to do.
+                    Some(i) => {
+                        self.recent.remove(i);
+                    }
+                    None => self.stats.orphan_eoe += 1,
+                },
             }
             self.last = None;
         } else {
@@ -328,14 +366,19 @@ impl Assembler {
                 self.stats.lost += record.get("lost").and_then(|v| v.parse().ok()).unwrap_or(0);
             }
             let standalone = is_standalone(&record.kind);
+            let ended = record.kind == "PROCTITLE";
             match self.pending.get_mut(&key) {
                 Some(p) => {
                     p.records.push(record);
                     p.touched = self.seq;
                     p.standalone &= standalone;
+                    p.ended |= ended;
                 }
                 None => {
-                    self.see_serial(node, line.serial);
+                    // auditd numbers its own DAEMON_* records apart from the kernel's serials.
+                    if !record.kind.starts_with("DAEMON_") {
+                        self.see_serial(node, line.serial);
+                    }
                     let mut records = Vec::with_capacity(if standalone { 1 } else { 6 });
                     records.push(record);
                     self.pending.insert(
@@ -347,6 +390,7 @@ impl Assembler {
                             opened: self.seq,
                             touched: self.seq,
                             standalone,
+                            ended,
                         },
                     );
                 }
@@ -391,8 +435,8 @@ impl Assembler {
         self.flush_where(|p| p.touched < limit, Completion::Idle);
     }
 
-    /// Completes every matching open event, oldest first (standalone ones as
-    /// [`Completion::Standalone`]).
+    /// Completes every matching open event, oldest first (ones that were only waiting for
+    /// another serial as [`Completion::Proctitle`] or [`Completion::Standalone`]).
     fn flush_where(&mut self, pick: impl Fn(&Pending) -> bool, how: Completion) {
         let mut keys = std::mem::take(&mut self.scratch);
         keys.clear();
@@ -404,15 +448,8 @@ impl Assembler {
         );
         keys.sort_unstable();
         for &(_, k) in &keys {
-            let standalone = self.pending.get(&k).is_some_and(|p| p.standalone);
-            self.complete(
-                k,
-                if standalone {
-                    Completion::Standalone
-                } else {
-                    how
-                },
-            );
+            let reason = self.pending.get(&k).and_then(Pending::closing_reason);
+            self.complete(k, reason.unwrap_or(how));
         }
         self.scratch = keys;
     }
@@ -436,6 +473,12 @@ impl Assembler {
 
     fn complete(&mut self, key: Key, how: Completion) {
         if let Some(p) = self.pending.remove(&key) {
+            if how == Completion::Proctitle {
+                if self.recent.len() == RECENT {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back(key);
+            }
             self.emit(p, how);
         }
         if self.last == Some(key) {
@@ -447,6 +490,7 @@ impl Assembler {
         self.stats.events += 1;
         match how {
             Completion::Eoe => self.stats.by_eoe += 1,
+            Completion::Proctitle => self.stats.by_proctitle += 1,
             Completion::Standalone => self.stats.by_standalone += 1,
             Completion::Idle => self.stats.by_idle += 1,
             Completion::Capacity => self.stats.by_capacity += 1,
@@ -549,6 +593,50 @@ mod tests {
             (stats.serial_gaps, stats.late_serials),
             (0, 0),
             "10 after 11 fills in"
+        );
+    }
+
+    #[test]
+    fn logs_without_eoe_end_events_at_proctitle() {
+        let lines = vec![
+            line(
+                "SYSCALL",
+                30,
+                "arch=c000003e syscall=257 success=yes exit=3",
+            ),
+            line("CWD", 30, "cwd=\"/root\""),
+            line("PATH", 30, "item=0 name=\"/etc/hosts\" nametype=NORMAL"),
+            line("PROCTITLE", 30, "proctitle=636174"),
+            line("CONFIG_CHANGE", 31, "op=add_rule res=1"),
+            line(
+                "SYSCALL",
+                31,
+                "arch=c000003e syscall=44 success=yes exit=60",
+            ),
+            line("PROCTITLE", 31, "proctitle=617564697463746C"),
+            // An EOE after all, late behind another event's record: absorbed, not an orphan.
+            line("SYSCALL", 32, "arch=c000003e syscall=0"),
+            line("EOE", 31, ""),
+            line("PROCTITLE", 32, "proctitle=6C73"),
+            line("EOE", 32, ""),
+        ];
+        let (events, stats) = run(AssemblerOptions::default(), &lines);
+        let got: Vec<(u64, usize, Completion)> = events
+            .iter()
+            .map(|(e, c)| (e.serial, e.records.len(), *c))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (30, 4, Completion::Proctitle),
+                (31, 3, Completion::Proctitle),
+                (32, 3, Completion::Eoe),
+            ]
+        );
+        assert_eq!(events[0].0.proctitle.as_deref(), Some("cat"));
+        assert_eq!(
+            (stats.by_proctitle, stats.by_eoe, stats.orphan_eoe),
+            (2, 1, 0)
         );
     }
 

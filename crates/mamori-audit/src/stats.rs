@@ -39,6 +39,8 @@ pub struct ParseStats {
     pub orphan_eoe: u64,
     /// Events completed by their `EOE` record.
     pub by_eoe: u64,
+    /// Events completed after their PROCTITLE record (logs without `EOE`).
+    pub by_proctitle: u64,
     /// Single-record (userspace, `KERNEL`, `LOST`) events completed when another serial came.
     pub by_standalone: u64,
     /// Events flushed without an `EOE` after no record came for them for a while (in records, or
@@ -114,6 +116,7 @@ impl ParseStats {
         self.serial_resets += other.serial_resets;
         self.orphan_eoe += other.orphan_eoe;
         self.by_eoe += other.by_eoe;
+        self.by_proctitle += other.by_proctitle;
         self.by_standalone += other.by_standalone;
         self.by_idle += other.by_idle;
         self.by_capacity += other.by_capacity;
@@ -130,8 +133,13 @@ impl std::fmt::Display for ParseStats {
         )?;
         writeln!(
             f,
-            "completed: eoe {}  standalone {}  idle {}  capacity {}  end {}",
-            self.by_eoe, self.by_standalone, self.by_idle, self.by_capacity, self.by_end
+            "completed: eoe {}  proctitle {}  standalone {}  idle {}  capacity {}  end {}",
+            self.by_eoe,
+            self.by_proctitle,
+            self.by_standalone,
+            self.by_idle,
+            self.by_capacity,
+            self.by_end
         )?;
         writeln!(
             f,
