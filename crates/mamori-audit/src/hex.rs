@@ -25,7 +25,7 @@ static DIGIT: [u8; 256] = digit_table();
 /// Decodes an even-length hex string; `None` when it is not one.
 pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     let mut out = Vec::with_capacity(b.len() / 2);
@@ -41,7 +41,7 @@ pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
 
 /// Whether `s` is non-empty, even-length hex.
 pub fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|c| DIGIT[c as usize] != 0xff)
+    !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|c| DIGIT[c as usize] != 0xff)
 }
 
 /// Parses hex digits (an optional `0x` is not audit's style and is refused) into a u64.
