@@ -283,7 +283,7 @@ impl Serialize for Record {
 pub struct Syscall {
     /// Architecture (`c000003e` for x86_64).
     pub arch: String,
-    /// System-call number.
+    /// System-call number (`-1` when missing).
     pub number: i64,
     /// Its name when known for the architecture (from ENRICHED `SYSCALL=` or the built-in table).
     pub name: Option<String>,
@@ -293,7 +293,7 @@ pub struct Syscall {
     pub exit: i64,
     /// Arguments a0..a3, as written in hex.
     pub args: [u64; 4],
-    /// Process id.
+    /// Process id (`u32::MAX` when missing or unreadable, as for all ids here).
     pub pid: u32,
     /// Parent process id.
     pub ppid: u32,
@@ -301,15 +301,16 @@ pub struct Syscall {
     pub uid: u32,
     /// Effective user id.
     pub euid: u32,
-    /// Audit (login) user id; `u32::MAX` when unset.
+    /// Audit (login) user id; `u32::MAX` when unset (`4294967295` or `-1`).
     pub auid: u32,
     /// Session id; `u32::MAX` when unset.
     pub ses: u32,
-    /// The command name (`comm=`), at most 16 bytes.
+    /// The command name (`comm=`), at most 16 bytes, hex decoded.
     pub comm: String,
-    /// The executable (`exe=`).
+    /// The executable (`exe=`), hex decoded.
     pub exe: String,
-    /// The rule key (`key=`), when the matching rule had one.
+    /// The rule key (`key=`), when the matching rule had one (`(null)` → `None`; several keys
+    /// are joined by 0x01, as the kernel writes them).
     pub key: Option<String>,
 }
 
