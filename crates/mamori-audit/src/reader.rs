@@ -284,7 +284,10 @@ impl<R: BufRead> AuditReader<R> {
                 self.asm.push(parsed);
                 Ok(())
             }
-            Err(e) => {
+            Err(mut e) => {
+                if let Cow::Owned(_) = text {
+                    e.offset = raw_offset(bytes, e.offset);
+                }
                 let stats = self.asm.stats_mut();
                 stats.malformed += 1;
                 if stats.malformed_examples.len() < self.opts.max_examples {
@@ -311,6 +314,29 @@ impl<R: BufRead> AuditReader<R> {
         self.buf.clear();
         result
     }
+}
+
+/// The offset in `bytes` of offset `lossy` in `String::from_utf8_lossy(bytes)`, where each invalid
+/// sequence became one 3-byte U+FFFD: errors name offsets in the input, not in our copy.
+fn raw_offset(bytes: &[u8], lossy: usize) -> usize {
+    let (mut raw, mut fixed) = (0, 0);
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid().len();
+        if lossy <= fixed + valid {
+            return raw + (lossy - fixed);
+        }
+        raw += valid;
+        fixed += valid;
+        let bad = chunk.invalid().len();
+        if bad > 0 {
+            if lossy < fixed + 3 {
+                return raw;
+            }
+            raw += bad;
+            fixed += 3;
+        }
+    }
+    raw.min(bytes.len())
 }
 
 impl<R: BufRead> Iterator for AuditReader<R> {
@@ -494,6 +520,38 @@ type=EOE msg=audit(1700000000.001:1): \n";
         assert!(events[0].has_eoe());
         assert_eq!(r.stats().malformed, 0);
         assert_eq!(r.stats().records, 4);
+    }
+
+    #[test]
+    fn offsets_of_lines_with_invalid_utf8_count_input_bytes() {
+        // A truncated line with a stray byte for its type: the error is at byte 22 of the line
+        // (the `)` that lacks its `:`), not at 24 as in its lossy copy.
+        let mut bytes = b"type=X msg=audit(1.0:1)".to_vec();
+        bytes[5] = 0x80;
+        bytes.push(b'\n');
+        let mut r = AuditReader::new(Cursor::new(bytes));
+        assert!(r.next().is_none());
+        let m = &r.stats().malformed_examples[0];
+        assert_eq!((m.column, m.offset), (22, 22));
+        assert_eq!(raw_offset(b"ab\xffcd", 2), 2);
+        assert_eq!(raw_offset(b"ab\xffcd", 3), 2, "inside the replacement");
+        assert_eq!(raw_offset(b"ab\xffcd", 5), 3);
+        assert_eq!(
+            raw_offset(b"ab\xff\xfecd", 8),
+            4,
+            "one U+FFFD per bad byte here"
+        );
+        assert_eq!(raw_offset(b"ab", 2), 2);
+        let mut bytes = b"type=X msg=audit(1.0:1): k=\"".to_vec();
+        bytes.push(0xff);
+        let mut r = AuditReader::new(Cursor::new(bytes.clone()));
+        assert!(r.next().is_none());
+        let m = &r.stats().malformed_examples[0];
+        assert_eq!(
+            m.column,
+            bytes.len(),
+            "unclosed quote: at the end of the input line"
+        );
     }
 
     #[test]

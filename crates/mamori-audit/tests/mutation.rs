@@ -80,7 +80,8 @@ fn apply(line: &str, muts: &[Mutation]) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // 512 cases by default (bounded for CI); PROPTEST_CASES raises it for a longer hunt.
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn mutated_lines_parse_or_fail_with_an_offset_in_the_line(
@@ -148,6 +149,13 @@ proptest! {
         let _ = decode_sockaddr(&hex, le).to_string();
         let _ = mamori_audit::hex::decode_untrusted(&hex, false);
     }
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512)
 }
 
 fn blank_lines(stream: &[u8]) -> u64 {
