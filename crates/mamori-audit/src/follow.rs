@@ -136,6 +136,9 @@ pub struct Follow {
     stop: StopHandle,
     rotations: u64,
     truncations: u64,
+    /// Started at the end of a file whose last line was still being written: its rest is not a
+    /// whole line, so it is dropped up to the next newline.
+    skip_partial: bool,
 }
 
 impl Follow {
@@ -152,6 +155,7 @@ impl Follow {
             stop: opts.stop.clone(),
             rotations: 0,
             truncations: 0,
+            skip_partial: false,
         };
         match File::open(&f.path) {
             Ok(mut file) => {
@@ -159,6 +163,12 @@ impl Follow {
                 f.id = Some((m.dev(), m.ino()));
                 if opts.start == Start::End {
                     f.pos = file.seek(SeekFrom::End(0))?;
+                    if f.pos > 0 {
+                        let mut last = [0u8; 1];
+                        file.seek(SeekFrom::End(-1))?;
+                        file.read_exact(&mut last)?;
+                        f.skip_partial = last[0] != b'\n';
+                    }
                 }
                 f.file = Some(file);
             }
@@ -223,6 +233,7 @@ impl Follow {
             };
             // The id of what was opened, in case the path changed again in between.
             let m = file.metadata()?;
+            self.skip_partial = false;
             if self.file.is_some() {
                 self.rotations += 1;
             }
@@ -249,7 +260,20 @@ impl Read for Follow {
             return Ok(0);
         }
         loop {
-            let n = self.read_current(buf)?;
+            let mut n = self.read_current(buf)?;
+            if self.skip_partial && n > 0 {
+                match memchr::memchr(b'\n', &buf[..n]) {
+                    Some(i) => {
+                        self.skip_partial = false;
+                        buf.copy_within(i + 1..n, 0);
+                        n -= i + 1;
+                    }
+                    None => n = 0,
+                }
+                if n == 0 {
+                    continue;
+                }
+            }
             if n > 0 {
                 return Ok(n);
             }

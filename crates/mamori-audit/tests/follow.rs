@@ -150,6 +150,30 @@ fn start_at_end_skips_history_and_stop_flushes_open_events() {
 }
 
 #[test]
+fn starting_at_the_end_mid_line_drops_the_partial_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let e1 = event(1);
+    // auditd is halfway through a line when the follower starts.
+    append(&log, &e1[..e1.len() - 10]);
+    let stop = StopHandle::new();
+    let mut reader = follow_path(&log, opts(&stop, Start::End)).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let t = thread::spawn(move || {
+        for ev in reader.by_ref() {
+            tx.send(ev.unwrap()).unwrap();
+        }
+        reader.stats().clone()
+    });
+    thread::sleep(Duration::from_millis(30));
+    append(&log, &(e1[e1.len() - 10..].to_owned() + &event(2)));
+    assert_eq!(take(&rx, 1), vec![2]);
+    stop.stop();
+    let stats = t.join().unwrap();
+    assert_eq!((stats.malformed, stats.records), (0, 3), "{stats}");
+}
+
+#[test]
 fn a_file_that_appears_later_is_read_from_its_start() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
