@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mamori_audit::{AuditEvent, PathItem, SockAddr, Syscall};
@@ -88,8 +89,10 @@ pub struct GraphBuilder {
     pending: HashMap<u32, PendingFork>,
     /// child pid → (ppid, stamp): made from its ppid before the parent's clone record arrived.
     awaiting: HashMap<u32, (u32, Stamp)>,
-    /// pid → descriptor → object. Kept across exec (most descriptors survive it).
-    fds: HashMap<u32, HashMap<i32, NodeId>>,
+    /// pid → descriptor → object. Kept across exec (most descriptors survive it). Shared
+    /// copy-on-write between a parent and the children it forks, so a fork costs nothing
+    /// however many descriptors the parent holds.
+    fds: HashMap<u32, Arc<HashMap<i32, NodeId>>>,
     /// (device, inode) → the live file node.
     by_inode: HashMap<(u64, u64), NodeId>,
     /// Live name → file node.
@@ -228,7 +231,7 @@ impl GraphBuilder {
                 let p = sc.pid;
                 self.ensure_process(&cx, false);
                 if let Some(t) = self.fds.get_mut(&p) {
-                    t.remove(&(sc.args[0] as u32 as i32));
+                    Arc::make_mut(t).remove(&(sc.args[0] as u32 as i32));
                 }
             }
             Call::Dup | Call::Dup2 | Call::Dup3 => self.dup(&cx, call),
@@ -623,7 +626,7 @@ impl GraphBuilder {
 
     fn fd_set(&mut self, pid: u32, fd: i64, node: NodeId) {
         if (0..=i64::from(i32::MAX)).contains(&fd) {
-            self.fds.entry(pid).or_default().insert(fd as i32, node);
+            Arc::make_mut(self.fds.entry(pid).or_default()).insert(fd as i32, node);
         }
     }
 
@@ -924,7 +927,7 @@ impl GraphBuilder {
             Some(n) => self.fd_set(sc.pid, i64::from(to), n),
             None => {
                 if let Some(t) = self.fds.get_mut(&sc.pid) {
-                    t.remove(&to);
+                    Arc::make_mut(t).remove(&to);
                 }
             }
         }

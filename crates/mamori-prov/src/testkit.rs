@@ -59,6 +59,8 @@ pub struct Proc {
     /// Current directory (the CWD record).
     pub cwd: String,
     next_fd: i64,
+    /// Descriptors given back, reused lowest first as the kernel does.
+    free_fds: Vec<i64>,
 }
 
 fn comm_of(exe: &str) -> String {
@@ -82,6 +84,7 @@ impl Proc {
             auid: u32::MAX,
             cwd: "/".to_string(),
             next_fd: 3,
+            free_fds: Vec::new(),
         }
     }
 
@@ -107,11 +110,22 @@ impl Proc {
         }
     }
 
-    /// The next free descriptor (what the kernel would hand out).
+    /// The lowest free descriptor (what the kernel would hand out).
     pub fn alloc_fd(&mut self) -> i64 {
+        if let Some(i) = (0..self.free_fds.len()).min_by_key(|&i| self.free_fds[i]) {
+            return self.free_fds.swap_remove(i);
+        }
         let fd = self.next_fd;
         self.next_fd += 1;
         fd
+    }
+
+    /// Gives a descriptor back without logging anything (audit rules rarely log `close`); the
+    /// next [`alloc_fd`](Self::alloc_fd) may reuse it, as the kernel would.
+    pub fn release_fd(&mut self, fd: i64) {
+        if fd >= 0 && fd < self.next_fd && !self.free_fds.contains(&fd) {
+            self.free_fds.push(fd);
+        }
     }
 }
 
@@ -459,6 +473,20 @@ impl Sim {
         let (rs, ws) = (r.to_string(), w.to_string());
         self.push(Ev::new("pipe2", p).record("FD_PAIR", &[("fd0", &rs), ("fd1", &ws)]));
         (r, w)
+    }
+
+    /// `mmap(…, PROT_READ|PROT_EXEC, …, fd)` of a library opened on `fd`: the MMAP record and
+    /// the file's PATH item.
+    pub fn mmap_exec(&mut self, p: &Proc, fd: i64, path: &str, inode: u64) {
+        let fds = fd.to_string();
+        self.push(
+            Ev::new("mmap", p)
+                .arg(2, 5)
+                .arg(3, 0x802)
+                .exit(0x7f00_0000_0000)
+                .record("MMAP", &[("fd", &fds), ("flags", "0x802")])
+                .path(path, inode, "NORMAL"),
+        );
     }
 
     /// `kill(target, sig)` with its OBJ_PID record.

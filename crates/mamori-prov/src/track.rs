@@ -97,8 +97,10 @@ pub struct Trace {
     /// Time spent tracking (entry detection included).
     #[serde(serialize_with = "ser_ms")]
     pub elapsed: Duration,
+    /// Per graph node: its position in `nodes`, or `u32::MAX` (a vector, not a map: tracking
+    /// a million nodes must stay well under a second).
     #[serde(skip)]
-    index: HashMap<NodeId, usize>,
+    index: Vec<u32>,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -108,12 +110,19 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 impl Trace {
     /// Whether the node was reached.
     pub fn contains(&self, id: NodeId) -> bool {
-        self.index.contains_key(&id)
+        self.pos(id).is_some()
     }
 
     /// The node's entry in [`nodes`](Self::nodes).
     pub fn reached(&self, id: NodeId) -> Option<&Reached> {
-        self.index.get(&id).map(|&i| &self.nodes[i])
+        self.pos(id).map(|i| &self.nodes[i])
+    }
+
+    fn pos(&self, id: NodeId) -> Option<usize> {
+        match self.index.get(id.index()) {
+            Some(&i) if i != u32::MAX => Some(i as usize),
+            _ => None,
+        }
     }
 
     /// The path along `via` edges from `node` to the start, as edges (empty for the start or a
@@ -195,7 +204,7 @@ pub fn backtrack(g: &ProvGraph, start: Anchor, rules: &PruneRules) -> Trace {
     let mut trace = Trace {
         direction: Direction::Backward,
         start,
-        index: index_of(&nodes),
+        index: index_of(&nodes, g.nodes().len()),
         nodes,
         edges: found,
         entry: None,
@@ -255,7 +264,7 @@ pub fn forward(g: &ProvGraph, start: Anchor, rules: &PruneRules) -> Trace {
     let mut trace = Trace {
         direction: Direction::Forward,
         start,
-        index: index_of(&nodes),
+        index: index_of(&nodes, g.nodes().len()),
         nodes,
         edges: found,
         entry: None,
@@ -268,8 +277,12 @@ pub fn forward(g: &ProvGraph, start: Anchor, rules: &PruneRules) -> Trace {
     trace
 }
 
-fn index_of(nodes: &[Reached]) -> HashMap<NodeId, usize> {
-    nodes.iter().enumerate().map(|(i, r)| (r.node, i)).collect()
+fn index_of(nodes: &[Reached], graph_nodes: usize) -> Vec<u32> {
+    let mut v = vec![u32::MAX; graph_nodes];
+    for (i, r) in nodes.iter().enumerate() {
+        v[r.node.index()] = i as u32;
+    }
+    v
 }
 
 /// Entry point candidates of a backward trace, most likely first.
@@ -286,7 +299,7 @@ fn entry_candidates(g: &ProvGraph, t: &Trace) -> Vec<Entry> {
     let mut has_in = vec![false; t.nodes.len()];
     for &eid in &t.edges {
         let e = g.edge(eid);
-        if let Some(&di) = t.index.get(&e.dst) {
+        if let Some(di) = t.pos(e.dst) {
             has_in[di] = true;
         }
         if let (Node::Socket(s), Node::Process(_)) = (g.node(e.src), g.node(e.dst)) {
@@ -332,13 +345,15 @@ fn entry_candidates(g: &ProvGraph, t: &Trace) -> Vec<Entry> {
         c.retain(|e| seen.insert(e.node));
         out.extend(c);
     }
-    // Each node's first effect in the trace (the earliest edge out of it).
-    let mut first_out: HashMap<NodeId, EdgeId> = HashMap::new();
+    // Each traced node's first effect (the earliest edge out of it), by trace position.
+    let mut first_out: Vec<Option<EdgeId>> = vec![None; t.nodes.len()];
     for &eid in &t.edges {
         let e = g.edge(eid);
-        let cur = first_out.entry(e.src).or_insert(eid);
-        if g.edge(*cur).stamp > e.stamp {
-            *cur = eid;
+        if let Some(si) = t.pos(e.src) {
+            match first_out[si] {
+                Some(cur) if g.edge(cur).stamp <= e.stamp => {}
+                _ => first_out[si] = Some(eid),
+            }
         }
     }
     // Root-most processes: no edge into them in the trace.
@@ -347,8 +362,8 @@ fn entry_candidates(g: &ProvGraph, t: &Trace) -> Vec<Entry> {
         .iter()
         .enumerate()
         .filter(|&(i, r)| !has_in[i] && matches!(g.node(r.node), Node::Process(_)))
-        .map(|(_, r)| {
-            let first = first_out.get(&r.node).copied();
+        .map(|(i, r)| {
+            let first = first_out[i];
             let at = first.map_or(r.threshold, |eid| g.edge(eid).stamp);
             Entry {
                 node: r.node,
