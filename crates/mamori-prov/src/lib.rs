@@ -15,6 +15,24 @@
 //!   libraries, logging sockets.
 //! - [`Report`] (JSON), [`dot`] and [`svg`] present the result to a person.
 //!
+//! What the graph cannot know, and how it errs (on the side of more edges):
+//!
+//! - With the usual rules (opens audited, reads and writes not), an open for reading is taken
+//!   as a read at open time, for writing as a write; `O_RDWR` as both ([`ReadMode`]).
+//! - An accept is taken as input into the accepting process. A long-lived server that accepts
+//!   the attacker's connection is thus affected from then on: forward tracking from such an
+//!   entry reaches every later child of the server. Forward from the first process of the
+//!   chain after the server to see only the attacker's session.
+//! - Descriptors inherited from before the log began are unknown (`read(0)` of a shell's
+//!   stdin), and without logged `close` a descriptor keeps its object until the number is
+//!   reused by a logged call.
+//! - Renaming a directory does not rename the paths of files below it; a file is still found
+//!   by its inode.
+//! - A file whose last known name is unlinked gets a new node if its inode shows up again
+//!   (inode reuse); a hard link the log never named is then taken for a new file.
+//! - A child whose first logged event comes before its parent's `clone` record is linked by
+//!   its `ppid`; a child whose parent died first is linked to its new parent.
+//!
 //! ```
 //! use mamori_prov::testkit::{Proc, Sim};
 //! use mamori_prov::{backtrack, build, BuildOptions, Direction, PruneRules, StartSpec};

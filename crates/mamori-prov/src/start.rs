@@ -229,11 +229,16 @@ fn parse_socket(input: &str, body: &str) -> Result<String, Error> {
 }
 
 impl StartSpec {
-    /// The moment as a stamp, on this graph (a serial must be in the log).
-    fn at_stamp(&self, g: &ProvGraph) -> Result<Option<Stamp>, Error> {
+    /// The moment as a stamp, on this graph (a serial must be in the log). A time covers its
+    /// whole millisecond: backward every event logged in it counts as at or before it,
+    /// forward as at or after it.
+    fn at_stamp(&self, g: &ProvGraph, dir: Direction) -> Result<Option<Stamp>, Error> {
         match self.at {
             None => Ok(None),
-            Some(At::Time(ns)) => Ok(Some(Stamp::end_of(ns))),
+            Some(At::Time(ns)) => Ok(Some(match dir {
+                Direction::Backward => Stamp::end_of(ns),
+                Direction::Forward => Stamp::start_of(ns),
+            })),
             Some(At::Serial(s)) => match g.time_of_serial(s) {
                 Some(t) => Ok(Some(Stamp {
                     time_ns: t,
@@ -296,7 +301,7 @@ impl StartSpec {
     /// start (processes), or its first event (sockets).
     pub fn resolve(&self, g: &ProvGraph, dir: Direction) -> Result<Anchor, Error> {
         let cands = self.candidates(g)?;
-        let at = self.at_stamp(g)?;
+        let at = self.at_stamp(g, dir)?;
         let end = g.stats().last.unwrap_or(Stamp::MAX);
         if let Target::Pid { pid } = self.target {
             let limit = at.unwrap_or(Stamp::MAX);
@@ -495,5 +500,30 @@ mod tests {
         assert!(err("socket:unix:").contains("needs a path"));
         // Every message names the input.
         assert!(err("pid:abc").contains("pid:abc"));
+    }
+
+    #[test]
+    fn odd_inputs_do_not_panic() {
+        for s in [
+            "",
+            ":",
+            "@",
+            "file:@",
+            "file:/@",
+            "file:/x@",
+            "file:/x@@1",
+            "pid:@1",
+            "socket:[",
+            "socket:[]:1",
+            "socket::",
+            "socket:unix",
+            "inode:1@serial:",
+            "file:/é@1é",
+            "pid:1@2026-12-06T12:00:00é",
+            "socket:é:1",
+            "file:/x@9999999999999999999999",
+        ] {
+            let _ = s.parse::<StartSpec>();
+        }
     }
 }

@@ -55,6 +55,10 @@ fn parse_rfc3339(s: &str) -> Result<i64, String> {
             "`{s}` is neither Unix seconds nor RFC 3339 (e.g. 2026-12-06T12:00:00Z or 2026-12-06T12:00:00.250+09:00)"
         )
     };
+    // RFC 3339 is ASCII; checking first keeps the byte slicing below on char boundaries.
+    if !s.is_ascii() {
+        return Err(bad());
+    }
     let b = s.as_bytes();
     if b.len() < 20
         || b[4] != b'-'
@@ -114,7 +118,10 @@ fn parse_rfc3339(s: &str) -> Result<i64, String> {
     };
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_secs;
-    Ok(secs * NS_PER_SEC + ns)
+    // Nanoseconds in an i64 reach from 1677 to 2262.
+    secs.checked_mul(NS_PER_SEC)
+        .and_then(|v| v.checked_add(ns))
+        .ok_or_else(|| format!("`{s}`: out of range (1677-2262)"))
 }
 
 fn is_leap(y: i64) -> bool {
@@ -225,5 +232,13 @@ mod tests {
             .contains("RFC 3339"));
         assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
         assert!(parse_time("").is_err());
+        assert!(
+            parse_time("2026-12-0é:00:00:00Z").is_err(),
+            "non-ASCII, no panic"
+        );
+        assert!(parse_time("２０２６-12-06T12:00:00Z").is_err());
+        assert!(parse_time("9999-12-31T23:59:59Z")
+            .unwrap_err()
+            .contains("out of range"));
     }
 }
