@@ -73,7 +73,7 @@ pub use prune::PruneRules;
 pub use render::{dot, dot_with, escape as dot_escape, svg, svg_with, DotOptions};
 pub use report::{
     ChainLink, ChainStep, Counts, ModifiedFile, Report, ReportEdge, ReportEntry, ReportNode,
-    ReportProcess, ReportStart, Timings, When,
+    ReportProcess, ReportStart, Timings, When, MAX_CANDIDATES,
 };
 pub use start::{Anchor, At, Direction, StartSpec, Target};
 pub use timefmt::{format_utc, parse_time};

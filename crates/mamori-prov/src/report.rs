@@ -194,6 +194,9 @@ pub struct Timings {
     pub track_ms: f64,
 }
 
+/// Entry candidates listed in a report; a big trace can have thousands of root processes.
+pub const MAX_CANDIDATES: usize = 20;
+
 /// The report. See the module documentation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -203,8 +206,10 @@ pub struct Report {
     pub start: ReportStart,
     /// Backward: the entry point.
     pub entry: Option<ReportEntry>,
-    /// Backward: every candidate, most likely first.
+    /// Backward: the candidates, most likely first (at most [`MAX_CANDIDATES`]).
     pub entry_candidates: Vec<ReportEntry>,
+    /// How many candidates there were in all.
+    pub entry_candidates_total: usize,
     /// Backward: the steps from the entry point to the detection point.
     pub chain: Vec<ChainStep>,
     /// The processes of the chain, in order.
@@ -382,7 +387,13 @@ impl Report {
                 at: trace.start.at.into(),
             },
             entry: trace.entry.as_ref().map(entry_of),
-            entry_candidates: trace.entry_candidates.iter().map(entry_of).collect(),
+            entry_candidates: trace
+                .entry_candidates
+                .iter()
+                .take(MAX_CANDIDATES)
+                .map(entry_of)
+                .collect(),
+            entry_candidates_total: trace.entry_candidates.len(),
             chain,
             process_chain,
             processes,

@@ -110,6 +110,11 @@ fn json_report_shape() {
     assert_eq!(v["start"]["at"]["utc"], "2025-12-06T12:00:00.004Z");
     assert!(v["start"]["at"]["ns"].is_i64() && v["start"]["at"]["serial"].is_u64());
     assert_eq!(v["entry"]["kind"], "network_peer");
+    assert_eq!(
+        v["entry_candidates_total"], 2,
+        "the peer, then the root process"
+    );
+    assert_eq!(v["entry_candidates"][1]["kind"], "root_process");
     assert_eq!(v["entry"]["label"], "203.0.113.7:51000");
     assert!(v["entry"]["why"]
         .as_str()
