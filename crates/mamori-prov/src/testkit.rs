@@ -16,14 +16,7 @@ use crate::syscalls::{Call, ARCH_X86_64};
 
 /// A record of `kind` with raw `key=value` fields.
 pub fn record(kind: &str, fields: &[(&str, &str)]) -> Record {
-    Record {
-        kind: kind.to_string(),
-        fields: fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        interpreted: Vec::new(),
-    }
+    Record::new(kind, fields.iter().copied(), std::iter::empty::<(&str, &str)>())
 }
 
 /// An IPv4 socket address.
