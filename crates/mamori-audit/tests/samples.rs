@@ -1,6 +1,7 @@
-//! Real auditd logs (raw and ENRICHED) from `$MAMORI_AUDIT_SAMPLES` (default
-//! `/work/audit-samples`): `*.log` files, and `*.facts.json` files that say what a recorded
-//! scenario did (its process chain, the files it modified, the socket it came in through).
+//! Real auditd logs (raw and ENRICHED) from `$MAMORI_AUDIT_SAMPLES`, as
+//! `scripts/lab/audit/record-samples.sh DIR` records them under the real auditd (`.ci/run` does):
+//! `*.log` files, and `*.facts.json` files that say what a recorded scenario did (its process
+//! chain, the files it modified, the socket it came in through).
 //!
 //! Checks that need no answer file: every line parses; each event's records share a serial;
 //! the built-in syscall table agrees with auditd's own `SYSCALL=` interpretation and the
@@ -16,10 +17,14 @@ use mamori_audit::{open_path_with, AuditEvent, ParseStats, ReaderOptions, SockAd
 
 const IGNORE: &str = "needs real auditd logs: MAMORI_AUDIT_SAMPLES";
 
+/// The samples' directory; without it these tests fail rather than pass untested.
 fn samples_dir() -> PathBuf {
-    std::env::var_os("MAMORI_AUDIT_SAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/audit-samples"))
+    match std::env::var_os("MAMORI_AUDIT_SAMPLES") {
+        Some(dir) => PathBuf::from(dir),
+        None => panic!(
+            "{IGNORE}: set it to a directory recorded by scripts/lab/audit/record-samples.sh"
+        ),
+    }
 }
 
 fn files(ext: &str) -> Vec<PathBuf> {

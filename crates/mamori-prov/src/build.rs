@@ -93,6 +93,8 @@ pub struct GraphBuilder {
     /// copy-on-write between a parent and the children it forks, so a fork costs nothing
     /// however many descriptors the parent holds.
     fds: HashMap<u32, Arc<HashMap<i32, NodeId>>>,
+    /// Which process image set each (pid, descriptor) (see `fd_get_own`).
+    fd_opener: HashMap<u32, HashMap<i32, NodeId>>,
     /// (device, inode) → the live file node.
     by_inode: HashMap<(u64, u64), NodeId>,
     /// Live name → file node.
@@ -131,6 +133,7 @@ impl GraphBuilder {
             pending: HashMap::new(),
             awaiting: HashMap::new(),
             fds: HashMap::new(),
+            fd_opener: HashMap::new(),
             by_inode: HashMap::new(),
             by_path: HashMap::new(),
             live: Vec::new(),
@@ -192,6 +195,7 @@ impl GraphBuilder {
             self.g.stats.used_events += 1;
             self.procs.remove(&sc.pid);
             self.fds.remove(&sc.pid);
+            self.fd_opener.remove(&sc.pid);
             return;
         }
         // A non-blocking connect "fails" with EINPROGRESS but connects all the same.
@@ -627,7 +631,25 @@ impl GraphBuilder {
     fn fd_set(&mut self, pid: u32, fd: i64, node: NodeId) {
         if (0..=i64::from(i32::MAX)).contains(&fd) {
             Arc::make_mut(self.fds.entry(pid).or_default()).insert(fd as i32, node);
+            if let Some(&image) = self.procs.get(&pid) {
+                self.fd_opener
+                    .entry(pid)
+                    .or_default()
+                    .insert(fd as i32, image);
+            }
         }
+    }
+
+    /// The object behind a descriptor only if this very process image opened it. With the usual
+    /// rules most opens (libraries, `/etc`) and every `close`, `dup` and `fcntl` go unlogged, so
+    /// an inherited or older number has likely been closed and reused by an unlogged open: the
+    /// dynamic loader's `mmap` of libc on descriptor 3 would otherwise be taken for the script
+    /// or socket a parent once had on 3.
+    fn fd_get_own(&self, pid: u32, fd: i32) -> Option<NodeId> {
+        let image = self.procs.get(&pid)?;
+        (self.fd_opener.get(&pid).and_then(|t| t.get(&fd)) == Some(image))
+            .then(|| self.fd_get(pid, fd))
+            .flatten()
     }
 
     fn open(&mut self, cx: &Cx, call: Call) {
@@ -887,7 +909,7 @@ impl GraphBuilder {
                 let path = item_path(item, base.as_deref());
                 self.file_for(item, path)
             }
-            None => self.fd_get(sc.pid, fd as i32),
+            None => self.fd_get_own(sc.pid, fd as i32),
         };
         let Some(f) = f else {
             return;

@@ -16,7 +16,11 @@ use crate::syscalls::{Call, ARCH_X86_64};
 
 /// A record of `kind` with raw `key=value` fields.
 pub fn record(kind: &str, fields: &[(&str, &str)]) -> Record {
-    Record::new(kind, fields.iter().copied(), std::iter::empty::<(&str, &str)>())
+    Record::new(
+        kind,
+        fields.iter().copied(),
+        std::iter::empty::<(&str, &str)>(),
+    )
 }
 
 /// An IPv4 socket address.

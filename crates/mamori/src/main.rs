@@ -53,6 +53,9 @@ enum Command {
     /// W3C WoT Things: probe them against their Thing Descriptions, add them to the agent, status.
     #[command(subcommand)]
     Things(cmd::things::ThingsCommand),
+    /// Root cause from Linux audit logs: BackTracker to the entry point, forward tracking, DOT/SVG.
+    #[command(subcommand)]
+    Trace(cmd::trace::TraceCommand),
 }
 
 fn main() {
@@ -68,6 +71,7 @@ fn main() {
         Command::Agent(a) => cmd::agent::run(*a).map(|()| 0),
         Command::Net(c) => cmd::net::run(c),
         Command::Things(c) => cmd::things::run(c),
+        Command::Trace(c) => cmd::trace::run(c),
     };
     match result {
         Ok(code) => std::process::exit(code),

