@@ -7,8 +7,8 @@
 #   - laurel (crates.io, GPL-3.0) reading the log on stdin and writing its JSON lines to a temp
 #     dir, when a laurel binary is given or found (cargo install laurel --version 0.8.2 --locked;
 #     it links libacl: apt-get install libacl1-dev first). Not built by this script.
-# The log: a real auditd log (default: the ENRICHED sample in $MAMORI_AUDIT_SAMPLES, else
-# /work/audit-samples) repeated with serials and times rewritten (bench/audit/make-log.py) up to
+# The log: a real auditd log (default: the ENRICHED sample in $MAMORI_AUDIT_SAMPLES, recorded by
+# scripts/lab/audit/record-samples.sh) repeated with serials and times rewritten (bench/audit/make-log.py) up to
 # --records records, or --log FILE as is. Every command runs --reps times under /usr/bin/time; the
 # table gives medians of wall time, CPU time (user + sys) and peak RSS, and records/s by wall time
 # and by CPU time (all contenders are single-threaded, so records/CPU-s is per core and less
@@ -35,7 +35,7 @@ cd "$root"
 records=1000000
 reps=3
 log_file=""
-samples_dir="${MAMORI_AUDIT_SAMPLES:-/work/audit-samples}"
+samples_dir="${MAMORI_AUDIT_SAMPLES:-}"
 sample=""
 mamori=""
 laurel=""
@@ -112,7 +112,7 @@ if [ -n "$log_file" ]; then
     log_what="given: $(basename "$big")"
 else
     [ -n "$sample" ] || sample="$samples_dir/enriched.log"
-    [ -f "$sample" ] || die "no sample log at $sample (give --sample FILE or --log FILE, or set MAMORI_AUDIT_SAMPLES)"
+    [ -f "$sample" ] || die "no sample log at $sample (give --sample FILE or --log FILE, or set MAMORI_AUDIT_SAMPLES to a directory from scripts/lab/audit/record-samples.sh)"
     big="$work/audit-$records.log"
     if [ ! -s "$big" ]; then
         log "building a $records-record log from $sample in $work"
