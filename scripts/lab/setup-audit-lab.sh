@@ -7,8 +7,9 @@
 #   - curl, busybox, socat, netcat-openbsd, python3: the real programs of the intrusion
 #     scenarios (scripts/lab/audit/*.sh)
 # Idempotent: an audit daemon it started before is kept (its rules are reloaded). Refuses to
-# replace an audit daemon it did not start. Prints the log's path.
-#   scripts/lab/setup-audit-lab.sh [--stop]
+# replace an audit daemon it did not start, unless --replace (CI: a package's own auditd may
+# have started at install). Prints the log's path.
+#   scripts/lab/setup-audit-lab.sh [--replace | --stop]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 lab=${MAMORI_AUDIT_LAB_DIR:-/var/lib/mamori-audit-lab}
@@ -47,11 +48,17 @@ mkdir -p "$lab/plugins"
 pid=$(running_pid || true)
 if [ -n "$pid" ] && [ "$pid" != 0 ] && kill -0 "$pid" 2>/dev/null; then
     if ! [ -f "$lab/auditd.pid" ] || [ "$(cat "$lab/auditd.pid")" != "$pid" ]; then
-        echo "setup-audit-lab: an audit daemon this script did not start runs (pid $pid); stop it or" \
-            "point the tests at its log with MAMORI_AUDIT_LOG" >&2
-        exit 1
+        if [ "${1:-}" != "--replace" ]; then
+            echo "setup-audit-lab: an audit daemon this script did not start runs (pid $pid); stop it," \
+                "run with --replace, or point the tests at its log with MAMORI_AUDIT_LOG" >&2
+            exit 1
+        fi
+        kill "$pid"
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        pid=
     fi
-else
+fi
+if [ -z "$pid" ] || [ "$pid" = 0 ] || ! kill -0 "$pid" 2>/dev/null; then
     cat > "$lab/auditd.conf" <<CONF
 local_events = yes
 write_logs = yes
