@@ -8,6 +8,7 @@
 //! the values of the `evt.args` text split into `key=value` pairs (a descriptor value
 //! `3(<f>/path)` becomes `3`, and gives `fd_path` when `fd.name` is absent).
 
+use mamori_core::time::days_from_civil;
 use std::collections::VecDeque;
 
 use serde_json::{Map, Value};
@@ -46,17 +47,6 @@ fn as_text(v: &Value) -> Option<String> {
 
 fn as_time(v: &Value) -> Option<i64> {
     as_i64(v).or_else(|| v.as_str().and_then(parse_rfc3339))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// `2024-01-01T00:00:00.123456789Z` (or `+01:00`, or a space for `T`) → ns since the epoch.

@@ -4,6 +4,8 @@
 //! A hand-written civil-calendar conversion (Howard Hinnant's `days_from_civil`) keeps the crate
 //! free of a date library for the two formats it needs.
 
+use mamori_core::time::days_from_civil;
+
 const NS_PER_SEC: i64 = 1_000_000_000;
 
 /// Parses a time into nanoseconds since the Unix epoch: Unix seconds with an optional fraction,
@@ -135,17 +137,6 @@ fn days_in_month(y: i64, m: i64) -> i64 {
         _ if is_leap(y) => 29,
         _ => 28,
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// The date of a day count since 1970-01-01.
