@@ -28,18 +28,21 @@ use super::metrics::AuditMetrics;
 const KEPT_RECORDS: [&str; 4] = ["OBJ_PID", "MMAP", "FD_PAIR", "OPENAT2"];
 
 /// What of an event is kept: the decoded SYSCALL, EXECVE, PATH, CWD and SOCKADDR views and the
-/// few records the graph builder looks up. The raw records of the decoded views and the process
-/// title (the builder uses it only for an exec without EXECVE record) are dropped: they are
-/// most of an event's memory. `None` for an event without a SYSCALL record, which the graph
-/// ignores.
+/// few records the graph builder looks up. The raw records of the decoded views, the rule key
+/// and the process title (the builder reads it only for an exec without EXECVE record) are
+/// dropped: they are most of an event's memory. `None` for an event without a SYSCALL record,
+/// which the graph ignores.
 pub fn slim(mut ev: AuditEvent) -> Option<AuditEvent> {
-    ev.syscall.as_ref()?;
+    let sc = ev.syscall.as_mut()?;
+    sc.key = None;
+    let exec = matches!(sc.name.as_deref(), Some("execve" | "execveat"));
+    if ev.execve.is_some() || !exec {
+        ev.proctitle = None;
+    }
     ev.records
         .retain(|r| KEPT_RECORDS.contains(&r.kind.as_str()));
     ev.records.shrink_to_fit();
-    if ev.execve.is_some() {
-        ev.proctitle = None;
-    }
+    ev.paths.shrink_to_fit();
     Some(ev)
 }
 
@@ -48,7 +51,7 @@ fn approx_bytes(ev: &AuditEvent) -> u64 {
     let mut n = std::mem::size_of::<AuditEvent>();
     if let Some(sc) = &ev.syscall {
         n += sc.arch.len() + sc.comm.len() + sc.exe.len();
-        n += sc.name.as_ref().map_or(0, String::len) + sc.key.as_ref().map_or(0, String::len);
+        n += sc.name.as_ref().map_or(0, String::len);
     }
     if let Some(x) = &ev.execve {
         n += x.argv.iter().map(|a| a.len() + 24).sum::<usize>();
@@ -156,14 +159,24 @@ impl Ring {
         self.events.front().map(|e| e.time_ns)
     }
 
-    /// The events stamped in `[from_ns, to_ns]`, in serial order (the order the graph builder
-    /// needs); when there are more than `max`, the latest `max` of them. Also returns how many
-    /// were in the window. Only `Arc`s are copied, so the lock is held briefly.
-    pub fn window(&self, from_ns: i64, to_ns: i64, max: usize) -> (Vec<Arc<AuditEvent>>, usize) {
+    /// The events stamped in `[from_ns, to_ns]` but those of process `leave_out`, in serial
+    /// order (the order the graph builder needs); when there are more than `max`, the latest
+    /// `max` of them. Also returns how many were in the window. Only `Arc`s are copied, so the
+    /// lock is held briefly.
+    pub fn window(
+        &self,
+        from_ns: i64,
+        to_ns: i64,
+        max: usize,
+        leave_out: u32,
+    ) -> (Vec<Arc<AuditEvent>>, usize) {
         let mut out: Vec<Arc<AuditEvent>> = self
             .events
             .iter()
-            .filter(|e| (from_ns..=to_ns).contains(&e.time_ns))
+            .filter(|e| {
+                (from_ns..=to_ns).contains(&e.time_ns)
+                    && !matches!(&e.syscall, Some(s) if s.pid == leave_out)
+            })
             .cloned()
             .collect();
         let total = out.len();
@@ -294,6 +307,8 @@ impl AuditFeed {
         );
         let state = Arc::new(Mutex::new(FeedState::new(ring)));
         let opts = FollowOptions {
+            // an analysis waits for the reader to get past its decision: poll often
+            poll: Duration::from_millis(100),
             stop: StopHandle::from(stop),
             ..FollowOptions::default()
         };
@@ -472,7 +487,7 @@ fn follow_log(
     }
 }
 
-/// Waits up to `limit` for the reader to have read events stamped at or after `until_ns`.
+/// Waits up to `limit` for the reader to have read an event stamped at or after `until_ns`.
 /// Returns how long it waited.
 pub fn wait_for(state: &Mutex<FeedState>, until_ns: i64, limit: Duration) -> Duration {
     let started = Instant::now();
@@ -535,15 +550,18 @@ mod tests {
         for (serial, t) in [(10, 1), (12, 3), (11, 2), (13, 4), (14, 50)] {
             ring.push(event(serial, now - 60 * S + t * S), now);
         }
-        let (w, total) = ring.window(now - 60 * S, now - 55 * S, 10);
+        let (w, total) = ring.window(now - 60 * S, now - 55 * S, 10, 4242);
         assert_eq!(total, 4);
         assert_eq!(
             w.iter().map(|e| e.serial).collect::<Vec<_>>(),
             vec![10, 11, 12, 13]
         );
-        let (w, total) = ring.window(now - 60 * S, now, 2);
+        let (w, total) = ring.window(now - 60 * S, now, 2, 4242);
         assert_eq!(total, 5);
         assert_eq!(w.iter().map(|e| e.serial).collect::<Vec<_>>(), vec![13, 14]);
+        // the agent's own events are left out
+        let (w, total) = ring.window(now - 60 * S, now, 10, 0);
+        assert_eq!((w.len(), total), (0, 0));
     }
 
     #[test]

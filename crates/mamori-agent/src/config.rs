@@ -207,8 +207,8 @@ pub struct AuditConfig {
     /// How far before the decision to reset a container the analysis looks.
     pub lookback_seconds: f64,
     /// Events stamped up to this long after the decision are included, and the analysis waits
-    /// up to this long for them to be read (auditd writes an event when its call returns and
-    /// the log is polled).
+    /// up to this long for the reader to get past the decision (auditd writes an event when
+    /// its call returns, an event is complete when the next one comes, and the log is polled).
     pub late_seconds: f64,
     /// At most this many events of the window are analysed (the most recent ones): bounds the
     /// time the analysis (and so the restart) takes on a busy host.

@@ -698,7 +698,7 @@ impl AuditMetrics {
         single(
             e,
             "mamori_audit_caught_up",
-            "1 once the audit log's content at start has been read.",
+            "Whether the audit log's content at start has been read (1) or not yet (0).",
             None,
             ConstGauge::new(i64::from(self.caught_up)),
         )?;

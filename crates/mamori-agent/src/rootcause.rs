@@ -3,7 +3,7 @@
 //! `evidence.root_cause`).
 //!
 //! 1. **Window.** The events stamped in `[until − lookback, until + late]` (`until`: when the
-//!    evidence is collected; the analysis waits up to `late` for events still being written),
+//!    evidence is collected; the analysis waits up to `late` for the reader to get past it),
 //!    at most `max_analysis_events` of them (the latest), become a provenance graph
 //!    (`mamori_prov::build`).
 //! 2. **The container's processes.** Its main process (Docker's `State.Pid`) and everything
@@ -24,7 +24,7 @@
 //! The work is bounded (events, detection points, nodes drawn) and timed; see the
 //! `mamori_audit_analysis_duration_seconds` histogram.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,9 @@ pub struct Analyzer {
     config: AuditConfig,
     feed: Arc<Mutex<FeedState>>,
     stats: Mutex<AnalysisStats>,
+    /// The agent's own pid: its events are left out of the graph (its probes of every Thing
+    /// and its Docker calls would join the containers it watches to each other).
+    own_pid: u32,
 }
 
 /// What /metrics shows of the analyses.
@@ -95,6 +98,7 @@ impl Analyzer {
             config,
             feed,
             stats: Mutex::new(AnalysisStats::default()),
+            own_pid: std::process::id(),
         }
     }
 
@@ -163,12 +167,20 @@ impl Analyzer {
             target.until_ns - (cfg.lookback_seconds * 1e9) as i64,
             target.until_ns + late_ns,
         );
-        let waited = wait_for(&self.feed, to_ns, Duration::from_secs_f64(cfg.late_seconds));
+        // events before the decision may still be on their way (the log is polled, and an event
+        // completes when the next one comes): wait, briefly, until the reader is past it
+        let waited = wait_for(
+            &self.feed,
+            target.until_ns,
+            Duration::from_secs_f64(cfg.late_seconds),
+        );
         let t1 = Instant::now();
         let (events, in_window, caught_up) = {
             let st = self.feed.lock().unwrap_or_else(PoisonError::into_inner);
-            let (ev, n) = st.ring.window(from_ns, to_ns, cfg.max_analysis_events);
-            (ev, n, st.ring.newest_ns >= to_ns)
+            let (ev, n) = st
+                .ring
+                .window(from_ns, to_ns, cfg.max_analysis_events, self.own_pid);
+            (ev, n, st.ring.newest_ns >= target.until_ns)
         };
         let snapshot_time = t1.elapsed();
         let window = json!({
@@ -182,8 +194,10 @@ impl Analyzer {
             "lookback_seconds": cfg.lookback_seconds,
             "late_seconds": cfg.late_seconds,
             "events_in_window": in_window,
+            "agent_pid_left_out": self.own_pid,
             "truncated": in_window > events.len(),
-            "read_to_the_end": caught_up,
+            // an event stamped after the decision had been read: nothing before it is missing
+            "caught_up": caught_up,
         });
         let base = |why: String| {
             let mut v = unavailable(why);
@@ -656,7 +670,21 @@ struct Input {
     edge: Option<EdgeId>,
     /// The process the socket's input went into.
     receiver: Option<NodeId>,
+    /// The receiver is a process of the container's workload.
     into_workload: bool,
+    /// … and the trace's path from it to the detection point stays in the container (its
+    /// processes are the container's): the input entered the container there. An input into
+    /// the container whose effect left it and came back in (the device answered the monitor,
+    /// which answered the test, whose child served the download) is not how the detection
+    /// point was reached.
+    direct: bool,
+}
+
+impl Input {
+    /// Orders a candidate's inputs: direct ones first, then the earliest.
+    fn order(&self) -> (bool, bool, Stamp) {
+        (!self.direct, !self.into_workload, self.at)
+    }
 }
 
 /// An entry candidate over all the traces.
@@ -664,48 +692,72 @@ struct Input {
 struct Candidate {
     node: NodeId,
     kind: EntryKind,
-    /// The input that represents it: into the workload if any was, the earliest.
+    /// The input that represents it: a direct one if any, the earliest.
     best: Input,
     inputs: Vec<Input>,
+    /// Traces (detection points) in which it was a direct input into the container.
+    direct_in: BTreeSet<usize>,
     /// Traces (detection points) it was found in.
-    explains: Vec<usize>,
+    found_in: BTreeSet<usize>,
     at: Stamp,
 }
 
 impl Candidate {
-    /// Its edge in trace `t` (the input into the workload first, then the earliest).
+    /// Its edge in trace `t` (see [`Candidate::input_in`]).
     fn edge_in(&self, t: usize) -> Option<EdgeId> {
         self.input_in(t).and_then(|i| i.edge)
     }
 
+    /// Its input in trace `t`: a direct one first, then the earliest.
     fn input_in(&self, t: usize) -> Option<&Input> {
         self.inputs
             .iter()
             .filter(|i| i.trace == t)
-            .min_by_key(|i| (!i.into_workload, i.at))
+            .min_by_key(|i| i.order())
     }
 
-    fn rank_key(&self) -> (bool, u8, std::cmp::Reverse<usize>, Stamp, NodeId) {
+    /// How many detection points it explains: where it was a direct input, if anywhere.
+    fn explains(&self) -> usize {
+        if self.direct_in.is_empty() {
+            self.found_in.len()
+        } else {
+            self.direct_in.len()
+        }
+    }
+
+    fn rank_key(&self) -> (bool, bool, u8, std::cmp::Reverse<usize>, Stamp, NodeId) {
         let kind = match self.kind {
             EntryKind::NetworkPeer => 0,
             EntryKind::LocalSocket => 1,
             EntryKind::RootProcess => 2,
         };
         (
+            !self.best.direct,
             !self.best.into_workload,
             kind,
-            std::cmp::Reverse(self.explains.len()),
+            std::cmp::Reverse(self.explains()),
             self.at,
             self.node,
         )
     }
 }
 
+/// Whether the trace's path from `receiver` to its start passes through the container's
+/// processes only.
+fn stays_in_container(g: &ProvGraph, t: &Trace, receiver: NodeId, c: &Container) -> bool {
+    c.members.contains(&receiver)
+        && t.path_to_start(receiver, g).iter().all(|&eid| {
+            let dst = g.edge(eid).dst;
+            g.node(dst).as_process().is_none() || c.members.contains(&dst)
+        })
+}
+
 /// Entry candidates over every trace, most likely first:
 ///
-/// 1. inputs into the container's workload before the others: the runtime's and the host's
-///    inputs (containerd's sockets, the shell that ran `docker`) are the same for every
-///    container and every exec, and the question is how the container was reached;
+/// 1. direct inputs into the container (see [`Input::direct`]) before the others, then other
+///    inputs into its workload: the runtime's and the host's inputs (containerd's sockets, the
+///    shell that ran `docker`) are the same for every container and every exec, and the
+///    question is how the container was reached;
 /// 2. network peers, then local sockets, then root-most processes (BackTracker's order: input
 ///    from outside the host first);
 /// 3. the one that more detection points trace back to: the container's own clients (the
@@ -724,15 +776,17 @@ fn rank(g: &ProvGraph, traces: &[Trace], c: &Container) -> Vec<Candidate> {
             kind,
             best: input,
             inputs: Vec::new(),
-            explains: Vec::new(),
+            direct_in: BTreeSet::new(),
+            found_in: BTreeSet::new(),
             at: input.at,
         });
-        if (!input.into_workload, input.at) < (!cand.best.into_workload, cand.best.at) {
+        if input.order() < cand.best.order() {
             cand.best = input;
         }
         cand.at = cand.best.at;
-        if cand.explains.last() != Some(&input.trace) {
-            cand.explains.push(input.trace);
+        cand.found_in.insert(input.trace);
+        if input.direct {
+            cand.direct_in.insert(input.trace);
         }
         cand.inputs.push(input);
     };
@@ -754,6 +808,7 @@ fn rank(g: &ProvGraph, traces: &[Trace], c: &Container) -> Vec<Candidate> {
             } else {
                 EntryKind::NetworkPeer
             };
+            let into_workload = c.workload(receiver);
             add(
                 g.edge(eid).src,
                 kind,
@@ -762,7 +817,8 @@ fn rank(g: &ProvGraph, traces: &[Trace], c: &Container) -> Vec<Candidate> {
                     at,
                     edge: Some(eid),
                     receiver: Some(receiver),
-                    into_workload: c.workload(receiver),
+                    into_workload,
+                    direct: into_workload && stays_in_container(g, t, receiver, c),
                 },
             );
         }
@@ -780,6 +836,7 @@ fn rank(g: &ProvGraph, traces: &[Trace], c: &Container) -> Vec<Candidate> {
                     edge: e.edge,
                     receiver: None,
                     into_workload: false,
+                    direct: false,
                 },
             );
         }
@@ -797,16 +854,13 @@ fn chain_of(
     traces: &[Trace],
     c: &Candidate,
 ) -> (usize, Vec<(NodeId, Option<EdgeId>)>) {
-    // detection points are most recent first: the first trace that found it
+    // detection points are most recent first: the first trace where it is what it was
+    // chosen as (a direct input, if it was chosen as one)
     let t = c
-        .explains
+        .found_in
         .iter()
         .copied()
-        .filter(|&t| {
-            c.input_in(t)
-                .is_some_and(|i| i.into_workload == c.best.into_workload)
-        })
-        .min()
+        .find(|&t| c.input_in(t).is_some_and(|i| i.direct == c.best.direct))
         .unwrap_or(c.best.trace);
     let Some(input) = c.input_in(t).copied() else {
         return (t, vec![(c.node, None)]);
@@ -912,10 +966,16 @@ impl Describe<'_> {
                 self.g.label(r),
                 self.g.edge(e).op,
                 c.at.utc(),
-                if c.best.into_workload {
-                    "a process of the container's workload"
-                } else {
-                    "not a process of the container's workload"
+                match (c.best.into_workload, c.best.direct) {
+                    (true, true) => {
+                        "a process of the container's workload, from which the trace stays in the \
+                         container up to the detection point"
+                    }
+                    (true, false) => {
+                        "a process of the container's workload, though the trace leaves the \
+                         container on its way to the detection point"
+                    }
+                    _ => "not a process of the container's workload",
                 }
             ),
             _ => format!(
@@ -924,13 +984,15 @@ impl Describe<'_> {
             ),
         };
         let why = format!(
-            "{kind_text} {}: {how}; {} of {points} detection points trace back to it. Chosen \
-             because inputs into the container's workload come first (the runtime's and the \
-             host's are the same for every container), then network peers before local sockets \
-             before root-most processes, then the input more detection points trace back to, \
-             then the earliest.",
+            "{kind_text} {}: {how}; {} of {points} detection points trace back to it{}. Chosen \
+             because inputs that entered the container (into its workload, the trace staying in \
+             the container from there) come first (the runtime's and the host's inputs are the \
+             same for every container), then network peers before local sockets before \
+             root-most processes, then the input more detection points trace back to, then the \
+             earliest.",
             self.g.label(c.node),
-            c.explains.len(),
+            c.explains(),
+            if c.best.direct { " directly" } else { "" },
         );
         let others: Vec<Value> = all
             .iter()
@@ -943,7 +1005,8 @@ impl Describe<'_> {
                     "at": when(o.at),
                     "into": o.best.receiver.map(|r| self.g.label(r)),
                     "into_workload": o.best.into_workload,
-                    "explains": o.explains.len(),
+                    "direct": o.best.direct,
+                    "explains": o.explains(),
                 })
             })
             .collect();
@@ -954,7 +1017,8 @@ impl Describe<'_> {
             "at": when(c.at),
             "into": into,
             "into_workload": c.best.into_workload,
-            "explains": c.explains.len(),
+            "direct": c.best.direct,
+            "explains": c.explains(),
             "why": why,
             "candidates": others,
             "candidates_total": all.len(),
@@ -1018,19 +1082,32 @@ mod tests {
         let mut agent = Proc::new(300, 1, "/usr/local/bin/mamori");
         let mut dev = device.clone();
         let lfd = sim.bind(&mut dev, inet("127.0.0.1", 8080));
-        let mut server = Proc::new(400, 1, "/usr/bin/python3.11");
-        let sfd = sim.bind(&mut server, inet("127.0.0.1", 18777));
+        let afd = sim.bind(&mut agent, inet("127.0.0.1", 9464));
+        // the tester reads the agent's API and runs the web server: local sockets join the
+        // web server's past to the agent's, and so to the device's probes
+        let mut tester = Proc::new(350, 1, "/usr/bin/tester");
         let mut host = Proc::new(600, 1, "/usr/bin/make");
         for i in 0..20 {
             sim.advance_ms(200);
             sim.connect(&mut agent, inet("127.0.0.1", 8080));
             sim.accept(&mut dev, lfd, inet("127.0.0.1", 40000 + i));
+            sim.connect(&mut tester, inet("127.0.0.1", 9464));
+            sim.accept(&mut agent, afd, inet("127.0.0.1", 41000 + i));
             let mut cc = sim.fork(&host, 700 + u32::from(i));
             sim.exec(&mut cc, "/usr/bin/cc", 50, &["cc", "-c", "x.c"]);
             sim.create(&mut cc, "/home/u/x.o", 60 + u64::from(i));
             sim.exit(&cc);
         }
         let _ = &mut host;
+        // the web server, started once the device was seen healthy
+        let mut server = sim.fork(&tester, 400);
+        sim.exec(
+            &mut server,
+            "/usr/bin/python3.11",
+            40,
+            &["python3", "-m", "http.server"],
+        );
+        let sfd = sim.bind(&mut server, inet("127.0.0.1", 18777));
         // docker exec
         let mut runc = sim.fork(&shim, 520);
         sim.exec(
@@ -1157,10 +1234,15 @@ mod tests {
         assert_eq!(v["entry"]["kind"], "local_socket");
         assert_eq!(v["entry"]["into"]["pid"], 522);
         assert_eq!(v["entry"]["into_workload"], true);
+        assert_eq!(v["entry"]["direct"], true);
         let candidates = v["entry"]["candidates"].as_array().expect("candidates");
-        assert!(
-            candidates.iter().any(|c| c["label"] == "localhost:8080"),
-            "the probes are a candidate: {text}"
+        let probes = candidates
+            .iter()
+            .find(|c| c["label"] == "localhost:8080")
+            .unwrap_or_else(|| panic!("the probes are a candidate: {text}"));
+        assert_eq!(
+            probes["explains"], 1,
+            "the device's own input explains the device only"
         );
         // chain: socket → wget → /tmp/x → the script's shell → the device (kill)
         let chain: Vec<String> = v["chain"]
