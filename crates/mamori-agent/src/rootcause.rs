@@ -213,7 +213,12 @@ impl Analyzer {
                 cfg.lookback_seconds
             ));
             v["waited_ms"] = json!(ms(waited));
-            return (Outcome::NoEvents, v, t0.elapsed() - waited, None);
+            return (
+                Outcome::NoEvents,
+                v,
+                t0.elapsed().saturating_sub(waited),
+                None,
+            );
         }
 
         let t2 = Instant::now();
@@ -229,7 +234,12 @@ impl Analyzer {
                 shim.map_or("unknown".to_string(), |s| s.to_string())
             ));
             v["waited_ms"] = json!(ms(waited));
-            return (Outcome::NoEvents, v, t0.elapsed() - waited, size);
+            return (
+                Outcome::NoEvents,
+                v,
+                t0.elapsed().saturating_sub(waited),
+                size,
+            );
         }
 
         let t3 = Instant::now();
@@ -331,7 +341,7 @@ impl Analyzer {
             }
         };
         let render_time = t4.elapsed();
-        let elapsed = t0.elapsed() - waited;
+        let elapsed = t0.elapsed().saturating_sub(waited);
         value["waited_ms"] = json!(ms(waited));
         value["elapsed_ms"] = json!(ms(elapsed));
         value["timings_ms"] = json!({
