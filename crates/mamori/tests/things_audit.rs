@@ -10,6 +10,7 @@
 //! Needs dockerd and the audit lab (scripts/lab/setup-audit-lab.sh, as root: a private auditd
 //! with mamori's rules writing ENRICHED records); runs when MAMORI_DOCKER_TESTS=1 and
 //! MAMORI_AUDIT_LAB=1, reading MAMORI_AUDIT_LOG (default /var/lib/mamori-audit-lab/audit.log).
+//! With MAMORI_TEST_SHOW=1 (and `--nocapture`) it prints the incident's root-cause JSON.
 
 mod common;
 
