@@ -55,6 +55,9 @@ pub struct AgentConfig {
     pub net: NetConfig,
     /// WoT Thing Description monitoring and container recovery.
     pub things: ThingsConfig,
+    /// Linux Audit events kept for root-cause analysis before a container is reset (off unless
+    /// a log or a socket is given).
+    pub audit: AuditConfig,
 }
 
 /// What the agent does to a container a syscall or network alert names.
@@ -183,6 +186,140 @@ impl ThingsConfig {
             subscribe: self.subscribe,
             rediscover: std::time::Duration::from_secs_f64(self.rediscover_seconds),
         }
+    }
+}
+
+/// `[audit]`: the recent Linux Audit events (auditd's log, or its audisp `af_unix` socket) kept
+/// in memory, and the provenance analysis run on them when a container is about to be reset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// auditd's log to follow (rotation included); its existing content is read at start so
+    /// recent history is there from the first analysis. Empty: off.
+    pub log: PathBuf,
+    /// The audisp `af_unix` plugin's socket to read instead of a log (`args = 0640 PATH string`
+    /// in its plugin config); only new events. Empty: off. At most one of `log` and `socket`.
+    pub socket: PathBuf,
+    /// Events older than this are dropped from memory.
+    pub retain_seconds: f64,
+    /// At most this many events are kept (the oldest go first).
+    pub max_events: usize,
+    /// How far before the decision to reset a container the analysis looks.
+    pub lookback_seconds: f64,
+    /// Events stamped up to this long after the decision are included, and the analysis waits
+    /// up to this long for the reader to get past the decision (auditd writes an event when
+    /// its call returns, an event is complete when the next one comes, and the log is polled).
+    pub late_seconds: f64,
+    /// At most this many events of the window are analysed (the most recent ones): bounds the
+    /// time the analysis (and so the restart) takes on a busy host.
+    pub max_analysis_events: usize,
+    /// At most this many detection points (the container's new processes, the files they
+    /// modified, its processes that were signalled), most recent first, are traced back.
+    pub max_detection_points: usize,
+    /// The provenance graph in the incident is cut to this many nodes (the entry's chain always
+    /// shows).
+    pub dot_max_nodes: usize,
+    /// Programs of the container runtime, matched against a process's executable or command
+    /// name (`*` matches any run of characters): the processes a container start or a
+    /// `docker exec` goes through (runc, the shim). They count among the container's processes
+    /// for finding its descendants but are not its workload: they are no detection points, and
+    /// an input they received is no entry into the container.
+    pub runtime: Vec<String>,
+    /// How audit events become graph edges (`read_mode`, `directory_reads`).
+    pub build: mamori_prov::BuildOptions,
+    /// What tracking does not follow: mamori-prov's defaults plus the Docker and containerd
+    /// control sockets, which every container and every Docker client talk to.
+    pub prune: mamori_prov::PruneRules,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        let mut prune = mamori_prov::PruneRules::default();
+        prune.sockets.extend(
+            [
+                "unix:/var/run/docker.sock",
+                "unix:/run/docker.sock",
+                "unix:/var/run/docker/*",
+                "unix:/run/docker/*",
+                "unix:/run/containerd/*",
+                "unix:/var/run/containerd/*",
+                "unix:@/containerd-shim/*",
+            ]
+            .map(String::from),
+        );
+        AuditConfig {
+            log: PathBuf::new(),
+            socket: PathBuf::new(),
+            retain_seconds: 900.0,
+            max_events: 500_000,
+            lookback_seconds: 300.0,
+            late_seconds: 0.25,
+            max_analysis_events: 200_000,
+            max_detection_points: 64,
+            dot_max_nodes: 200,
+            runtime: [
+                "*/runc",
+                "runc",
+                "runc:*",
+                "*/containerd-shim*",
+                "containerd-shim*",
+            ]
+            .map(String::from)
+            .to_vec(),
+            build: mamori_prov::BuildOptions::default(),
+            prune,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// Whether a log or a socket is configured.
+    pub fn enabled(&self) -> bool {
+        !self.log.as_os_str().is_empty() || !self.socket.as_os_str().is_empty()
+    }
+
+    /// Values that parse but cannot work, named by their key.
+    pub fn check(&self) -> Result<()> {
+        anyhow::ensure!(
+            self.log.as_os_str().is_empty() || self.socket.as_os_str().is_empty(),
+            "audit.log and audit.socket are both set: read the log or the socket, not both"
+        );
+        for (key, v) in [
+            ("retain_seconds", self.retain_seconds),
+            ("lookback_seconds", self.lookback_seconds),
+        ] {
+            anyhow::ensure!(
+                v.is_finite() && v > 0.0,
+                "audit.{key} must be a positive number of seconds, got {v}"
+            );
+        }
+        anyhow::ensure!(
+            self.late_seconds.is_finite() && (0.0..=10.0).contains(&self.late_seconds),
+            "audit.late_seconds must be between 0 and 10 seconds, got {}",
+            self.late_seconds
+        );
+        anyhow::ensure!(
+            self.lookback_seconds <= self.retain_seconds,
+            "audit.lookback_seconds ({}) is longer than audit.retain_seconds ({}): the analysis \
+             would look further back than events are kept",
+            self.lookback_seconds,
+            self.retain_seconds
+        );
+        for (key, v) in [
+            ("max_events", self.max_events),
+            ("max_analysis_events", self.max_analysis_events),
+            ("max_detection_points", self.max_detection_points),
+            ("dot_max_nodes", self.dot_max_nodes),
+        ] {
+            anyhow::ensure!(v >= 1, "audit.{key} must be at least 1");
+        }
+        for (i, p) in self.runtime.iter().enumerate() {
+            anyhow::ensure!(
+                !p.is_empty(),
+                "audit.runtime[{i}] is empty (a pattern matching nothing)"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -377,6 +514,7 @@ impl AgentConfig {
             super::webhook::check_url(&self.alerts.webhook)?;
         }
         self.things.check()?;
+        self.audit.check()?;
         Ok(())
     }
 
@@ -414,6 +552,59 @@ mod tests {
         assert!(err.to_string().contains("https is not supported"), "{err}");
         c.alerts.webhook = "http://127.0.0.1:8080/alert".into();
         c.check().expect("http is fine");
+    }
+
+    #[test]
+    fn the_audit_section_parses_prints_and_names_bad_values() {
+        let c = AgentConfig::default();
+        assert!(!c.audit.enabled(), "off by default");
+        c.check().expect("defaults are valid");
+        let text = AgentConfig::defaults_toml();
+        assert!(text.contains("[audit]"), "{text}");
+        assert!(text.contains("[audit.prune]"), "{text}");
+        assert!(text.contains("retain_seconds = 900.0"), "{text}");
+        let back: AgentConfig = toml::from_str(&text).expect("defaults parse");
+        assert_eq!(back.audit, AuditConfig::default());
+
+        let c: AgentConfig = toml::from_str(
+            "[audit]\nlog = \"/var/log/audit/audit.log\"\nlookback_seconds = 60\n\
+             [audit.prune]\nsockets = [\"unix:/x\"]\n",
+        )
+        .expect("parses");
+        c.check().expect("valid");
+        assert!(c.audit.enabled());
+        assert_eq!(c.audit.lookback_seconds, 60.0);
+        assert_eq!(c.audit.max_events, 500_000, "defaults fill the rest");
+        assert_eq!(c.audit.prune.sockets, vec!["unix:/x"]);
+        assert!(
+            !c.audit.prune.noise.is_empty(),
+            "prune defaults fill the rest"
+        );
+
+        let err = toml::from_str::<AgentConfig>("[audit]\nlogfile = \"x\"\n").expect_err("typo");
+        assert!(err.to_string().contains("logfile"), "{err}");
+        let bad = |f: fn(&mut AuditConfig), key: &str| {
+            let mut c = AgentConfig::default();
+            f(&mut c.audit);
+            let err = c.check().expect_err(key);
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        };
+        bad(
+            |a| {
+                a.log = "/a".into();
+                a.socket = "/b".into();
+            },
+            "audit.log and audit.socket",
+        );
+        bad(|a| a.retain_seconds = 0.0, "audit.retain_seconds");
+        bad(|a| a.lookback_seconds = f64::NAN, "audit.lookback_seconds");
+        bad(|a| a.lookback_seconds = 1000.0, "audit.lookback_seconds");
+        bad(|a| a.late_seconds = -1.0, "audit.late_seconds");
+        bad(|a| a.max_events = 0, "audit.max_events");
+        bad(|a| a.max_analysis_events = 0, "audit.max_analysis_events");
+        bad(|a| a.max_detection_points = 0, "audit.max_detection_points");
+        bad(|a| a.dot_max_nodes = 0, "audit.dot_max_nodes");
+        bad(|a| a.runtime.push(String::new()), "audit.runtime[5]");
     }
 
     #[test]

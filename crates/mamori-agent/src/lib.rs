@@ -6,7 +6,10 @@
 //! Threads: the capture thread (eBPF ring buffer → assembled calls → batches), this detection
 //! loop (one [`monitor::ContainerMonitor`] per container), the alert sinks, the HTTP server, and
 //! a Docker client following container start/stop events. Queues between them are bounded.
+//! With `[audit]`, a thread keeps the recent Linux Audit events ([`audit`]) that the Thing
+//! monitor's root-cause analysis ([`rootcause`]) reads before it resets a container.
 
+pub mod audit;
 pub mod config;
 pub mod http;
 pub mod live;
@@ -14,6 +17,7 @@ pub mod metrics;
 pub mod models;
 pub mod monitor;
 pub mod net;
+pub mod rootcause;
 pub mod sinks;
 pub mod things;
 pub mod webhook;
@@ -72,6 +76,22 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
         queue: config.limits.alert_queue,
         forward,
     })?;
+    let audit_feed = if config.audit.enabled() {
+        let feed = audit::AuditFeed::start(&config.audit, Arc::clone(&stop))?;
+        eprintln!(
+            "mamori: root-cause analysis on the audit events of {} (kept {:.0} s, at most {})",
+            feed.source, config.audit.retain_seconds, config.audit.max_events
+        );
+        Some(feed)
+    } else {
+        None
+    };
+    let analyzer = audit_feed.as_ref().map(|f| {
+        Arc::new(rootcause::Analyzer::new(
+            config.audit.clone(),
+            Arc::clone(&f.state),
+        ))
+    });
     let things_section = match sink.sender() {
         Some(sender) => {
             let section = things::ThingsSection::start(
@@ -79,6 +99,7 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
                 sender,
                 sink.stats.recent.clone(),
                 responses,
+                analyzer.clone(),
                 Arc::clone(&stop),
             )?;
             let _ = shared.things.set(http::ThingBoards {
@@ -216,6 +237,13 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
                 snapshot.net.push(n.metrics());
                 snapshot.alerts_dropped += n.alerts_dropped.load(Ordering::Relaxed);
             }
+            if let Some(feed) = &audit_feed {
+                let mut m = feed.metrics();
+                if let Some(a) = &analyzer {
+                    a.fill_metrics(&mut m);
+                }
+                snapshot.audit = Some(m);
+            }
             *shared
                 .metrics
                 .lock()
@@ -236,6 +264,9 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
     stop.store(true, Ordering::Relaxed);
     if let Some(t) = things_section {
         t.join();
+    }
+    if let Some(feed) = audit_feed {
+        feed.join();
     }
     let mut net_alerts = 0;
     if let Some(n) = net_section {
@@ -418,5 +449,6 @@ fn snapshot(
             .iter()
             .map(|(kind, n)| (kind.clone(), *n))
             .collect(),
+        audit: None,
     }
 }

@@ -16,13 +16,14 @@ use mamori_core::time::now_ns;
 use mamori_core::{Alert, Incident, Subject};
 use mamori_docker::DockerClient;
 use mamori_wot::client::HttpClient;
-use mamori_wot::monitor::{Monitor, Outlet, ThingSpec};
+use mamori_wot::monitor::{Monitor, Outlet, RootCauseTarget, ThingSpec};
 use mamori_wot::recovery::{Decision, Guard, RecoveryPolicy};
 use mamori_wot::status::Board;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::config::{OnAlert, ThingsConfig};
+use super::rootcause::Analyzer;
 use super::sinks::{RecentAlerts, SinkSender};
 
 /// The label that maps a container to its Thing: `mamori.thing=<TD URL>`.
@@ -40,6 +41,8 @@ pub struct ThingsSection {
 struct AgentOutlet {
     sink: SinkSender,
     recent: RecentAlerts,
+    /// The root-cause analysis, when `[audit]` is on.
+    audit: Option<Arc<Analyzer>>,
 }
 
 impl Outlet for AgentOutlet {
@@ -52,15 +55,30 @@ impl Outlet for AgentOutlet {
     fn recent_alerts(&self, container: &str) -> Vec<Alert> {
         self.recent.about_container(container)
     }
+    fn root_cause(&self, target: &RootCauseTarget) -> Option<Value> {
+        let analyzer = self.audit.as_ref()?;
+        // the analysis blocks (a wait for late events, then CPU work): on this multi-thread
+        // runtime, let the worker's other tasks (other Things' probes) move elsewhere meanwhile
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        Some(if multi_thread {
+            tokio::task::block_in_place(|| analyzer.analyse(target))
+        } else {
+            analyzer.analyse(target)
+        })
+    }
 }
 
 impl ThingsSection {
-    /// Starts the monitor thread; returns once its runtime is up.
+    /// Starts the monitor thread; returns once its runtime is up. With `audit`, a container's
+    /// recent audit events are analysed before it is reset (the incident's
+    /// `evidence.root_cause`).
     pub fn start(
         config: &ThingsConfig,
         sink: SinkSender,
         recent: RecentAlerts,
         alerts: Option<UnboundedReceiver<Alert>>,
+        audit: Option<Arc<Analyzer>>,
         stop: Arc<AtomicBool>,
     ) -> Result<ThingsSection> {
         let ca = (!config.ca_file.as_os_str().is_empty()).then_some(config.ca_file.as_path());
@@ -80,7 +98,11 @@ impl ThingsSection {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (thread_responses, outlet) = (
             Arc::clone(&responses),
-            Arc::new(AgentOutlet { sink, recent }),
+            Arc::new(AgentOutlet {
+                sink,
+                recent,
+                audit,
+            }),
         );
         let thread = std::thread::Builder::new()
             .name("mamori-things".into())
@@ -231,6 +253,26 @@ async fn respond(
         "container_state".into(),
         state.as_ref().map_or(json!(null), Clone::clone),
     );
+    if outlet.audit.is_some() {
+        let init_pid = state
+            .as_ref()
+            .ok()
+            .and_then(|s| s["state"]["Pid"].as_u64())
+            .and_then(|pid| u32::try_from(pid).ok())
+            .filter(|&pid| pid > 0);
+        let target = RootCauseTarget {
+            container: name.clone(),
+            init_pid,
+            // the alert run's first flagged unit is when the container first looked wrong
+            since_ns: Some(alert.run_start_ns)
+                .filter(|&t| t > 0)
+                .map_or(opened, |t| t.min(opened)),
+            until_ns: started,
+        };
+        if let Some(analysis) = outlet.root_cause(&target) {
+            incident.evidence.insert("root_cause".into(), analysis);
+        }
+    }
     incident.act(Action {
         action: "collect-evidence".into(),
         started_ns: started,

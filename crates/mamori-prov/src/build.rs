@@ -708,7 +708,7 @@ impl GraphBuilder {
         };
         let old_base = self.base_dir(cx, old_dir);
         let new_base = self.base_dir(cx, new_dir);
-        let deletes: Vec<&PathItem> = ev.paths.iter().filter(|i| has_type(i, "DELETE")).collect();
+        let deletes = named_if_any(ev.paths.iter().filter(|i| has_type(i, "DELETE")).collect());
         let Some(created) = ev.paths.iter().find(|i| has_type(i, "CREATE")) else {
             return;
         };
@@ -762,7 +762,7 @@ impl GraphBuilder {
         let p = self.ensure_process(cx, false);
         let dirfd = (call == Call::Unlinkat).then_some(sc.args[0]);
         let base = self.base_dir(cx, dirfd);
-        let mut items: Vec<&PathItem> = ev.paths.iter().filter(|i| has_type(i, "DELETE")).collect();
+        let mut items = named_if_any(ev.paths.iter().filter(|i| has_type(i, "DELETE")).collect());
         if items.is_empty() {
             items.extend(target_item(ev));
         }
@@ -1152,9 +1152,28 @@ fn is_dir(i: &PathItem) -> bool {
 }
 
 /// The item a one-path call acted on: the last that is not a PARENT (opens log PARENT then
-/// NORMAL or CREATE).
+/// NORMAL or CREATE), named ones first. On overlayfs (a container's root) a write that copies
+/// a file up to the upper layer appends nameless items for the directories and files it made
+/// there (`name=(null)`, CREATE/DELETE/PARENT): they are not what the call named.
 fn target_item(ev: &AuditEvent) -> Option<&PathItem> {
-    ev.paths.iter().rev().find(|i| !is_parent(i))
+    let mut items = ev.paths.iter().rev().filter(|i| !is_parent(i));
+    let last = items.clone().next();
+    items.find(|i| has_name(i)).or(last)
+}
+
+fn has_name(i: &PathItem) -> bool {
+    i.name
+        .as_deref()
+        .is_some_and(|n| !n.is_empty() && n != "(null)")
+}
+
+/// The named items, when there are any (see [`target_item`] for the nameless ones).
+fn named_if_any(items: Vec<&PathItem>) -> Vec<&PathItem> {
+    if items.iter().any(|i| has_name(i)) {
+        items.into_iter().filter(|i| has_name(i)).collect()
+    } else {
+        items
+    }
 }
 
 fn item_path(item: &PathItem, base: Option<&str>) -> Option<String> {
