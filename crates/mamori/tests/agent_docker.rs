@@ -189,7 +189,16 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
         docker(&["unpause", a]);
     }
     let t0 = Instant::now();
-    docker(&["exec", a, "sh", "-c", intrusion]);
+    // Not waited for: the agent may pause the container while the intrusion still runs (the
+    // response under test), which freezes `docker exec` until the container is unpaused.
+    let _exec = KillOnDrop(
+        Command::new("docker")
+            .args(["exec", a, "sh", "-c", intrusion])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker exec runs"),
+    );
     let mut latency = None;
     while t0.elapsed() < Duration::from_secs(10) {
         if alerts_in(&alerts).len() > before.len()
@@ -403,4 +412,14 @@ fn probe_and_strace_see_the_same_calls_of_a_container() {
         );
     }
     assert!(checked >= 8, "compared {checked} syscalls");
+}
+
+/// A child process killed (and reaped) when the test ends, however it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -81,7 +81,9 @@ wait_listen() {
 # http_pid and url.
 start_http() {
     http_port=$(free_port)
-    on_attacker "$py" -m http.server --bind "$atk_ip" --directory "$1" "$http_port" >/dev/null 2>&1 &
+    # `ip netns exec` execs the server, so $! is the server itself (a function in the background
+    # would be a subshell, and killing it would leave the server running).
+    ip netns exec "$ns" "$py" -m http.server --bind "$atk_ip" --directory "$1" "$http_port" >/dev/null 2>&1 &
     http_pid=$!
     wait_listen "$atk_ip" "$http_port"
     url="http://$atk_ip:$http_port"
