@@ -220,7 +220,7 @@ pub struct AuditConfig {
     /// shows).
     pub dot_max_nodes: usize,
     /// Programs of the container runtime, matched against a process's executable or command
-    /// name (`*` matches any run of characters): the processes a container start or a
+    /// name (`*` matches any run of characters, `?` one): the processes a container start or a
     /// `docker exec` goes through (runc, the shim). They count among the container's processes
     /// for finding its descendants but are not its workload: they are no detection points, and
     /// an input they received is no entry into the container.

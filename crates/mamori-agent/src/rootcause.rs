@@ -449,27 +449,10 @@ fn live_tree(root: u32, init_pid: u32) -> HashMap<u32, LiveProc> {
     out
 }
 
-/// `*` matches any run of characters (slashes included), everything else itself.
+/// The runtime patterns' matcher: mamori-prov's (`*` any run, slashes included; `?` one
+/// character), the one its pruning rules use.
 fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
+    mamori_prov::glob_match(pattern, text)
 }
 
 /// The container's process nodes in the graph.

@@ -69,6 +69,7 @@ pub use graph::{
     Edge, EdgeId, File, GraphStats, Node, NodeId, Op, Origin, Pipe, Process, ProvGraph, Socket,
     Stamp,
 };
+pub use paths::glob_match;
 pub use prune::PruneRules;
 pub use render::{dot, dot_with, escape as dot_escape, svg, svg_with, DotOptions};
 pub use report::{

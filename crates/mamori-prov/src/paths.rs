@@ -61,7 +61,7 @@ pub(crate) fn normalize(p: &str) -> String {
 
 /// Shell-like glob: `*` matches any run of characters (slashes included), `?` one character;
 /// everything else matches itself.
-pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+pub fn glob_match(pattern: &str, text: &str) -> bool {
     let (p, t) = (pattern.as_bytes(), text.as_bytes());
     let (mut pi, mut ti) = (0usize, 0usize);
     // Where the last `*` was and the text position it currently covers up to.
