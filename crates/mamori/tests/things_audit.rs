@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::things::{free_port, named, state, wait_for_port, Agent, Process};
+use common::things::{actions, free_port, named, state, wait_for_port, Agent, Process};
 use common::{docker, docker_tests_enabled, repo, TempDir};
 use serde_json::Value;
 
@@ -211,17 +211,7 @@ fn a_hang_caused_through_docker_exec_is_traced_to_the_download_before_the_restar
             None => panic!("no incident record:\n{}", agent.log()),
         }
     };
-    let actions: Vec<(String, String)> = incident["actions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|a| {
-            (
-                a["action"].as_str().unwrap_or("").to_string(),
-                a["outcome"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
+    let actions = actions(&incident);
     let done = |a: &str| (a.to_string(), "succeeded".to_string());
     assert_eq!(
         actions,

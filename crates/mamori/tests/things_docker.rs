@@ -13,7 +13,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::things::{free_port, http, named, state, Agent};
+use common::things::{actions, free_port, http, named, state, Agent};
 use common::{docker, docker_tests_enabled as enabled, repo};
 use serde_json::Value;
 
@@ -111,20 +111,6 @@ fn incidents_of<'a>(records: &'a [Value], thing: &str) -> Vec<&'a Value> {
     records
         .iter()
         .filter(|r| r["record"] == "incident" && r["subject"]["name"] == thing)
-        .collect()
-}
-
-fn actions(incident: &Value) -> Vec<(String, String)> {
-    incident["actions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|a| {
-            (
-                a["action"].as_str().unwrap_or("").to_string(),
-                a["outcome"].as_str().unwrap_or("").to_string(),
-            )
-        })
         .collect()
 }
 

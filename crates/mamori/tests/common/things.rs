@@ -212,3 +212,18 @@ pub fn state(thing: &Value) -> &str {
 pub fn named<'a>(things: &'a [Value], name: &str) -> Option<&'a Value> {
     things.iter().find(|t| t["name"] == name)
 }
+
+/// An incident's actions as (action, outcome) pairs, in order.
+pub fn actions(incident: &Value) -> Vec<(String, String)> {
+    incident["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap_or("").to_string(),
+                a["outcome"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
