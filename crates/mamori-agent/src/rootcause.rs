@@ -380,22 +380,10 @@ struct LiveProc {
 
 /// `/proc/PID/stat`'s parent pid and command name.
 fn proc_stat(pid: u32) -> Option<LiveProc> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
-}
-
-/// Parses `PID (COMM) STATE PPID …`; the command name may hold spaces and parentheses, so the
-/// fields after it are found from its last `)`.
-fn parse_stat(text: &str) -> Option<LiveProc> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_string();
-    let mut rest = text.get(close + 1..)?.split_whitespace();
-    let _state = rest.next()?;
-    let ppid = rest.next()?.parse().ok()?;
+    let stat = mamori_core::procfs::read_stat("/proc", pid)?;
     Some(LiveProc {
-        ppid,
-        comm,
+        ppid: stat.ppid,
+        comm: stat.comm,
         ..LiveProc::default()
     })
 }
@@ -1354,16 +1342,6 @@ mod tests {
             "{v}"
         );
         assert_eq!(v["detection_points"][0]["kind"], "signalled");
-    }
-
-    #[test]
-    fn stat_lines_with_odd_command_names_parse() {
-        let p = parse_stat("11363 (docker-init) S 11343 11363 11363 0 -1").expect("parses");
-        assert_eq!((p.ppid, p.comm.as_str()), (11343, "docker-init"));
-        let p = parse_stat("7 (a) b (c)) R 1 7 7").expect("parses");
-        assert_eq!((p.ppid, p.comm.as_str()), (1, "a) b (c)"));
-        assert!(parse_stat("garbage").is_none());
-        assert!(parse_stat("1 (x) S notapid").is_none());
     }
 
     #[test]

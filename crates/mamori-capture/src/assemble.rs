@@ -87,10 +87,7 @@ impl FdSnapshots {
 
 /// The parent process id of `tgid`, from /proc/<tgid>/stat.
 fn parent_of(proc_root: &str, tgid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("{proc_root}/{tgid}/stat")).ok()?;
-    // the command may hold spaces and parentheses; fields resume after the last ')'
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+    mamori_core::procfs::read_stat(proc_root, tgid).map(|s| s.ppid)
 }
 
 struct Pending {

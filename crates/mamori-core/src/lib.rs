@@ -28,6 +28,7 @@ pub mod error;
 pub mod event;
 pub mod incident;
 pub mod packet;
+pub mod procfs;
 pub mod rule;
 pub mod sink;
 pub mod subject;
