@@ -65,24 +65,12 @@ skipped() { [[ "$skip" == *",$1,"* ]]; }
 log() { echo "[audit-bench $(date -u +%H:%M:%S)] $*" >&2; }
 die() { echo "audit-parse: $*" >&2; exit 1; }
 
-need_tool() { command -v "$1" >/dev/null || die "'$1' not found: apt-get install $2"; }
+. "$root/bench/lib.sh"
 [ -x /usr/bin/time ] || die "/usr/bin/time not found: apt-get install time"
 need_tool ausearch auditd
 need_tool python3 python3
 
-stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-out="$root/out/bench/audit-$stamp"
-mkdir -p "$out"
-load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
-log "results -> $out (load average at start: $load_start)"
-
-if [ -n "$workdir" ]; then
-    mkdir -p "$workdir"
-    work="$(cd "$workdir" && pwd)"
-else
-    work="$(mktemp -d "${TMPDIR:-/tmp}/mamori-audit-bench.XXXXXX")"
-    trap 'rm -rf "$work"' EXIT
-fi
+bench_dirs audit "$workdir"
 
 # --- mamori --------------------------------------------------------------------------------------
 if [ -z "$mamori" ]; then
@@ -203,17 +191,8 @@ mamori_records=$(awk '/^records/ { print $2; exit }' "$out/mamori.out")
 [ "$mamori_records" = "$big_records" ] || log "warning: mamori counted $mamori_records records, the log has $big_records lines"
 
 # --- machine and versions ------------------------------------------------------------------------
-load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
 {
-    echo "date_utc: $stamp"
-    echo "nproc: $(nproc)"
-    echo "cpu: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
-    echo "kernel: $(uname -r)"
-    echo "memory: $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
-    echo "load_start: $load_start"
-    echo "load_end: $load_end"
-    echo "git_head: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git status --porcelain -- crates 2>/dev/null | grep -q . && echo ' (crates/ has uncommitted edits)')"
-    echo "rustc: $(rustc --version 2>/dev/null || echo '?')"
+    machine_lines
     echo "mamori: $mamori (sha256 $(sha256sum "$mamori" | cut -c1-12))"
     echo "ausearch: $(ausearch --version 2>/dev/null | head -n 1)"
     if [ -n "$laurel" ]; then echo "laurel: $("$laurel" --version 2>/dev/null | head -n 1)"; else echo "laurel: $laurel_note"; fi

@@ -85,26 +85,14 @@ log() { echo "[net-bench $(date -u +%H:%M:%S)] $*" >&2; }
 die() { echo "net-throughput: $*" >&2; exit 1; }
 
 # Tools, with the Debian package that brings each.
-need_tool() { command -v "$1" >/dev/null || die "'$1' not found: apt-get install $2"; }
+. "$root/bench/lib.sh"
 [ -x /usr/bin/time ] || die "/usr/bin/time not found: apt-get install time"
 need_tool tshark tshark
 need_tool editcap wireshark-common
 need_tool mergecap wireshark-common
 need_tool capinfos wireshark-common
 
-stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-out="$root/out/bench/net-$stamp"
-mkdir -p "$out"
-load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
-log "results -> $out (load average at start: $load_start)"
-
-if [ -n "$workdir" ]; then
-    mkdir -p "$workdir"
-    work="$(cd "$workdir" && pwd)"
-else
-    work="$(mktemp -d "${TMPDIR:-/tmp}/mamori-net-bench.XXXXXX")"
-    trap 'rm -rf "$work"' EXIT
-fi
+bench_dirs net "$workdir"
 
 # --- mamori --------------------------------------------------------------------------------------
 if [ "$no_mamori" = 0 ]; then
@@ -275,17 +263,8 @@ fi
 rm -f "$out/time.txt"
 
 # --- machine and versions ------------------------------------------------------------------------
-load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
 {
-    echo "date_utc: $stamp"
-    echo "nproc: $(nproc)"
-    echo "cpu: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
-    echo "kernel: $(uname -r)"
-    echo "memory: $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
-    echo "load_start: $load_start"
-    echo "load_end: $load_end"
-    echo "git_head: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git status --porcelain -- crates 2>/dev/null | grep -q . && echo ' (crates/ has uncommitted edits)')"
-    echo "rustc: $(rustc --version 2>/dev/null || echo '?')"
+    machine_lines
     if [ -n "$mamori" ]; then
         echo "mamori: $mamori (sha256 $(sha256sum "$mamori" | cut -c1-12), built $(date -u -r "$mamori" +%H:%MZ))"
     else
