@@ -64,6 +64,36 @@ pub enum Start {
     /// At the file's current end: only what is written from now on.
     #[default]
     End,
+    /// Where an earlier run stopped ([`Follow::position`]): in the file at the path if it is
+    /// still the same file, else in the rotated `PATH.1` if that is it (read to its end, then
+    /// the new file from its start), else at the start of the file now at the path
+    /// ([`Follow::resumed`] tells which).
+    At(FilePos),
+}
+
+/// A position in a followed file: which file (device, inode) and the byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FilePos {
+    /// Device of the file.
+    pub dev: u64,
+    /// Inode of the file.
+    pub ino: u64,
+    /// Bytes of it already read.
+    pub offset: u64,
+}
+
+/// How a [`Start::At`] resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumed {
+    /// Not asked to resume.
+    NotAsked,
+    /// In the same file, at the saved offset.
+    SameFile,
+    /// In the rotated file (`PATH.1`), at the saved offset.
+    RotatedFile,
+    /// The saved file is gone (rotated twice, or deleted) or shorter than the offset: started
+    /// at the current file's start; what was written in between may be lost.
+    Lost,
 }
 
 /// How to follow.
@@ -139,6 +169,7 @@ pub struct Follow {
     /// Started at the end of a file whose last line was still being written: its rest is not a
     /// whole line, so it is dropped up to the next newline.
     skip_partial: bool,
+    resumed: Resumed,
 }
 
 impl Follow {
@@ -156,7 +187,12 @@ impl Follow {
             rotations: 0,
             truncations: 0,
             skip_partial: false,
+            resumed: Resumed::NotAsked,
         };
+        if let Start::At(at) = opts.start {
+            f.resume(at)?;
+            return Ok(f);
+        }
         match File::open(&f.path) {
             Ok(mut file) => {
                 let m = file.metadata()?;
@@ -176,6 +212,54 @@ impl Follow {
             Err(e) => return Err(e),
         }
         Ok(f)
+    }
+
+    /// Opens the saved file (at the path or rotated beside it) at its saved offset.
+    fn resume(&mut self, at: FilePos) -> io::Result<()> {
+        let mut rotated = self.path.clone().into_os_string();
+        rotated.push(".1");
+        for (candidate, how) in [
+            (self.path.clone(), Resumed::SameFile),
+            (PathBuf::from(rotated), Resumed::RotatedFile),
+        ] {
+            let Ok(mut file) = File::open(&candidate) else {
+                continue;
+            };
+            let m = file.metadata()?;
+            if (m.dev(), m.ino()) == (at.dev, at.ino) && m.len() >= at.offset {
+                self.pos = file.seek(SeekFrom::Start(at.offset))?;
+                self.id = Some((at.dev, at.ino));
+                self.file = Some(file);
+                self.resumed = how;
+                return Ok(());
+            }
+        }
+        self.resumed = Resumed::Lost;
+        match File::open(&self.path) {
+            Ok(file) => {
+                let m = file.metadata()?;
+                self.id = Some((m.dev(), m.ino()));
+                self.file = Some(file);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// The file being read and how far: where a later run can resume ([`Start::At`]). None
+    /// before any file exists.
+    pub fn position(&self) -> Option<FilePos> {
+        self.id.map(|(dev, ino)| FilePos {
+            dev,
+            ino,
+            offset: self.pos,
+        })
+    }
+
+    /// How a [`Start::At`] resumed.
+    pub fn resumed(&self) -> Resumed {
+        self.resumed
     }
 
     /// Times a new file replaced the followed one.

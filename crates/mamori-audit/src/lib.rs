@@ -22,7 +22,9 @@ pub mod syscalls;
 
 pub use assemble::{Assembler, AssemblerOptions, Completion};
 pub use event::{AuditEvent, Execve, PathItem, Record, SockAddr, Syscall, Value};
-pub use follow::{connect_audisp, follow_path, Audisp, Follow, FollowOptions, Start, StopHandle};
+pub use follow::{
+    connect_audisp, follow_path, Audisp, FilePos, Follow, FollowOptions, Resumed, Start, StopHandle,
+};
 pub use parse::{parse_line, LineError, LineParser, ParsedLine};
 pub use reader::{open_path, open_path_with, read_all, AuditReader, Error, ReaderOptions};
 pub use stats::{Malformed, ParseStats};

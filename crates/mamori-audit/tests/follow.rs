@@ -246,3 +246,60 @@ fn audisp_socket_with_a_reconnect() {
     server.join().unwrap();
     assert!(connect_audisp(dir.path().join("none"), FollowOptions::default()).is_err());
 }
+
+/// Reads everything a follower has now, then stops it: the bytes and the follower.
+fn read_now(mut f: mamori_audit::Follow) -> (String, mamori_audit::Follow) {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    for _ in 0..1000 {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => f.stop_handle().stop(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    (String::from_utf8(out).unwrap(), f)
+}
+
+#[test]
+fn resume_continues_where_a_run_stopped_in_the_same_or_the_rotated_file() {
+    use mamori_audit::{Follow, Resumed};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    append(&log, "one\ntwo\n");
+    let stop = StopHandle::new();
+    let (got, f) = read_now(Follow::open(&log, &opts(&stop, Start::Beginning)).unwrap());
+    assert_eq!(got, "one\ntwo\n");
+    let at = f.position().unwrap();
+    assert_eq!(at.offset, 8);
+
+    // same file, more written while we were away
+    append(&log, "three\n");
+    let stop = StopHandle::new();
+    let (got, f) = read_now(Follow::open(&log, &opts(&stop, Start::At(at))).unwrap());
+    assert_eq!((got.as_str(), f.resumed()), ("three\n", Resumed::SameFile));
+    let at = f.position().unwrap();
+
+    // rotated while we were away: the old file's rest, then the new file
+    append(&log, "four\n");
+    fs::rename(&log, dir.path().join("audit.log.1")).unwrap();
+    append(&log, "five\n");
+    let stop = StopHandle::new();
+    let (got, f) = read_now(Follow::open(&log, &opts(&stop, Start::At(at))).unwrap());
+    assert_eq!(
+        (got.as_str(), f.resumed()),
+        ("four\nfive\n", Resumed::RotatedFile)
+    );
+    let at = f.position().unwrap();
+
+    // rotated twice: the saved file is gone; start over in the current one and say so
+    fs::rename(&log, dir.path().join("audit.log.1")).unwrap();
+    append(&log, "six\n");
+    fs::rename(&log, dir.path().join("audit.log.1")).unwrap();
+    append(&log, "seven\n");
+    let stop = StopHandle::new();
+    let (got, f) = read_now(Follow::open(&log, &opts(&stop, Start::At(at))).unwrap());
+    assert_eq!((got.as_str(), f.resumed()), ("seven\n", Resumed::Lost));
+}
