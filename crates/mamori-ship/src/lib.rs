@@ -5,4 +5,7 @@
 //! spool; a shipper sends the spool over mutually authenticated TLS 1.3 and forgets only what the
 //! collector acknowledged. The collector verifies each device's chain, stores it append-only,
 //! and reports gaps, reordering and tampering by sequence number.
+pub mod intake;
+pub mod proto;
 pub mod spool;
+pub mod stats;
