@@ -5,7 +5,18 @@
 //! spool; a shipper sends the spool over mutually authenticated TLS 1.3 and forgets only what the
 //! collector acknowledged. The collector verifies each device's chain, stores it append-only,
 //! and reports gaps, reordering and tampering by sequence number.
+
+pub mod finding;
 pub mod intake;
 pub mod proto;
 pub mod spool;
 pub mod stats;
+pub mod store;
+pub mod verify;
+
+pub use finding::{Finding, FindingKind};
+pub use store::{
+    list_devices, DeviceStore, Head, Positioned, ReadError, RecordReader, Recovery, StoreError,
+    StoreOptions,
+};
+pub use verify::{verify, verify_each, Report, Verdict, VerifyError, VerifyOptions};
