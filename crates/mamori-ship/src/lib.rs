@@ -20,3 +20,6 @@ pub use store::{
     StoreOptions,
 };
 pub use verify::{verify, verify_each, Report, Verdict, VerifyError, VerifyOptions};
+pub mod collector;
+pub mod shipper;
+pub mod http;

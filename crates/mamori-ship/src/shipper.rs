@@ -1,0 +1,337 @@
+//! The device's sender: ships committed spool records to the collector and deletes only what
+//! was acknowledged. It reconnects with backoff after any failure; each session starts where the
+//! collector says its store ends, so nothing is lost and nothing is stored twice.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_rustls::TlsConnector;
+
+use crate::proto::{self, FrameType, Hello, ProtoError, Welcome};
+use crate::spool::{Spool, SpoolCursor};
+use crate::stats::ShipStats;
+
+/// Where and how to send.
+#[derive(Clone)]
+pub struct ShipperConfig {
+    /// The collector's `host:port`.
+    pub collector: String,
+    /// The name its certificate must carry (default: the host part of `collector`).
+    pub server_name: String,
+    /// TLS client configuration (the device's certificate, the CA).
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Records per frame at most.
+    pub batch_records: u32,
+    /// Bytes per frame, about.
+    pub batch_bytes: usize,
+    /// Frames sent ahead of their acknowledgement.
+    pub window: usize,
+    /// First wait before reconnecting; doubles up to `retry_max`.
+    pub retry_min: Duration,
+    /// Longest wait before reconnecting.
+    pub retry_max: Duration,
+    /// A session with no acknowledgement for this long while frames are in flight is dropped.
+    pub ack_timeout: Duration,
+}
+
+impl ShipperConfig {
+    /// Defaults for everything but where to send and the TLS configuration.
+    pub fn new(collector: &str, tls: Arc<rustls::ClientConfig>) -> ShipperConfig {
+        let host = collector
+            .rsplit_once(':')
+            .map_or(collector, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        ShipperConfig {
+            collector: collector.to_string(),
+            server_name: host.to_string(),
+            tls,
+            batch_records: 4096,
+            batch_bytes: 1 << 20,
+            window: 8,
+            retry_min: Duration::from_millis(200),
+            retry_max: Duration::from_secs(10),
+            ack_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the sender stopped for good.
+#[derive(Debug, thiserror::Error)]
+pub enum ShipError {
+    /// The collector refuses this device's chain (another chain is enrolled under its name).
+    #[error("the collector refuses this device: {0}")]
+    Refused(String),
+    /// A configuration that cannot work (bad server name).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Sends until `stop` turns true; then, for up to `drain`, goes on until everything committed
+/// is acknowledged.
+pub async fn run(
+    spool: Arc<Mutex<Spool>>,
+    wake: Arc<Notify>,
+    config: ShipperConfig,
+    stats: Arc<ShipStats>,
+    mut stop: watch::Receiver<bool>,
+    drain: Duration,
+) -> Result<(), ShipError> {
+    let server_name = ServerName::try_from(config.server_name.clone())
+        .map_err(|e| ShipError::Config(format!("server name `{}`: {e}", config.server_name)))?;
+    let connector = TlsConnector::from(Arc::clone(&config.tls));
+    let mut backoff = config.retry_min;
+    let mut drain_until: Option<tokio::time::Instant> = None;
+    let mut last_error = String::new();
+    loop {
+        if *stop.borrow() && drain_until.is_none() {
+            drain_until = Some(tokio::time::Instant::now() + drain);
+        }
+        if let Some(t) = drain_until {
+            if tokio::time::Instant::now() >= t || all_acked(&spool) {
+                return Ok(());
+            }
+        }
+        let session = session(
+            &spool,
+            &wake,
+            &config,
+            &stats,
+            &connector,
+            server_name.clone(),
+            &mut stop,
+            &mut drain_until,
+            drain,
+        );
+        match session.await {
+            Ok(()) => {
+                backoff = config.retry_min;
+                last_error.clear();
+                continue;
+            }
+            Err(ProtoError::Refused(why)) => {
+                stats.connected.store(0, Ordering::Relaxed);
+                return Err(ShipError::Refused(why));
+            }
+            Err(e) => {
+                stats.connected.store(0, Ordering::Relaxed);
+                stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+                let msg = e.to_string();
+                if msg != last_error {
+                    eprintln!(
+                        "mamori ship: {}: {msg}; retrying (every ≤ {:?})",
+                        config.collector, config.retry_max
+                    );
+                    last_error = msg;
+                }
+            }
+        }
+        if drain_until.is_some() {
+            // stopping and the collector is unreachable: what is left stays in the spool
+            let left = drain_until.map_or(Duration::ZERO, |t| {
+                t.saturating_duration_since(tokio::time::Instant::now())
+            });
+            if left.is_zero() {
+                return Ok(());
+            }
+        }
+        let wait = tokio::time::sleep(backoff);
+        tokio::select! {
+            () = wait => {}
+            _ = stop.changed() => {}
+        }
+        backoff = (backoff * 2).min(config.retry_max);
+    }
+}
+
+fn all_acked(spool: &Mutex<Spool>) -> bool {
+    let s = spool.lock().unwrap_or_else(PoisonError::into_inner);
+    s.acked() >= s.committed()
+}
+
+/// One connection: hello, welcome, then frames and acknowledgements until something fails.
+/// `Ok` only when draining finished.
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    spool: &Arc<Mutex<Spool>>,
+    wake: &Notify,
+    config: &ShipperConfig,
+    stats: &ShipStats,
+    connector: &TlsConnector,
+    server_name: ServerName<'static>,
+    stop: &mut watch::Receiver<bool>,
+    drain_until: &mut Option<tokio::time::Instant>,
+    drain: Duration,
+) -> Result<(), ProtoError> {
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(5),
+        TcpStream::connect(&config.collector),
+    )
+    .await
+    .map_err(|_| ProtoError::Io(std::io::ErrorKind::TimedOut.into()))??;
+    tcp.set_nodelay(true)?;
+    let tls = tokio::time::timeout(Duration::from_secs(10), connector.connect(server_name, tcp))
+        .await
+        .map_err(|_| ProtoError::Io(std::io::ErrorKind::TimedOut.into()))??;
+    let (mut rd, mut wr) = tokio::io::split(tls);
+
+    let hello = {
+        let s = spool.lock().unwrap_or_else(PoisonError::into_inner);
+        Hello {
+            version: proto::VERSION,
+            fingerprint: hex::encode(s.fingerprint()),
+            first_key: s.first_key().map(|k| hex::encode(k.as_bytes())),
+            oldest: s.oldest(),
+            committed: s.committed(),
+            agent: format!("mamori {}", env!("CARGO_PKG_VERSION")),
+        }
+    };
+    proto::write_json(&mut wr, FrameType::Hello, &hello).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        proto::expect_frame(&mut rd, &mut buf, FrameType::Welcome),
+    )
+    .await
+    .map_err(|_| ProtoError::Io(std::io::ErrorKind::TimedOut.into()))??;
+    let welcome: Welcome = proto::parse_json("welcome", &buf)?;
+    let mut cursor = {
+        let mut s = spool.lock().unwrap_or_else(PoisonError::into_inner);
+        if welcome.enrolled {
+            s.enrolled().map_err(|e| ProtoError::Io(std::io::Error::other(e.to_string())))?;
+        }
+        if welcome.stored_through > s.committed() {
+            eprintln!(
+                "mamori ship: the collector holds this chain up to {} but the spool has sealed only up to {}: the device's state went back in time",
+                welcome.stored_through,
+                s.committed()
+            );
+        }
+        s.ack(welcome.stored_through)
+            .map_err(|e| ProtoError::Io(std::io::Error::other(e.to_string())))?;
+        stats.observe(&s);
+        SpoolCursor::new(welcome.stored_through + 1)
+    };
+    stats.sessions.fetch_add(1, Ordering::Relaxed);
+    stats.connected.store(1, Ordering::Relaxed);
+
+    // acknowledgements are read by their own task, so sending never waits on the socket's
+    // read side
+    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Result<u64, ProtoError>>();
+    let reader = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        loop {
+            let r = match proto::read_frame(&mut rd, &mut buf).await {
+                Ok(FrameType::Ack) => proto::parse_ack(&buf),
+                Ok(FrameType::Refused) => Err(ProtoError::Refused(
+                    proto::parse_json::<proto::Refused>("refused", &buf)
+                        .map(|r| r.reason)
+                        .unwrap_or_default(),
+                )),
+                Ok(other) => Err(ProtoError::Unexpected {
+                    expected: FrameType::Ack,
+                    got: other,
+                }),
+                Err(e) => Err(e),
+            };
+            let end = r.is_err();
+            if ack_tx.send(r).is_err() || end {
+                return;
+            }
+        }
+    });
+    let _reader = AbortOnDrop(reader);
+
+    let mut in_flight: VecDeque<u64> = VecDeque::new();
+    let mut last_ack = tokio::time::Instant::now();
+    loop {
+        // fill the window
+        while in_flight.len() < config.window.max(1) {
+            let batch = {
+                let spool = Arc::clone(spool);
+                let (max_r, max_b) = (config.batch_records, config.batch_bytes);
+                let (c, b) = tokio::task::spawn_blocking(move || {
+                    let b = cursor.read(&spool, max_r, max_b);
+                    (cursor, b)
+                })
+                .await
+                .map_err(|e| ProtoError::Io(std::io::Error::other(e.to_string())))?;
+                cursor = c;
+                b.map_err(|e| ProtoError::Io(std::io::Error::other(e.to_string())))?
+            };
+            stats
+                .damaged_bytes
+                .store(cursor.damaged_bytes, Ordering::Relaxed);
+            if batch.records == 0 {
+                break;
+            }
+            proto::write_frame(&mut wr, FrameType::Records, &batch.bytes).await?;
+            tokio::io::AsyncWriteExt::flush(&mut wr).await?;
+            stats
+                .sent_records
+                .fetch_add(u64::from(batch.records), Ordering::Relaxed);
+            stats
+                .sent_bytes
+                .fetch_add(batch.bytes.len() as u64, Ordering::Relaxed);
+            if in_flight.is_empty() {
+                last_ack = tokio::time::Instant::now();
+            }
+            in_flight.push_back(batch.last_seq);
+        }
+        if let Some(t) = *drain_until {
+            if in_flight.is_empty() && all_acked(spool) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= t {
+                return Ok(());
+            }
+        }
+        let ack_deadline = last_ack + config.ack_timeout;
+        tokio::select! {
+            ack = ack_rx.recv() => {
+                let seq = match ack {
+                    Some(r) => r?,
+                    None => return Err(ProtoError::Closed),
+                };
+                last_ack = tokio::time::Instant::now();
+                while in_flight.front().is_some_and(|s| *s <= seq) {
+                    in_flight.pop_front();
+                }
+                let mut s = spool.lock().unwrap_or_else(PoisonError::into_inner);
+                s.ack(seq).map_err(|e| ProtoError::Io(std::io::Error::other(e.to_string())))?;
+                stats.observe(&s);
+                stats.last_ack_unix.store(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    Ordering::Relaxed,
+                );
+            }
+            () = wake.notified(), if in_flight.len() < config.window.max(1) => {}
+            () = tokio::time::sleep_until(ack_deadline), if !in_flight.is_empty() => {
+                return Err(ProtoError::Io(std::io::Error::other(format!(
+                    "no acknowledgement for {:?}", config.ack_timeout
+                ))));
+            }
+            // with nothing in flight, look again now and then (a missed wake-up costs this much)
+            () = tokio::time::sleep(Duration::from_millis(500)), if in_flight.is_empty() => {}
+            _ = stop.changed(), if drain_until.is_none() => {
+                // stopping: send what is committed, for up to `drain`
+                *drain_until = Some(tokio::time::Instant::now() + drain);
+            }
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
