@@ -23,3 +23,4 @@ pub use verify::{verify, verify_each, Report, Verdict, VerifyError, VerifyOption
 pub mod collector;
 pub mod shipper;
 pub mod http;
+pub mod device;

@@ -56,6 +56,15 @@ enum Command {
     /// Root cause from Linux audit logs: BackTracker to the entry point, forward tracking, DOT/SVG.
     #[command(subcommand)]
     Trace(cmd::trace::TraceCommand),
+    /// Certificates for log shipping: a CA, device and collector certificates.
+    #[command(subcommand)]
+    Certs(cmd::ship::CertsCommand),
+    /// Ship the audit log and mamori's alerts, sealed in a forward-secure chain, to a collector.
+    Ship(Box<cmd::ship::ShipArgs>),
+    /// Receive, verify and store devices' sealed logs (mutual TLS); metrics and live streams.
+    Collect(Box<cmd::ship::CollectArgs>),
+    /// Re-check a stored chain offline: gaps, reordering, tampering, a cut or rewritten tail.
+    Verify(cmd::ship::VerifyArgs),
 }
 
 fn main() {
@@ -72,6 +81,10 @@ fn main() {
         Command::Net(c) => cmd::net::run(c),
         Command::Things(c) => cmd::things::run(c),
         Command::Trace(c) => cmd::trace::run(c),
+        Command::Certs(c) => cmd::ship::certs(c),
+        Command::Ship(a) => cmd::ship::ship(*a),
+        Command::Collect(a) => cmd::ship::collect(*a),
+        Command::Verify(a) => cmd::ship::verify(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

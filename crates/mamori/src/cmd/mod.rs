@@ -10,6 +10,7 @@ pub mod model;
 pub mod model_args;
 pub mod net;
 pub mod score;
+pub mod ship;
 pub mod things;
 pub mod trace;
 pub mod train;
