@@ -58,6 +58,89 @@ pub struct AgentConfig {
     /// Linux Audit events kept for root-cause analysis before a container is reset (off unless
     /// a log or a socket is given).
     pub audit: AuditConfig,
+    /// Tamper-evident shipping of the audit log and the agent's own alerts and incidents to a
+    /// collector (off unless a collector is given).
+    pub ship: ShipConfig,
+}
+
+/// `[ship]`: the audit log and the agent's alerts and incidents, sealed in a forward-secure
+/// chain the moment they are produced, spooled on disk and sent to `mamori collect` over
+/// mutual TLS (mamori-ship).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShipConfig {
+    /// The collector, `HOST:PORT`. Empty: off.
+    pub collector: String,
+    /// The directory with `ca.pem`, `NAME.pem`, `NAME.key` (`mamori certs device NAME`).
+    pub certs: PathBuf,
+    /// This device's certificate name.
+    pub name: String,
+    /// The name on the collector's certificate (empty: the host in `collector`).
+    pub server_name: String,
+    /// Sealed records not yet acknowledged, and the chain's state.
+    pub spool: PathBuf,
+    /// auditd's log to ship (empty: `[audit] log` when that is set; "-": none).
+    pub audit_log: PathBuf,
+    /// Ship the agent's own alerts and incidents.
+    pub alerts: bool,
+    /// A heartbeat record after this long with nothing else (0: none).
+    pub heartbeat_seconds: f64,
+    /// Intake pauses, and an alert says so, when unacknowledged records take this many MiB.
+    pub max_spool_mib: u64,
+    /// fsync each commit.
+    pub fsync: bool,
+}
+
+impl Default for ShipConfig {
+    fn default() -> Self {
+        ShipConfig {
+            collector: String::new(),
+            certs: PathBuf::new(),
+            name: String::new(),
+            server_name: String::new(),
+            spool: PathBuf::from("/var/lib/mamori/spool"),
+            audit_log: PathBuf::new(),
+            alerts: true,
+            heartbeat_seconds: 60.0,
+            max_spool_mib: 256,
+            fsync: true,
+        }
+    }
+}
+
+impl ShipConfig {
+    /// True when a collector is given.
+    pub fn enabled(&self) -> bool {
+        !self.collector.is_empty()
+    }
+
+    /// Values that parse but cannot work, named by their key.
+    pub fn check(&self) -> Result<()> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            self.collector
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()),
+            "ship.collector must be HOST:PORT, got `{}`",
+            self.collector
+        );
+        anyhow::ensure!(
+            !self.certs.as_os_str().is_empty() && !self.name.is_empty(),
+            "[ship] needs `certs` (the directory from `mamori certs device NAME`) and `name`"
+        );
+        anyhow::ensure!(
+            self.heartbeat_seconds.is_finite() && self.heartbeat_seconds >= 0.0,
+            "ship.heartbeat_seconds must be 0 or a positive number of seconds, got {}",
+            self.heartbeat_seconds
+        );
+        anyhow::ensure!(
+            self.max_spool_mib >= 1,
+            "ship.max_spool_mib must be at least 1"
+        );
+        Ok(())
+    }
 }
 
 /// What the agent does to a container a syscall or network alert names.
@@ -506,6 +589,7 @@ impl AgentConfig {
             "limits.queue_batches must be at least 1"
         );
         self.alerts.rule()?;
+        self.ship.check()?;
         anyhow::ensure!(
             self.net.interface.is_empty() == self.net.model.as_os_str().is_empty(),
             "[net] needs both an interface and a model (or neither)"

@@ -18,6 +18,7 @@ pub mod models;
 pub mod monitor;
 pub mod net;
 pub mod rootcause;
+pub mod ship;
 pub mod sinks;
 pub mod things;
 pub mod webhook;
@@ -69,13 +70,38 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         (Some(tx), Some(rx))
     };
+    let ship_section = if config.ship.enabled() {
+        let s = ship::ShipSection::start(&config.ship, &config.audit)?;
+        eprintln!(
+            "mamori: shipping{} alerts and incidents, sealed (chain {}…), to {}",
+            if config.audit.log.as_os_str().is_empty()
+                && config.ship.audit_log.as_os_str().is_empty()
+            {
+                ""
+            } else {
+                " the audit log,"
+            },
+            &s.fingerprint()[..16],
+            s.collector()
+        );
+        Some(s)
+    } else {
+        None
+    };
     let sink = SinkQueue::start(SinkConfig {
         file: (!config.alerts.file.as_os_str().is_empty()).then(|| config.alerts.file.clone()),
         stdout: config.alerts.stdout,
         webhook: (!config.alerts.webhook.is_empty()).then(|| config.alerts.webhook.clone()),
         queue: config.limits.alert_queue,
         forward,
+        ship: ship_section
+            .as_ref()
+            .filter(|_| config.ship.alerts)
+            .and_then(ship::ShipSection::handle),
     })?;
+    if let (Some(s), Some(sender)) = (&ship_section, sink.sender()) {
+        s.attach_alerts(sender);
+    }
     let audit_feed = if config.audit.enabled() {
         let feed = audit::AuditFeed::start(&config.audit, Arc::clone(&stop))?;
         eprintln!(
@@ -244,6 +270,9 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
                 }
                 snapshot.audit = Some(m);
             }
+            if let Some(s) = &ship_section {
+                snapshot.ship = Some(s.metrics());
+            }
             *shared
                 .metrics
                 .lock()
@@ -300,7 +329,16 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
         sink.send(a);
     }
     let stats = sink.stats.clone();
+    if let Some(s) = &ship_section {
+        s.detach_alerts();
+    }
     sink.finish();
+    // after the sinks: the last alerts and incidents are sealed and sent too
+    if let Some(s) = ship_section {
+        if let Err(e) = s.stop() {
+            eprintln!("mamori: {e:#}");
+        }
+    }
     let total_alerts: u64 = tracked
         .values()
         .filter_map(|t| t.monitor.as_ref())
@@ -450,5 +488,6 @@ fn snapshot(
             .map(|(kind, n)| (kind.clone(), *n))
             .collect(),
         audit: None,
+        ship: None,
     }
 }

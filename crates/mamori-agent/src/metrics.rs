@@ -81,6 +81,41 @@ pub struct MetricsSnapshot {
     pub incidents: Vec<(String, u64)>,
     /// The `[audit]` section, when it runs.
     pub audit: Option<AuditMetrics>,
+    /// The `[ship]` section, when it runs.
+    pub ship: Option<ShipMetrics>,
+}
+
+/// The `[ship]` section's counters: sealing, the spool, the connection to the collector.
+#[derive(Debug, Clone, Default)]
+pub struct ShipMetrics {
+    /// Records sealed, by kind.
+    pub sealed: Vec<(String, u64)>,
+    /// Last sequence number sealed and on disk.
+    pub committed: u64,
+    /// Last sequence number the collector acknowledged.
+    pub acked: u64,
+    /// Bytes of unacknowledged records in the spool.
+    pub spool_bytes: u64,
+    /// Whether the spool is full (intake paused).
+    pub spool_full: bool,
+    /// Times the spool filled.
+    pub spool_full_events: u64,
+    /// Alerts/incidents dropped before sealing (intake queue full).
+    pub dropped: u64,
+    /// Whether connected to the collector.
+    pub connected: bool,
+    /// Sessions established.
+    pub sessions: u64,
+    /// Connections that failed or sessions that ended in an error.
+    pub connect_failures: u64,
+    /// Records sent (resends included).
+    pub sent_records: u64,
+    /// Bytes sent.
+    pub sent_bytes: u64,
+    /// Unix time of the last acknowledgement (0: none yet).
+    pub last_ack_unix: u64,
+    /// Saved log positions that could not be resumed.
+    pub positions_lost: u64,
 }
 
 /// The `[audit]` section's counters: reading the log, the ring of recent events, and the
@@ -535,6 +570,9 @@ impl MetricsSnapshot {
         if let Some(a) = &self.audit {
             a.encode(&mut e)?;
         }
+        if let Some(s) = &self.ship {
+            s.encode(&mut e)?;
+        }
         Ok(())
     }
 
@@ -629,6 +667,97 @@ impl MetricsSnapshot {
                 })
             }),
         )
+    }
+}
+
+impl ShipMetrics {
+    /// The `mamori_ship_*` families.
+    fn encode(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        family(
+            e,
+            "mamori_ship_sealed_records_total",
+            "Records sealed into the forward-secure chain, by kind (audit, alert, incident, notice, heartbeat).",
+            MetricType::Counter,
+            self.sealed
+                .iter()
+                .map(|(k, n)| ([("kind", k.as_str())], ConstCounter::new(*n))),
+        )?;
+        let counters: [(&str, &str, u64); 7] = [
+            (
+                "mamori_ship_spool_full_total",
+                "Times the spool filled and intake paused.",
+                self.spool_full_events,
+            ),
+            (
+                "mamori_ship_dropped_total",
+                "Alerts and incidents dropped before sealing (intake queue full).",
+                self.dropped,
+            ),
+            (
+                "mamori_ship_sessions_total",
+                "Sessions established with the collector.",
+                self.sessions,
+            ),
+            (
+                "mamori_ship_connect_failures_total",
+                "Connections to the collector that failed or ended in an error.",
+                self.connect_failures,
+            ),
+            (
+                "mamori_ship_sent_records_total",
+                "Records sent to the collector (resends included).",
+                self.sent_records,
+            ),
+            (
+                "mamori_ship_sent_bytes_total",
+                "Bytes of records sent to the collector.",
+                self.sent_bytes,
+            ),
+            (
+                "mamori_ship_positions_lost_total",
+                "Saved log positions that could not be resumed (the file was rotated away).",
+                self.positions_lost,
+            ),
+        ];
+        for (name, help, v) in counters {
+            single(e, name, help, None, ConstCounter::new(v))?;
+        }
+        let gauges: [(&str, &str, u64); 6] = [
+            (
+                "mamori_ship_committed_seq",
+                "Last sequence number sealed and on disk.",
+                self.committed,
+            ),
+            (
+                "mamori_ship_acked_seq",
+                "Last sequence number the collector acknowledged.",
+                self.acked,
+            ),
+            (
+                "mamori_ship_spool_bytes",
+                "Bytes of unacknowledged records in the spool.",
+                self.spool_bytes,
+            ),
+            (
+                "mamori_ship_spool_full",
+                "1 while the spool is full and intake is paused.",
+                u64::from(self.spool_full),
+            ),
+            (
+                "mamori_ship_connected",
+                "1 while connected to the collector.",
+                u64::from(self.connected),
+            ),
+            (
+                "mamori_ship_last_ack_timestamp_seconds",
+                "Unix time of the collector's last acknowledgement (0: none yet).",
+                self.last_ack_unix,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            single(e, name, help, None, ConstGauge::new(v))?;
+        }
+        Ok(())
     }
 }
 

@@ -30,6 +30,8 @@ pub struct SinkConfig {
     /// Container alerts (syscall or network) are also handed here: the Thing monitor's
     /// `on_alert` response (pause or restart).
     pub forward: Option<tokio::sync::mpsc::UnboundedSender<Alert>>,
+    /// `[ship]`: alerts and incidents are also sealed and shipped.
+    pub ship: Option<mamori_ship::intake::IntakeHandle>,
 }
 
 /// Counters of the sinks.
@@ -197,6 +199,9 @@ pub fn build(config: &SinkConfig, stats: &Arc<SinkStats>) -> Result<Fanout> {
     if config.stdout {
         sinks.push(Box::new(JsonLines::new("stdout", std::io::stdout(), true)));
     }
+    if let Some(handle) = &config.ship {
+        sinks.push(Box::new(super::ship::ShipSink(handle.clone())));
+    }
     if let Some(url) = &config.webhook {
         let hook = Webhook::new(url)?.counting_into(Arc::clone(&stats.webhook_failures));
         sinks.push(Box::new(hook));
@@ -317,6 +322,7 @@ mod tests {
             webhook: Some(format!("http://{addr}/hook")),
             queue: 8,
             forward: None,
+            ship: None,
         })
         .expect("sink starts");
         sink.send(alert(1));
@@ -350,6 +356,7 @@ mod tests {
             webhook: Some("https://hooks.example/alert".into()),
             queue: 8,
             forward: None,
+            ship: None,
         })
         .err()
         .expect("https is refused");
@@ -374,6 +381,7 @@ mod tests {
             webhook: Some(format!("http://127.0.0.1:{port}/hook")),
             queue: 8,
             forward: None,
+            ship: None,
         })
         .expect("sink starts");
         sink.send(alert(1));

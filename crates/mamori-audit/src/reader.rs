@@ -365,6 +365,39 @@ pub fn open_path_with(
     open_or_stdin(path.as_ref(), opts, || Box::new(io::stdin()))
 }
 
+/// The body of a plain-HTTP GET (a collector's record stream,
+/// `http://HOST:PORT/api/devices/NAME/records`), read until the server closes it. HTTP/1.0, so
+/// the body is neither chunked nor kept alive. Loopback or a management network only: no TLS.
+fn http_get(url: &str) -> io::Result<Box<dyn Read + Send>> {
+    use std::io::Write;
+    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{url}: {why}"));
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| bad("not http://"))?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut tcp = std::net::TcpStream::connect(host)?;
+    write!(tcp, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+    // the head, byte by byte up to the blank line (small, once)
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if tcp.read(&mut byte)? == 0 || head.len() > 64 << 10 {
+            return Err(bad(
+                "the server closed the connection before its reply head ended",
+            ));
+        }
+        head.push(byte[0]);
+    }
+    let status = String::from_utf8_lossy(&head);
+    let line = status.lines().next().unwrap_or("");
+    if line.split_whitespace().nth(1) != Some("200") {
+        return Err(bad(&format!("the server answered `{line}`")));
+    }
+    Ok(Box::new(tcp))
+}
+
 fn open_or_stdin(
     path: &Path,
     opts: ReaderOptions,
@@ -376,6 +409,8 @@ fn open_or_stdin(
     };
     let raw: Box<dyn Read + Send> = if path == Path::new("-") {
         stdin()
+    } else if let Some(url) = path.to_str().filter(|p| p.starts_with("http://")) {
+        http_get(url).map_err(open_err)?
     } else {
         Box::new(File::open(path).map_err(open_err)?)
     };

@@ -177,7 +177,7 @@ impl Collector {
         if let Some(c) = devices.get(device) {
             return Ok(Arc::clone(c));
         }
-        let store = DeviceStore::open(&self.config.store, device, self.config.store_options.clone())?;
+        let store = DeviceStore::open(&self.config.store, device, self.config.store_options)?;
         if let Some(r) = store.recovered() {
             eprintln!(
                 "mamori collect: {device}: cut {} unacknowledged bytes ({} records) left by a stop mid-write; the device resends them",
@@ -185,7 +185,9 @@ impl Collector {
             );
         }
         let verifier = store.first_key().map(|k| verifier_after(k, &store));
-        let processed = store.head().map_or(store.first_seq().saturating_sub(1), |h| h.last_seq);
+        let processed = store
+            .head()
+            .map_or(store.first_seq().saturating_sub(1), |h| h.last_seq);
         let stats = self.device_stats(device);
         stats.last_seq.store(processed, Ordering::Relaxed);
         let chain = Arc::new(Mutex::new(DeviceChain {
@@ -464,9 +466,10 @@ impl Collector {
             if checked.authentic() {
                 c.store.append(&h, payload).map_err(store_err)?;
                 stats.stored[kind_index(h.kind)].fetch_add(1, Ordering::Relaxed);
-                stats
-                    .stored_bytes
-                    .fetch_add((codec::HEADER_LEN + payload.len()) as u64, Ordering::Relaxed);
+                stats.stored_bytes.fetch_add(
+                    (codec::HEADER_LEN + payload.len()) as u64,
+                    Ordering::Relaxed,
+                );
                 stats
                     .last_record_time_ns
                     .store(h.time_ns.max(0) as u64, Ordering::Relaxed);
@@ -488,7 +491,12 @@ impl Collector {
         Ok(c.processed)
     }
 
-    fn note(&self, c: &mut DeviceChain, stats: &DeviceStats, f: &Finding) -> Result<(), ProtoError> {
+    fn note(
+        &self,
+        c: &mut DeviceChain,
+        stats: &DeviceStats,
+        f: &Finding,
+    ) -> Result<(), ProtoError> {
         eprintln!("mamori collect: {}: {f}", c.store.device());
         *stats
             .findings

@@ -124,7 +124,10 @@ impl RunningShipper {
 
     /// True once the sender has stopped on its own (refused, or a configuration error).
     pub fn sender_finished(&self) -> bool {
-        self.sender.as_ref().map_or(true, JoinHandle::is_finished)
+        match &self.sender {
+            None => true,
+            Some(h) => h.is_finished(),
+        }
     }
 
     /// Seals what the sources hold now, sends for up to the drain time, and stops.

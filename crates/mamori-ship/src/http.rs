@@ -181,9 +181,9 @@ fn records(c: &Arc<Collector>, device: &str, query: &str) -> Response<Body> {
                     }
                 }
                 // a reader too slow for the live rate: end the stream; it resumes with ?since=
-                Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => {
-                    return
-                }
+                Err(
+                    broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed,
+                ) => return,
             }
         }
     });

@@ -87,6 +87,12 @@ pub struct IntakeHandle {
     stats: Arc<ShipStats>,
 }
 
+impl std::fmt::Debug for IntakeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IntakeHandle")
+    }
+}
+
 impl IntakeHandle {
     /// Queues one record; when the queue is full it is dropped and counted (the caller must not
     /// block: detection goes on).

@@ -6,12 +6,14 @@
 //! collector acknowledged. The collector verifies each device's chain, stores it append-only,
 //! and reports gaps, reordering and tampering by sequence number.
 
+pub mod certs;
 pub mod finding;
 pub mod intake;
 pub mod proto;
 pub mod spool;
 pub mod stats;
 pub mod store;
+pub mod tls;
 pub mod verify;
 
 pub use finding::{Finding, FindingKind};
@@ -21,6 +23,6 @@ pub use store::{
 };
 pub use verify::{verify, verify_each, Report, Verdict, VerifyError, VerifyOptions};
 pub mod collector;
-pub mod shipper;
-pub mod http;
 pub mod device;
+pub mod http;
+pub mod shipper;

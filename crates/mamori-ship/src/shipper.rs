@@ -203,7 +203,8 @@ async fn session(
     let mut cursor = {
         let mut s = spool.lock().unwrap_or_else(PoisonError::into_inner);
         if welcome.enrolled {
-            s.enrolled().map_err(|e| ProtoError::Io(std::io::Error::other(e.to_string())))?;
+            s.enrolled()
+                .map_err(|e| ProtoError::Io(std::io::Error::other(e.to_string())))?;
         }
         if welcome.stored_through > s.committed() {
             eprintln!(

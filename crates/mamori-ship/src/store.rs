@@ -181,7 +181,7 @@ impl ChainFile {
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| bad("first_key is not 32 bytes of hex"))?;
         let key = Key::from_bytes(bytes);
-        if hex::encode(&key.fingerprint()) != chain.fingerprint.to_ascii_lowercase() {
+        if hex::encode(key.fingerprint()) != chain.fingerprint.to_ascii_lowercase() {
             return Err(bad("fingerprint does not match first_key"));
         }
         Ok((chain, key))
@@ -456,15 +456,15 @@ impl DeviceStore {
             return Err(StoreError::KeyMismatch {
                 path,
                 device: self.device.clone(),
-                enrolled: hex::encode(&key.fingerprint()),
-                offered: hex::encode(&first_key.fingerprint()),
+                enrolled: hex::encode(key.fingerprint()),
+                offered: hex::encode(first_key.fingerprint()),
             });
         }
         let first_seq = first_seq.max(FIRST_SEQ);
         let chain = ChainFile {
             device: self.device.clone(),
             first_key: hex::encode(first_key.as_bytes()),
-            fingerprint: hex::encode(&first_key.fingerprint()),
+            fingerprint: hex::encode(first_key.fingerprint()),
             first_seq,
             enrolled: mamori_core::time::rfc3339(mamori_core::time::now_ns()),
         };
@@ -623,7 +623,7 @@ impl DeviceStore {
         }
         self.committed = HeadFile {
             last_seq: self.pending.last_seq,
-            last_tag: hex::encode(&self.pending.last_tag),
+            last_tag: hex::encode(self.pending.last_tag),
             records: self.pending.records,
             updated: mamori_core::time::rfc3339(mamori_core::time::now_ns()),
             first_kept,
@@ -703,7 +703,7 @@ impl DeviceStore {
 fn empty_head(first_seq: u64) -> HeadFile {
     HeadFile {
         last_seq: first_seq.saturating_sub(1),
-        last_tag: hex::encode(&[0; TAG_LEN]),
+        last_tag: hex::encode([0; TAG_LEN]),
         records: 0,
         updated: mamori_core::time::rfc3339(mamori_core::time::now_ns()),
         first_kept: None,

@@ -101,6 +101,10 @@ pub struct ShipArgs {
     /// Stop after this long (default: until SIGINT/SIGTERM).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+    /// A session with records in flight and no acknowledgement for this long is dropped and
+    /// opened again (a silently broken network).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub ack_timeout: Duration,
     /// On stop, go on sending what is sealed for up to this long.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub drain: Duration,
@@ -181,7 +185,11 @@ pub fn certs(cmd: CertsCommand) -> Result<i32> {
             force,
         } => {
             let f = certs::init_ca(&dir, &name, days, force)?;
-            println!("CA: {} (key {}, keep it off the devices)", f.cert.display(), f.key.display());
+            println!(
+                "CA: {} (key {}, keep it off the devices)",
+                f.cert.display(),
+                f.key.display()
+            );
         }
         CertsCommand::Device(a) => issue(a, Role::Device)?,
         CertsCommand::Collector(a) => issue(a, Role::Collector)?,
@@ -194,7 +202,14 @@ fn issue(a: IssueArgs, role: Role) -> Result<()> {
     if role == Role::Device && !a.sans.is_empty() {
         bail!("--san is for collectors; a device is known by its name only");
     }
-    let f = certs::issue(&a.ca_dir, &out, role, &a.name, &a.sans, Validity::days(a.days))?;
+    let f = certs::issue(
+        &a.ca_dir,
+        &out,
+        role,
+        &a.name,
+        &a.sans,
+        Validity::days(a.days),
+    )?;
     println!(
         "{}: {} and {} (with {})",
         a.name,
@@ -222,6 +237,7 @@ pub fn ship(a: ShipArgs) -> Result<i32> {
     if let Some(n) = &a.server_name {
         shipper.server_name.clone_from(n);
     }
+    shipper.ack_timeout = a.ack_timeout;
     let mut sources = Vec::new();
     if let Some(p) = &a.audit_log {
         sources.push(FileSource {
@@ -288,7 +304,7 @@ pub fn ship(a: ShipArgs) -> Result<i32> {
     eprintln!("mamori ship: shipping to {} as {}", a.collector, a.name);
     let started = Instant::now();
     while !stop.load(Ordering::Relaxed)
-        && a.duration.map_or(true, |d| started.elapsed() < d)
+        && a.duration.is_none_or(|d| started.elapsed() < d)
         && !running.sender_finished()
     {
         std::thread::sleep(Duration::from_millis(100));
@@ -355,7 +371,7 @@ pub fn collect(a: CollectArgs) -> Result<i32> {
             }
         }
         let started = Instant::now();
-        while !stop.load(Ordering::Relaxed) && a.duration.map_or(true, |d| started.elapsed() < d) {
+        while !stop.load(Ordering::Relaxed) && a.duration.is_none_or(|d| started.elapsed() < d) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         serve.abort();

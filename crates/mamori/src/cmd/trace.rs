@@ -36,7 +36,8 @@ pub enum TraceCommand {
 /// What to trace and how to show it.
 #[derive(Args, Debug)]
 pub struct TraceArgs {
-    /// Audit logs (raw or ENRICHED auditd format, gzip allowed, `-` for stdin), read in order.
+    /// Audit logs (raw or ENRICHED auditd format, gzip allowed, `-` for stdin, or a collector's
+    /// stream `http://HOST:PORT/api/devices/NAME/records`), read in order.
     #[arg(long = "log", required = true, value_name = "FILE")]
     pub logs: Vec<PathBuf>,
     /// The detection point: `file:/path[@TIME|@serial:N]`, `inode:N`, `pid:N[@TIME]`,
