@@ -5,3 +5,5 @@
 //! spool; a shipper sends the spool over mutually authenticated TLS 1.3 and forgets only what the
 //! collector acknowledged. The collector verifies each device's chain, stores it append-only,
 //! and reports gaps, reordering and tampering by sequence number.
+
+pub mod nats;
