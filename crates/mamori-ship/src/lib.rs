@@ -7,9 +7,14 @@
 //! and reports gaps, reordering and tampering by sequence number.
 
 pub mod certs;
+pub mod collector;
+pub mod device;
 pub mod finding;
+pub mod http;
 pub mod intake;
+pub mod nats;
 pub mod proto;
+pub mod shipper;
 pub mod spool;
 pub mod stats;
 pub mod store;
@@ -22,7 +27,3 @@ pub use store::{
     StoreOptions,
 };
 pub use verify::{verify, verify_each, Report, Verdict, VerifyError, VerifyOptions};
-pub mod collector;
-pub mod device;
-pub mod http;
-pub mod shipper;
