@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -571,7 +571,7 @@ pub struct Batch {
 /// The sender's read position in the spool.
 pub struct SpoolCursor {
     next_seq: u64,
-    file: Option<(PathBuf, File, u64)>,
+    file: Option<(PathBuf, BufReader<File>, u64)>,
     /// Bytes skipped because they were not a record (a damaged spool): the records in them
     /// will show as a gap at the collector.
     pub damaged_bytes: u64,
@@ -633,7 +633,7 @@ impl SpoolCursor {
                     break;
                 };
                 let f = File::open(path).map_err(io_err(path))?;
-                self.file = Some((path.clone(), f, 0));
+                self.file = Some((path.clone(), BufReader::with_capacity(1 << 16, f), 0));
             }
             let (path, f, pos) = self.file.as_mut().expect("opened");
             let mut hdr = [0u8; HEADER_LEN];
@@ -645,7 +645,7 @@ impl SpoolCursor {
                     match next {
                         Some((_, p)) => {
                             let nf = File::open(p).map_err(io_err(p))?;
-                            self.file = Some((p.clone(), nf, 0));
+                            self.file = Some((p.clone(), BufReader::with_capacity(1 << 16, nf), 0));
                             continue;
                         }
                         None => break,
@@ -697,7 +697,7 @@ impl SpoolCursor {
 }
 
 /// Reads until `buf` is full or the file ends; the bytes read.
-fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+fn read_full(f: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..]) {
@@ -712,11 +712,11 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 
 /// From damaged bytes at `pos`, the distance to the next record's magic (or the file's end);
 /// leaves the file there.
-fn skip_damage(f: &mut File, pos: u64) -> io::Result<u64> {
-    let len = f.metadata()?.len();
+fn skip_damage(f: &mut BufReader<File>, pos: u64) -> io::Result<u64> {
+    let len = f.get_ref().metadata()?.len();
     f.seek(SeekFrom::Start(pos))?;
     let mut rest = Vec::new();
-    f.take(len - pos).read_to_end(&mut rest)?;
+    f.by_ref().take(len - pos).read_to_end(&mut rest)?;
     let skip = codec::resync(&rest, 0).unwrap_or(rest.len()) as u64;
     f.seek(SeekFrom::Start(pos + skip))?;
     Ok(skip)
