@@ -21,6 +21,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::finding::{Finding, FindingKind};
 use crate::proto::{self, FrameType, Hello, ProtoError, Refused, Welcome};
+use crate::stats::kind_slot;
+pub use crate::stats::KIND_NAMES;
 use crate::store::{DeviceStore, StoreError, StoreOptions};
 
 /// Collector settings.
@@ -109,20 +111,6 @@ pub struct Collector {
     live: broadcast::Sender<Arc<LiveRecord>>,
     sessions: AtomicU64,
 }
-
-fn kind_index(kind: Kind) -> usize {
-    match kind {
-        Kind::Audit => 0,
-        Kind::Alert => 1,
-        Kind::Incident => 2,
-        Kind::Notice => 3,
-        Kind::Heartbeat => 4,
-        Kind::Other(_) => 5,
-    }
-}
-
-/// Names of [`DeviceStats::stored`]'s slots.
-pub const KIND_NAMES: [&str; 6] = ["audit", "alert", "incident", "notice", "heartbeat", "other"];
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -465,7 +453,7 @@ impl Collector {
             c.recent.push_back((h.seq, h.tag));
             if checked.authentic() {
                 c.store.append(&h, payload).map_err(store_err)?;
-                stats.stored[kind_index(h.kind)].fetch_add(1, Ordering::Relaxed);
+                stats.stored[kind_slot(h.kind)].fetch_add(1, Ordering::Relaxed);
                 stats.stored_bytes.fetch_add(
                     (codec::HEADER_LEN + payload.len()) as u64,
                     Ordering::Relaxed,

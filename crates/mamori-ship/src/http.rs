@@ -211,6 +211,18 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A per-device sample's value (None: no sample for that device).
+type DeviceValue<'a> = dyn Fn(&DeviceStats) -> Option<u64> + 'a;
+
+/// Writes one metric family: its help and type lines, then its samples.
+fn family(out: &mut String, name: &str, ty: &str, help: &str, samples: &[(String, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {ty}");
+    for (labels, v) in samples {
+        let _ = writeln!(out, "{name}{labels} {v}");
+    }
+}
+
 /// The Prometheus text exposition.
 pub fn metrics_text(c: &Collector) -> String {
     let devices: Vec<(String, Arc<DeviceStats>)> = c
@@ -220,143 +232,101 @@ pub fn metrics_text(c: &Collector) -> String {
         .iter()
         .map(|(k, v)| (k.clone(), Arc::clone(v)))
         .collect();
-    let mut out = String::new();
-    let mut family = |name: &str, ty: &str, help: &str, lines: &mut dyn FnMut(&mut String)| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {ty}");
-        lines(&mut out);
+    let label = |d: &str| format!("{{device=\"{}\"}}", escape_label(d));
+    let per_device = |value: &DeviceValue| -> Vec<(String, u64)> {
+        devices
+            .iter()
+            .filter_map(|(d, s)| value(s).map(|v| (label(d), v)))
+            .collect()
     };
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut out = String::new();
+    let records: Vec<(String, u64)> = devices
+        .iter()
+        .flat_map(|(d, s)| {
+            KIND_NAMES.iter().enumerate().map(move |(i, k)| {
+                (
+                    format!("{{device=\"{}\",kind=\"{k}\"}}", escape_label(d)),
+                    s.stored[i].load(Ordering::Relaxed),
+                )
+            })
+        })
+        .collect();
     family(
+        &mut out,
         "mamori_collect_records_total",
         "counter",
         "Verified records stored, by device and kind.",
-        &mut |o| {
-            for (d, s) in &devices {
-                for (i, k) in KIND_NAMES.iter().enumerate() {
-                    let _ = writeln!(
-                        o,
-                        "mamori_collect_records_total{{device=\"{}\",kind=\"{k}\"}} {}",
-                        escape_label(d),
-                        s.stored[i].load(Ordering::Relaxed)
-                    );
-                }
-            }
-        },
+        &records,
     );
+    let findings: Vec<(String, u64)> = devices
+        .iter()
+        .flat_map(|(d, s)| {
+            s.findings
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .map(|(k, n)| {
+                    (
+                        format!("{{device=\"{}\",kind=\"{k}\"}}", escape_label(d)),
+                        *n,
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
     family(
-        "mamori_collect_bytes_total",
-        "counter",
-        "Bytes of verified records stored, by device.",
-        &mut |o| {
-            for (d, s) in &devices {
-                let _ = writeln!(
-                    o,
-                    "mamori_collect_bytes_total{{device=\"{}\"}} {}",
-                    escape_label(d),
-                    s.stored_bytes.load(Ordering::Relaxed)
-                );
-            }
-        },
-    );
-    family(
-        "mamori_collect_duplicates_total",
-        "counter",
-        "Resent records already stored (dropped), by device.",
-        &mut |o| {
-            for (d, s) in &devices {
-                let _ = writeln!(
-                    o,
-                    "mamori_collect_duplicates_total{{device=\"{}\"}} {}",
-                    escape_label(d),
-                    s.duplicates.load(Ordering::Relaxed)
-                );
-            }
-        },
-    );
-    family(
+        &mut out,
         "mamori_collect_findings_total",
         "counter",
         "Chain findings (gap, tampered, later_key, broken_link, behind, replay_conflict, damaged), by device and kind.",
-        &mut |o| {
-            for (d, s) in &devices {
-                let f = s
-                    .findings
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                for (k, n) in f.iter() {
-                    let _ = writeln!(
-                        o,
-                        "mamori_collect_findings_total{{device=\"{}\",kind=\"{k}\"}} {n}",
-                        escape_label(d)
-                    );
-                }
-            }
-        },
+        &findings,
     );
-    family(
-        "mamori_collect_last_seq",
-        "gauge",
-        "Last sequence number handled, by device.",
-        &mut |o| {
-            for (d, s) in &devices {
-                let _ = writeln!(
-                    o,
-                    "mamori_collect_last_seq{{device=\"{}\"}} {}",
-                    escape_label(d),
-                    s.last_seq.load(Ordering::Relaxed)
-                );
-            }
-        },
-    );
-    family(
-        "mamori_collect_last_record_age_seconds",
-        "gauge",
-        "Seconds since the device's last batch arrived (a silent device grows; heartbeats keep a healthy one low).",
-        &mut |o| {
-            let now = unix_now();
-            for (d, s) in &devices {
-                let last = s.last_record_unix.load(Ordering::Relaxed);
-                if last > 0 {
-                    let _ = writeln!(
-                        o,
-                        "mamori_collect_last_record_age_seconds{{device=\"{}\"}} {}",
-                        escape_label(d),
-                        now.saturating_sub(last)
-                    );
-                }
-            }
-        },
-    );
-    family(
-        "mamori_collect_connected",
-        "gauge",
-        "1 while the device is connected.",
-        &mut |o| {
-            for (d, s) in &devices {
-                let _ = writeln!(
-                    o,
-                    "mamori_collect_connected{{device=\"{}\"}} {}",
-                    escape_label(d),
-                    s.connected.load(Ordering::Relaxed)
-                );
-            }
-        },
-    );
-    family(
-        "mamori_collect_sessions_total",
-        "counter",
-        "Sessions accepted, by device.",
-        &mut |o| {
-            for (d, s) in &devices {
-                let _ = writeln!(
-                    o,
-                    "mamori_collect_sessions_total{{device=\"{}\"}} {}",
-                    escape_label(d),
-                    s.sessions.load(Ordering::Relaxed)
-                );
-            }
-        },
-    );
+    let now = unix_now();
+    let per_device_families: [(&str, &str, &str, &DeviceValue); 6] = [
+        (
+            "mamori_collect_bytes_total",
+            "counter",
+            "Bytes of verified records stored, by device.",
+            &|s| Some(load(&s.stored_bytes)),
+        ),
+        (
+            "mamori_collect_duplicates_total",
+            "counter",
+            "Resent records already stored (dropped), by device.",
+            &|s| Some(load(&s.duplicates)),
+        ),
+        (
+            "mamori_collect_last_seq",
+            "gauge",
+            "Last sequence number handled, by device.",
+            &|s| Some(load(&s.last_seq)),
+        ),
+        (
+            "mamori_collect_last_record_age_seconds",
+            "gauge",
+            "Seconds since the device's last batch arrived (a silent device grows; heartbeats keep a healthy one low).",
+            &|s| {
+                let last = load(&s.last_record_unix);
+                (last > 0).then(|| now.saturating_sub(last))
+            },
+        ),
+        (
+            "mamori_collect_connected",
+            "gauge",
+            "1 while the device is connected.",
+            &|s| Some(load(&s.connected)),
+        ),
+        (
+            "mamori_collect_sessions_total",
+            "counter",
+            "Sessions accepted, by device.",
+            &|s| Some(load(&s.sessions)),
+        ),
+    ];
+    for (name, ty, help, value) in per_device_families {
+        family(&mut out, name, ty, help, &per_device(value));
+    }
     for (name, help, v) in [
         (
             "mamori_collect_handshake_failures_total",
@@ -374,9 +344,7 @@ pub fn metrics_text(c: &Collector) -> String {
             &c.stats.protocol_errors,
         ),
     ] {
-        family(name, "counter", help, &mut |o| {
-            let _ = writeln!(o, "{name} {}", v.load(Ordering::Relaxed));
-        });
+        family(&mut out, name, "counter", help, &[(String::new(), load(v))]);
     }
     out
 }

@@ -6,6 +6,21 @@ use mamori_seal::Kind;
 
 use crate::spool::Spool;
 
+/// The kinds counted separately, in the order of the per-kind counter arrays.
+pub const KIND_NAMES: [&str; 6] = ["audit", "alert", "incident", "notice", "heartbeat", "other"];
+
+/// A kind's slot in the per-kind counter arrays ([`KIND_NAMES`]).
+pub fn kind_slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Audit => 0,
+        Kind::Alert => 1,
+        Kind::Incident => 2,
+        Kind::Notice => 3,
+        Kind::Heartbeat => 4,
+        Kind::Other(_) => 5,
+    }
+}
+
 /// Counters and gauges of one shipper; all relaxed atomics.
 #[derive(Debug, Default)]
 pub struct ShipStats {
@@ -48,21 +63,12 @@ pub struct ShipStats {
 impl ShipStats {
     /// Counts one sealed record.
     pub fn count_sealed(&self, kind: Kind) {
-        let i = match kind {
-            Kind::Audit => 0,
-            Kind::Alert => 1,
-            Kind::Incident => 2,
-            Kind::Notice => 3,
-            Kind::Heartbeat => 4,
-            Kind::Other(_) => 5,
-        };
-        self.sealed[i].fetch_add(1, Ordering::Relaxed);
+        self.sealed[kind_slot(kind)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Sealed counts with their kind names.
     pub fn sealed_by_kind(&self) -> [(&'static str, u64); 6] {
-        let names = ["audit", "alert", "incident", "notice", "heartbeat", "other"];
-        std::array::from_fn(|i| (names[i], self.sealed[i].load(Ordering::Relaxed)))
+        std::array::from_fn(|i| (KIND_NAMES[i], self.sealed[i].load(Ordering::Relaxed)))
     }
 
     /// Copies the spool's gauges.
