@@ -684,7 +684,7 @@ impl ShipMetrics {
         )?;
         let counters: [(&str, &str, u64); 7] = [
             (
-                "mamori_ship_spool_full_total",
+                "mamori_ship_spool_full_events_total",
                 "Times the spool filled and intake paused.",
                 self.spool_full_events,
             ),
@@ -1283,6 +1283,52 @@ pub(crate) mod tests {
             text.contains("mamori_thing_probe_duration_seconds_count{thing=\"pump \\\"1\\\"\"} 5"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn ship_families_parse_in_both_formats() {
+        let snapshot = MetricsSnapshot {
+            ship: Some(ShipMetrics {
+                sealed: vec![("audit".into(), 90), ("alert".into(), 3)],
+                committed: 93,
+                acked: 80,
+                spool_bytes: 2048,
+                spool_full: true,
+                spool_full_events: 1,
+                connected: true,
+                sessions: 2,
+                connect_failures: 1,
+                sent_records: 95,
+                last_ack_unix: 1_765_000_000,
+                ..ShipMetrics::default()
+            }),
+            ..MetricsSnapshot::default()
+        };
+        let text = render(&snapshot, Format::OpenMetrics);
+        let parsed = parse_openmetrics(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        let f = &parsed.families;
+        for (name, v) in [
+            ("mamori_ship_committed_seq", 93.0),
+            ("mamori_ship_acked_seq", 80.0),
+            ("mamori_ship_spool_bytes", 2048.0),
+            ("mamori_ship_spool_full", 1.0),
+            ("mamori_ship_spool_full_events", 1.0),
+            ("mamori_ship_connected", 1.0),
+            ("mamori_ship_sessions", 2.0),
+            ("mamori_ship_connect_failures", 1.0),
+            ("mamori_ship_sent_records", 95.0),
+        ] {
+            assert_eq!(om_value(f, name, &[]), v, "{name}");
+        }
+        assert_eq!(
+            om_value(f, "mamori_ship_sealed_records", &[("kind", "alert")]),
+            3.0
+        );
+        let prom = render(&snapshot, Format::Prometheus);
+        let parsed = parse_prometheus(&prom).unwrap_or_else(|e| panic!("{e:?}\n{prom}"));
+        assert!(parsed
+            .families
+            .contains_key("mamori_ship_sealed_records_total"));
     }
 
     #[test]
