@@ -51,7 +51,8 @@ pub struct IntakeOptions {
     pub batch_wait: Duration,
     /// A heartbeat record after this long with nothing sealed (zero: none).
     pub heartbeat: Duration,
-    /// Lines queued between the file readers and the sealer.
+    /// Messages queued between the file readers and the sealer (a message is one chunk read
+    /// from a file, or one record from inside the process).
     pub queue: usize,
     /// How often followers look for new data.
     pub poll: Duration,
@@ -65,7 +66,7 @@ impl Default for IntakeOptions {
             batch_records: 4096,
             batch_wait: Duration::from_millis(20),
             heartbeat: Duration::from_secs(60),
-            queue: 65_536,
+            queue: 1024,
             poll: Duration::from_millis(100),
             first_start: Start::Beginning,
         }
@@ -83,7 +84,7 @@ struct Item {
 /// Hands records from inside the process (the agent's alerts and incidents) to the sealer.
 #[derive(Clone)]
 pub struct IntakeHandle {
-    tx: SyncSender<Item>,
+    tx: SyncSender<Vec<Item>>,
     stats: Arc<ShipStats>,
 }
 
@@ -102,7 +103,9 @@ impl IntakeHandle {
             payload,
             pos: None,
         };
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(item) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.tx.try_send(vec![item])
+        {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -152,11 +155,11 @@ impl Intake {
                     "{{\"notice\":\"source position lost\",\"source\":\"{}\",\"why\":\"the file read last time was rotated away or shrank; reading the current file from its start\"}}",
                     src.name
                 );
-                let _ = tx.send(Item {
+                let _ = tx.send(vec![Item {
                     kind: Kind::Notice,
                     payload: note.into_bytes(),
                     pos: None,
-                });
+                }]);
             }
             let tx = tx.clone();
             let kind = src.kind;
@@ -228,7 +231,7 @@ fn follow_lines(
     mut follow: Follow,
     source: usize,
     kind: SourceKind,
-    tx: &SyncSender<Item>,
+    tx: &SyncSender<Vec<Item>>,
     stats: &ShipStats,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
@@ -252,6 +255,8 @@ fn follow_lines(
             continue;
         };
         let mut start = 0;
+        // one message per chunk read, not per line: the channel's cost is per message
+        let mut lines = Vec::new();
         while let Some(nl) = memchr::memchr(b'\n', &buf[start..]) {
             let line = &buf[start..start + nl];
             start += nl + 1;
@@ -262,14 +267,14 @@ fn follow_lines(
                 offset: end.offset.saturating_sub((buf.len() - start) as u64),
                 ..end
             };
-            let item = Item {
+            lines.push(Item {
                 kind: classify(kind, line),
                 payload: line.to_vec(),
                 pos: Some((source, pos)),
-            };
-            if tx.send(item).is_err() {
-                return;
-            }
+            });
+        }
+        if !lines.is_empty() && tx.send(lines).is_err() {
+            return;
         }
         buf.drain(..start);
         if buf.len() > MAX_PAYLOAD {
@@ -281,11 +286,11 @@ fn follow_lines(
             };
             let payload: Vec<u8> = buf.drain(..).take(MAX_PAYLOAD).collect();
             if tx
-                .send(Item {
+                .send(vec![Item {
                     kind: classify(kind, &payload),
                     payload,
                     pos: Some((source, pos)),
-                })
+                }])
                 .is_err()
             {
                 return;
@@ -297,7 +302,7 @@ fn follow_lines(
 #[allow(clippy::too_many_arguments)]
 fn seal_loop(
     spool: &Mutex<Spool>,
-    rx: Receiver<Item>,
+    rx: Receiver<Vec<Item>>,
     names: &[String],
     opts: &IntakeOptions,
     stats: &ShipStats,
@@ -365,14 +370,19 @@ fn seal_loop(
         let mut sealed = 0usize;
         let deadline = Instant::now() + opts.batch_wait;
         let mut next = first;
-        while let Some(item) = next.take() {
-            let t = now_ns();
-            s.append(item.kind, t, &item.payload)?;
-            stats.count_sealed(item.kind);
-            if let Some((src, pos)) = item.pos {
+        while let Some(bundle) = next.take() {
+            // a bundle is one source's chunk (or one in-process record): its last position
+            // covers all of it
+            let mut last_pos: Option<(usize, FilePos)> = None;
+            for item in bundle {
+                s.append(item.kind, now_ns(), &item.payload)?;
+                stats.count_sealed(item.kind);
+                last_pos = item.pos.or(last_pos);
+                sealed += 1;
+            }
+            if let Some((src, pos)) = last_pos {
                 s.set_source_position(&names[src], pos);
             }
-            sealed += 1;
             if sealed >= opts.batch_records || Instant::now() >= deadline || s.is_full() {
                 break;
             }
