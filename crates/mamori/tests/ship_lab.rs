@@ -139,11 +139,7 @@ impl Lab {
     }
 
     fn logs(&self) -> String {
-        format!(
-            "collector:\n{}\nshipper:\n{}",
-            self.text("collector.log"),
-            self.text("shipper.log")
-        )
+        ship::logs(&self.dir.0, &["collector.log", "shipper.log"], 400)
     }
 
     fn findings(&self) -> Vec<Value> {

@@ -121,16 +121,11 @@ impl Lab {
         Process(child)
     }
 
-    fn text(&self, name: &str) -> String {
-        fs::read_to_string(self.dir.0.join(name)).unwrap_or_default()
-    }
-
     fn logs(&self) -> String {
-        format!(
-            "collector:\n{}\nshipper:\n{}\nnats-server:\n{}",
-            self.text("collector.log"),
-            self.text("shipper.log"),
-            tail(&self.text("nats.log"), 40)
+        ship::logs(
+            &self.dir.0,
+            &["collector.log", "shipper.log", "nats.log"],
+            200,
         )
     }
 
@@ -146,11 +141,6 @@ impl Lab {
         let f = ship::findings(&self.device_dir());
         assert!(f.is_empty(), "{why}: {f:?}\n{}", self.logs());
     }
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[test]

@@ -86,6 +86,20 @@ pub fn assert_same(device_dir: &Path, want: &[u8], logs: impl Fn() -> String) {
     }
 }
 
+/// The last `lines` lines of each named log file in a lab directory, for failure messages.
+pub fn logs(dir: &Path, names: &[&str], lines: usize) -> String {
+    let mut out = String::new();
+    for name in names {
+        let text = fs::read_to_string(dir.join(name)).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        out.push_str(&format!(
+            "{name}:\n{}\n",
+            all[all.len().saturating_sub(lines)..].join("\n")
+        ));
+    }
+    out
+}
+
 /// The findings the collector noted for a device.
 pub fn findings(device_dir: &Path) -> Vec<Value> {
     fs::read_to_string(device_dir.join("findings.jsonl"))
