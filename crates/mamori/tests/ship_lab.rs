@@ -9,6 +9,7 @@
 mod common;
 
 use std::fs::{self, OpenOptions};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,6 +124,11 @@ impl Lab {
 
     fn shipper(&self) -> Process {
         self.shipper_to("127.0.0.1", &self.certs, "gw1")
+    }
+
+    /// The payloads of the stored, authentic audit records, verify's exit code and report.
+    fn stored(&self) -> (Vec<u8>, i32, String) {
+        ship::stored(&self.store().join("gw1"))
     }
 
     fn devices(&self) -> Vec<Value> {
