@@ -34,8 +34,9 @@ pub struct CollectorConfig {
     pub store: PathBuf,
     /// Segment rotation and fsync.
     pub store_options: StoreOptions,
-    /// The TLS server configuration (client certificates required).
-    pub tls: Arc<rustls::ServerConfig>,
+    /// The TLS server configuration (client certificates required); None for a collector fed
+    /// only by JetStream ([`crate::nats_intake`]), which then has no [`Collector::serve`].
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// A connection with no frame for this long is closed.
     pub idle_timeout: Duration,
     /// Authentic tags remembered per device, to tell a harmless resend from a replay conflict.
@@ -195,11 +196,17 @@ impl Collector {
         self: Arc<Self>,
         bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
     ) -> std::io::Result<()> {
+        let Some(tls) = &self.config.tls else {
+            return Err(std::io::Error::other(format!(
+                "{}: no TLS configuration for the TLS intake",
+                self.config.listen
+            )));
+        };
+        let acceptor = TlsAcceptor::from(Arc::clone(tls));
         let listener = TcpListener::bind(&self.config.listen).await?;
         if let Some(tx) = bound {
             let _ = tx.send(listener.local_addr()?);
         }
-        let acceptor = TlsAcceptor::from(Arc::clone(&self.config.tls));
         loop {
             let (tcp, peer) = match listener.accept().await {
                 Ok(x) => x,
@@ -358,12 +365,7 @@ impl Collector {
                 if hex::encode(key.fingerprint()) != hello.fingerprint {
                     return Err("the first key does not match the fingerprint sent with it".into());
                 }
-                c.store.enroll(&key).map_err(|e| e.to_string())?;
-                c.verifier = Some(Verifier::new(key));
-                eprintln!(
-                    "mamori collect: {device}: enrolled chain {}…",
-                    &hello.fingerprint[..16.min(hello.fingerprint.len())]
-                );
+                enroll_chain(&mut c, device, key)?;
             }
         }
         c.session = session;
@@ -383,14 +385,93 @@ impl Collector {
         batch: &[u8],
     ) -> Result<u64, ProtoError> {
         let mut guard = chain.lock().unwrap_or_else(PoisonError::into_inner);
-        let c = &mut *guard;
-        if c.session != session {
+        if guard.session != session {
             return Err(ProtoError::Io(std::io::Error::other(
                 "a newer connection from this device took over",
             )));
         }
+        self.ingest_locked(&mut guard, device, batch)
+            .map_err(ProtoError::Io)
+    }
+
+    /// Verifies and stores encoded records (back to back) of `device` that came some other way
+    /// than a TLS session (JetStream): the same checks, store and findings. Returns the seq
+    /// through which the device's chain is handled, once it is committed.
+    pub fn ingest(&self, device: &str, records: &[u8]) -> std::io::Result<u64> {
+        let chain = self
+            .device_chain(device)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut guard = chain.lock().unwrap_or_else(PoisonError::into_inner);
+        self.ingest_locked(&mut guard, device, records)
+    }
+
+    /// Whether `device` has a chain here, and the seq through which it is handled.
+    pub fn position(&self, device: &str) -> std::io::Result<(bool, u64)> {
+        let chain = self
+            .device_chain(device)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let c = chain.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok((c.verifier.is_some(), c.processed))
+    }
+
+    /// Remembers the tags of the newest stored records (the last two segments, at most
+    /// `remember`), once: JetStream redelivers what was stored but not yet acknowledged when the
+    /// collector stopped, and that must count as a duplicate, not as a replay. (A TLS device
+    /// resumes after the store's head instead, so the TLS intake does not need it.)
+    pub fn recall_recent(&self, device: &str) -> std::io::Result<()> {
+        let chain = self
+            .device_chain(device)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut c = chain.lock().unwrap_or_else(PoisonError::into_inner);
+        if !c.recent.is_empty() {
+            return Ok(());
+        }
+        let segments = crate::store::list_segments(c.store.dir())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let newest = segments[segments.len().saturating_sub(2)..]
+            .iter()
+            .map(|(_, p)| p.clone())
+            .collect();
+        let limit = self.config.remember.max(1);
+        for r in crate::store::RecordReader::files(newest) {
+            // a damaged tail is for `mamori verify` to report; what was read is enough here
+            let Ok(p) = r else { break };
+            if p.header.seq > c.processed {
+                break;
+            }
+            if c.recent.len() >= limit {
+                c.recent.pop_front();
+            }
+            c.recent.push_back((p.header.seq, p.header.tag));
+        }
+        Ok(())
+    }
+
+    /// Enrols `device`'s chain from its first key (from JetStream's keys stream); the same key
+    /// again is fine, another one is refused, as in a TLS hello.
+    pub fn enroll(&self, device: &str, key: &Key) -> Result<(), String> {
+        let chain = self.device_chain(device).map_err(|e| e.to_string())?;
+        let mut c = chain.lock().unwrap_or_else(PoisonError::into_inner);
+        match c.store.first_key() {
+            Some(k) if k.fingerprint() == key.fingerprint() => Ok(()),
+            Some(k) => Err(format!(
+                "{device} already has a chain (first key {}…) and JetStream holds another ({}…)",
+                &hex::encode(k.fingerprint())[..16],
+                &hex::encode(key.fingerprint())[..16]
+            )),
+            None => enroll_chain(&mut c, device, key.clone()),
+        }
+    }
+
+    /// The shared verify/store path of [`Collector::take_batch`] and [`Collector::ingest`].
+    fn ingest_locked(
+        &self,
+        c: &mut DeviceChain,
+        device: &str,
+        batch: &[u8],
+    ) -> std::io::Result<u64> {
         let stats = self.device_stats(device);
-        let store_err = |e: StoreError| ProtoError::Io(std::io::Error::other(e.to_string()));
+        let store_err = |e: StoreError| std::io::Error::other(e.to_string());
         let device_arc: Arc<str> = Arc::from(device);
         let mut at = 0usize;
         while at < batch.len() {
@@ -439,7 +520,10 @@ impl Collector {
                 continue;
             }
             let Some(verifier) = c.verifier.as_mut() else {
-                return Err(ProtoError::Io(std::io::Error::other("device not enrolled")));
+                return Err(std::io::Error::other(format!(
+                    "{device}: record seq {}: device not enrolled",
+                    h.seq
+                )));
             };
             let checked = verifier.check(&h, payload);
             for f in Finding::from_checked(&h, &checked) {
@@ -479,12 +563,7 @@ impl Collector {
         Ok(c.processed)
     }
 
-    fn note(
-        &self,
-        c: &mut DeviceChain,
-        stats: &DeviceStats,
-        f: &Finding,
-    ) -> Result<(), ProtoError> {
+    fn note(&self, c: &mut DeviceChain, stats: &DeviceStats, f: &Finding) -> std::io::Result<()> {
         eprintln!("mamori collect: {}: {f}", c.store.device());
         *stats
             .findings
@@ -494,8 +573,19 @@ impl Collector {
             .or_default() += 1;
         c.store
             .note(f)
-            .map_err(|e| ProtoError::Io(std::io::Error::other(e.to_string())))
+            .map_err(|e| std::io::Error::other(e.to_string()))
     }
+}
+
+/// Stores a new chain's first key and starts verifying from it.
+fn enroll_chain(c: &mut DeviceChain, device: &str, key: Key) -> Result<(), String> {
+    c.store.enroll(&key).map_err(|e| e.to_string())?;
+    eprintln!(
+        "mamori collect: {device}: enrolled chain {}…",
+        &hex::encode(key.fingerprint())[..16]
+    );
+    c.verifier = Some(Verifier::new(key));
+    Ok(())
 }
 
 /// A verifier positioned after what `store` holds.

@@ -4,7 +4,9 @@
 //! forward-secure chain ([`mamori_seal`]) the moment they are read and written to an on-disk
 //! spool; a shipper sends the spool over mutually authenticated TLS 1.3 and forgets only what the
 //! collector acknowledged. The collector verifies each device's chain, stores it append-only,
-//! and reports gaps, reordering and tampering by sequence number.
+//! and reports gaps, reordering and tampering by sequence number. For fleets, NATS JetStream can
+//! carry and keep the records instead ([`nats`] on the device, [`nats_intake`] on the
+//! collector), through the same verification and store.
 
 pub mod certs;
 pub mod collector;
@@ -13,6 +15,7 @@ pub mod finding;
 pub mod http;
 pub mod intake;
 pub mod nats;
+pub mod nats_intake;
 pub mod proto;
 pub mod shipper;
 pub mod spool;

@@ -15,7 +15,6 @@
 //! chain: the server's permissions must let only the collector read `<prefix>-keys.>`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::jetstream::message::StreamMessage;
@@ -24,6 +23,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use mamori_seal::{codec, Checked, Key, Verifier, KEY_LEN};
 
+pub use crate::tls::TlsFiles;
+
 /// How long the server remembers a `Nats-Msg-Id`: a shipper that restarts and resends what was
 /// stored but not acknowledged within this window is de-duplicated by the server.
 pub const DEDUPE_WINDOW: Duration = Duration::from_secs(120);
@@ -31,6 +32,9 @@ pub const DEDUPE_WINDOW: Duration = Duration::from_secs(120);
 /// Publishes in flight at once: a batch is sent in windows of this many, each window's acks
 /// awaited together (the client's in-flight limit is 5,000; holding more would block).
 pub const PIPELINE_WINDOW: usize = 1024;
+
+/// The durable consumer's ack wait: a delivered record not acknowledged within it comes again.
+pub const CONSUMER_ACK_WAIT: Duration = Duration::from_secs(10);
 
 /// Where and how to reach JetStream.
 #[derive(Debug, Clone)]
@@ -41,7 +45,8 @@ pub struct JetStreamConfig {
     pub stream: String,
     /// Subject prefix: records go to `<prefix>.<device>`, first keys to `<prefix>-keys.<device>`.
     pub subject_prefix: String,
-    /// For a TLS server that verifies clients: CA file, client certificate and key (PEM).
+    /// For a TLS server that verifies clients: CA file, client certificate and key (PEM), the
+    /// same layout as the collector's intake ([`TlsFiles::in_dir`]).
     pub tls: Option<TlsFiles>,
     /// A token, when the server wants one.
     pub token: Option<String>,
@@ -49,17 +54,6 @@ pub struct JetStreamConfig {
     pub user_password: Option<(String, String)>,
     /// Timeout for connecting and for each API request and publish ack.
     pub timeout: Duration,
-}
-
-/// PEM files for mutual TLS with the server.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    /// CA that signed the server's certificate.
-    pub ca: PathBuf,
-    /// The client's certificate chain.
-    pub cert: PathBuf,
-    /// The client's private key.
-    pub key: PathBuf,
 }
 
 impl JetStreamConfig {
@@ -416,6 +410,29 @@ impl JetStreamLink {
         Err(mismatch())
     }
 
+    /// For a spool that already erased its first key (it was enrolled before): finds the key
+    /// enrolled for this device and checks it is the chain's (by `fingerprint`), so records get
+    /// the same message ids as before.
+    pub async fn attach(&mut self, fingerprint: &[u8; 32]) -> Result<()> {
+        let subject = self.cfg.key_subject(&self.device);
+        let Some(m) = message_on_subject(&self.cfg, &self.keys, &subject, true).await? else {
+            return Err(JetStreamError::Usage(format!(
+                "NATS server {}: subject {subject}: no first key enrolled for device {}, and the spool no longer holds it (it was enrolled elsewhere: another stream or the collector's TLS intake)",
+                self.cfg.url, self.device
+            )));
+        };
+        let key = key_from_message(&self.cfg, &m)?;
+        if key.fingerprint() != *fingerprint {
+            return Err(JetStreamError::KeyMismatch {
+                server: self.cfg.url.clone(),
+                subject,
+                device: self.device.clone(),
+            });
+        }
+        self.chain_id = Some(chain_id(&key));
+        Ok(())
+    }
+
     /// The chain sequence number up to which the stream holds every record of this device
     /// (0 if none): where a shipper that lost its ack state continues.
     ///
@@ -427,11 +444,8 @@ impl JetStreamLink {
     ///
     /// Resending from there fills the hole, and the de-duplication window drops the records
     /// already stored after it, so the stream ends with every record once; but those stored
-    /// after the hole now sit *before* the ones that fill it. A collector that checks in stream
-    /// order sees a gap, then records behind the chain: order by chain seq per device before
-    /// verifying. (A strict order would need each publish to name its predecessor, e.g. one
-    /// stream per device with `Nats-Expected-Last-Sequence`, or a client that never flushes its
-    /// queue into a new connection.)
+    /// after the hole now sit *before* the ones that fill it. The collector's intake
+    /// ([`crate::nats_intake`]) therefore orders by chain seq per device before verifying.
     pub async fn resume_point(&mut self) -> Result<u64> {
         let Some(m) = message_on_subject(&self.cfg, &self.chain, &self.subject, false).await?
         else {
@@ -645,7 +659,11 @@ impl JetStreamSource {
                     deliver_policy: consumer::DeliverPolicy::All,
                     // Acking a record acknowledges every one delivered before it.
                     ack_policy: consumer::AckPolicy::All,
-                    ack_wait: Duration::from_secs(60),
+                    // Short: what a server crash lost on its way to the collector comes again
+                    // within this, well inside the intake's reorder wait
+                    // (crate::nats_intake::ReorderLimits), so it fills the hole instead of
+                    // arriving after it was given up as a gap.
+                    ack_wait: CONSUMER_ACK_WAIT,
                     max_ack_pending: 20_000,
                     ..Default::default()
                 },
@@ -706,19 +724,19 @@ impl JetStreamSource {
     }
 
     /// Acknowledges every delivered record up to stream seq `stream_seq` (call once they are
-    /// stored and verified); waits for the server to confirm.
+    /// stored and verified): the last delivered one at or below it is acked, which (ack policy
+    /// all) covers those before it; waits for the server to confirm. Nothing delivered at or
+    /// below it: nothing to do.
     pub async fn ack_through(&mut self, stream_seq: u64) -> Result<()> {
-        let Some(msg) = self.unacked.get(&stream_seq) else {
-            return Err(JetStreamError::Usage(format!(
-                "stream seq {stream_seq} was not delivered (or is already acknowledged)"
-            )));
+        let Some((&at, msg)) = self.unacked.range(..=stream_seq).next_back() else {
+            return Ok(());
         };
         msg.double_ack().await.map_err(|e| JetStreamError::Stream {
             server: self.cfg.url.clone(),
             stream: self.cfg.stream.clone(),
-            reason: format!("acknowledging through stream seq {stream_seq}: {e}"),
+            reason: format!("acknowledging through stream seq {at}: {e}"),
         })?;
-        self.unacked = self.unacked.split_off(&(stream_seq + 1));
+        self.unacked = self.unacked.split_off(&(at + 1));
         Ok(())
     }
 
@@ -739,9 +757,10 @@ pub struct ChainCheck {
     verifiers: HashMap<String, Verifier>,
 }
 
-/// One record that did not check clean.
+/// One record that did not check clean (the collector's findings are [`crate::finding::Finding`];
+/// this is the lighter result of [`ChainCheck`], for tools that read a stream directly).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub struct ChainCheckResult {
     /// Device.
     pub device: String,
     /// Stream seq it came at.
@@ -771,8 +790,11 @@ impl ChainCheck {
 
     /// Checks one delivered record: its chain seq and what the verifier found; Err when the
     /// device is unknown or the bytes are not one whole record.
-    pub fn check(&mut self, d: &Delivered) -> std::result::Result<(u64, Checked), Finding> {
-        let bad = || Finding {
+    pub fn check(
+        &mut self,
+        d: &Delivered,
+    ) -> std::result::Result<(u64, Checked), ChainCheckResult> {
+        let bad = || ChainCheckResult {
             device: d.device.clone(),
             stream_seq: d.stream_seq,
             seq: 0,
@@ -788,12 +810,12 @@ impl ChainCheck {
     }
 
     /// Checks a batch and returns what was not clean.
-    pub fn check_all(&mut self, batch: &[Delivered]) -> Vec<Finding> {
+    pub fn check_all(&mut self, batch: &[Delivered]) -> Vec<ChainCheckResult> {
         let mut out = Vec::new();
         for d in batch {
             match self.check(d) {
                 Ok((_, c)) if c.clean() => {}
-                Ok((seq, c)) => out.push(Finding {
+                Ok((seq, c)) => out.push(ChainCheckResult {
                     device: d.device.clone(),
                     stream_seq: d.stream_seq,
                     seq,

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::ship::{self, audit_line, writer};
 use common::things::{free_port, http_get, wait_for_port, Process};
 use common::{mamori, run, TempDir};
 use serde_json::Value;
@@ -126,119 +126,35 @@ impl Lab {
         self.shipper_to("127.0.0.1", &self.certs, "gw1")
     }
 
-    /// The payloads of the stored, authentic audit records, as `mamori verify --print` gives
-    /// them, and verify's exit code.
+    /// The payloads of the stored, authentic audit records, verify's exit code and report.
     fn stored(&self) -> (Vec<u8>, i32, String) {
-        let out = mamori()
-            .args(["verify", "--print"])
-            .arg(self.store().join("gw1"))
-            .output()
-            .unwrap();
-        (
-            out.stdout,
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        ship::stored(&self.store().join("gw1"))
     }
 
     fn devices(&self) -> Vec<Value> {
-        http_get(self.http, "/api/devices")
-            .and_then(|(_, b)| serde_json::from_str(&b).ok())
-            .unwrap_or_default()
+        ship::devices(self.http)
     }
 
     /// Waits until the collector has handled everything through `seq`.
     fn wait_stored(&self, seq: u64, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let last = self
-                .devices()
-                .iter()
-                .find(|d| d["device"] == "gw1")
-                .and_then(|d| d["last_seq"].as_u64())
-                .unwrap_or(0);
-            if last >= seq {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the collector handled only up to {last} of {seq}\ncollector:\n{}\nshipper:\n{}",
-                self.text("collector.log"),
-                self.text("shipper.log")
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        ship::wait_stored(self.http, "gw1", seq, limit, || self.logs());
     }
 
     fn text(&self, name: &str) -> String {
         fs::read_to_string(self.dir.0.join(name)).unwrap_or_default()
     }
 
-    fn findings(&self) -> Vec<Value> {
-        fs::read_to_string(self.store().join("gw1/findings.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+    fn logs(&self) -> String {
+        ship::logs(&self.dir.0, &["collector.log", "shipper.log"], 400)
     }
-}
 
-/// An audit record line as auditd writes it (the serial and time make each one unique).
-fn audit_line(i: u64) -> String {
-    format!(
-        "type=SYSCALL msg=audit(1765000000.{:03}:{i}): arch=c000003e syscall=257 success=yes exit=3 a0=ffffff9c a1=7ffd{i:08x} a2=0 a3=0 items=1 ppid=1 pid={} auid=4294967295 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm=\"cat\" exe=\"/usr/bin/cat\" subj=unconfined key=(null)\n",
-        i % 1000,
-        1000 + i % 30000
-    )
-}
-
-/// Appends `total` records to the lab's log in chunks over about `spread`, renaming the log to
-/// `.1` (as auditd rotates) after `rotate_at` records. Returns what was written, in order.
-fn writer(log: PathBuf, total: u64, rotate_at: u64, spread: Duration) -> JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let chunk = 500;
-        let pause = spread / (total / chunk).max(1) as u32;
-        let mut all = Vec::new();
-        let mut i = 0;
-        while i < total {
-            let mut text = String::new();
-            for _ in 0..chunk.min(total - i) {
-                i += 1;
-                text.push_str(&audit_line(i));
-            }
-            let mut f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .unwrap();
-            f.write_all(text.as_bytes()).unwrap();
-            all.extend_from_slice(text.as_bytes());
-            if i == rotate_at {
-                let mut rotated = log.clone().into_os_string();
-                rotated.push(".1");
-                fs::rename(&log, rotated).unwrap();
-            }
-            std::thread::sleep(pause);
-        }
-        all
-    })
+    fn findings(&self) -> Vec<Value> {
+        ship::findings(&self.store().join("gw1"))
+    }
 }
 
 fn assert_same(lab: &Lab, want: &[u8]) {
-    let (got, code, report) = lab.stored();
-    assert_eq!(code, 0, "verify failed:\n{report}");
-    if got != want {
-        let g = String::from_utf8_lossy(&got);
-        let w = String::from_utf8_lossy(want);
-        let first = g.lines().zip(w.lines()).position(|(a, b)| a != b);
-        panic!(
-            "the stored log differs from the source: {} stored lines, {} written; first difference at line {first:?}\n{report}\ncollector:\n{}\nshipper:\n{}",
-            g.lines().count(),
-            w.lines().count(),
-            lab.text("collector.log"),
-            lab.text("shipper.log")
-        );
-    }
+    ship::assert_same(&lab.store().join("gw1"), want, || lab.logs());
 }
 
 #[test]

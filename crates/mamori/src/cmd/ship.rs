@@ -13,6 +13,8 @@ use mamori_ship::certs::{self, Role, Validity};
 use mamori_ship::collector::{Collector, CollectorConfig};
 use mamori_ship::device::{DeviceConfig, RunningShipper};
 use mamori_ship::intake::{FileSource, IntakeOptions, SourceKind};
+use mamori_ship::nats::JetStreamConfig;
+use mamori_ship::nats_intake::{self, ReorderLimits};
 use mamori_ship::shipper::ShipperConfig;
 use mamori_ship::spool::SpoolOptions;
 use mamori_ship::store::StoreOptions;
@@ -62,16 +64,63 @@ pub struct IssueArgs {
     pub days: u32,
 }
 
+/// JetStream options shared by `mamori ship` and `mamori collect`.
+#[derive(Args, Debug)]
+pub struct NatsArgs {
+    /// NATS JetStream instead of the collector's TLS intake: server URL(s), comma-separated
+    /// (`nats://HOST:4222`, or `tls://HOST:4222` with --certs/--name as the client certificate).
+    #[arg(long)]
+    pub nats: Option<String>,
+    /// The chain stream's name (default MAMORI_CHAIN; first keys go to <stream>_KEYS).
+    #[arg(long, requires = "nats")]
+    pub nats_stream: Option<String>,
+    /// Subject prefix: records on <prefix>.<device>, first keys on <prefix>-keys.<device>
+    /// (default mamori.chain).
+    #[arg(long, requires = "nats")]
+    pub nats_prefix: Option<String>,
+}
+
+impl NatsArgs {
+    /// The JetStream configuration, if --nats was given; client certificates from `certs`/`name`
+    /// for a `tls://` URL.
+    fn config(
+        &self,
+        certs: Option<&PathBuf>,
+        name: Option<&str>,
+    ) -> Result<Option<JetStreamConfig>> {
+        let Some(url) = &self.nats else {
+            return Ok(None);
+        };
+        let mut cfg = JetStreamConfig::new(url.as_str());
+        if let Some(s) = &self.nats_stream {
+            cfg.stream.clone_from(s);
+        }
+        if let Some(p) = &self.nats_prefix {
+            cfg.subject_prefix.clone_from(p);
+        }
+        if url.split(',').any(|u| u.trim().starts_with("tls://")) {
+            let (Some(dir), Some(name)) = (certs, name) else {
+                bail!("--nats {url}: a tls:// server needs --certs and --name (the client certificate)");
+            };
+            cfg.tls = Some(TlsFiles::in_dir(dir, name));
+        }
+        Ok(Some(cfg))
+    }
+}
+
 /// `mamori ship`.
 #[derive(Args, Debug)]
 pub struct ShipArgs {
     /// The collector, HOST:PORT.
+    #[arg(long, required_unless_present = "nats", conflicts_with = "nats")]
+    pub collector: Option<String>,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// The directory with ca.pem, NAME.pem and NAME.key (`mamori certs device NAME --out DIR`);
+    /// not needed with a plain nats:// server.
     #[arg(long)]
-    pub collector: String,
-    /// The directory with ca.pem, NAME.pem and NAME.key (`mamori certs device NAME --out DIR`).
-    #[arg(long)]
-    pub certs: PathBuf,
-    /// This device's certificate name.
+    pub certs: Option<PathBuf>,
+    /// This device's name: its certificate name, and its subject token in JetStream.
     #[arg(long)]
     pub name: String,
     /// The name on the collector's certificate (default: the host in --collector).
@@ -122,18 +171,24 @@ pub enum FirstRead {
 /// `mamori collect`.
 #[derive(Args, Debug)]
 pub struct CollectArgs {
-    /// Where devices connect.
+    /// Where devices connect over TLS (empty: no TLS intake, with --nats).
     #[arg(long, default_value = "0.0.0.0:6514")]
     pub listen: String,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// With --nats: the durable consumer's name (its position lives on the server).
+    #[arg(long, default_value = "mamori-collector")]
+    pub durable: String,
     /// The store: one directory per device.
     #[arg(long, default_value = "/var/lib/mamori/collect")]
     pub store: PathBuf,
-    /// The directory with ca.pem, NAME.pem and NAME.key (`mamori certs collector NAME`).
+    /// The directory with ca.pem, NAME.pem and NAME.key (`mamori certs collector NAME`); needed
+    /// for the TLS intake and a tls:// NATS server.
     #[arg(long)]
-    pub certs: PathBuf,
+    pub certs: Option<PathBuf>,
     /// This collector's certificate name.
     #[arg(long)]
-    pub name: String,
+    pub name: Option<String>,
     /// Operator endpoint: /metrics, /api/devices, live record streams (empty: none).
     #[arg(long, default_value = "127.0.0.1:9465")]
     pub http: String,
@@ -231,12 +286,24 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
 
 /// `mamori ship`.
 pub fn ship(a: ShipArgs) -> Result<i32> {
-    let files = TlsFiles::in_dir(&a.certs, &a.name);
-    let tls = tls::client_config(&files)?;
-    let mut shipper = ShipperConfig::new(&a.collector, tls);
-    if let Some(n) = &a.server_name {
-        shipper.server_name.clone_from(n);
-    }
+    let mut shipper = match (
+        &a.collector,
+        a.nats.config(a.certs.as_ref(), Some(a.name.as_str()))?,
+    ) {
+        (_, Some(js)) => ShipperConfig::nats(js, &a.name),
+        (Some(collector), None) => {
+            let Some(certs) = &a.certs else {
+                bail!("--collector {collector}: give --certs (the device's certificate directory)");
+            };
+            let tls = tls::client_config(&TlsFiles::in_dir(certs, &a.name))?;
+            let mut shipper = ShipperConfig::new(collector, tls);
+            if let Some(n) = &a.server_name {
+                shipper.server_name.clone_from(n);
+            }
+            shipper
+        }
+        (None, None) => bail!("give --collector HOST:PORT or --nats URL"),
+    };
     shipper.ack_timeout = a.ack_timeout;
     let mut sources = Vec::new();
     if let Some(p) = &a.audit_log {
@@ -301,7 +368,11 @@ pub fn ship(a: ShipArgs) -> Result<i32> {
             opened.cut_records, opened.cut_bytes
         );
     }
-    eprintln!("mamori ship: shipping to {} as {}", a.collector, a.name);
+    eprintln!(
+        "mamori ship: shipping to {} as {}",
+        config_target(&a),
+        a.name
+    );
     let started = Instant::now();
     while !stop.load(Ordering::Relaxed)
         && a.duration.is_none_or(|d| started.elapsed() < d)
@@ -328,10 +399,32 @@ pub fn ship(a: ShipArgs) -> Result<i32> {
     Ok(0)
 }
 
+fn config_target(a: &ShipArgs) -> String {
+    match (&a.nats.nats, &a.collector) {
+        (Some(url), _) => format!("NATS JetStream {url}"),
+        (None, Some(c)) => c.clone(),
+        (None, None) => String::new(),
+    }
+}
+
 /// `mamori collect`.
 pub fn collect(a: CollectArgs) -> Result<i32> {
-    let files = TlsFiles::in_dir(&a.certs, &a.name);
-    let tls = tls::server_config(&files)?;
+    let js = a.nats.config(a.certs.as_ref(), a.name.as_deref())?;
+    if a.listen.is_empty() && js.is_none() {
+        bail!("--listen \"\" turns the TLS intake off: give --nats URL to receive records some other way");
+    }
+    let files = match (&a.certs, &a.name) {
+        (Some(dir), Some(name)) => Some(TlsFiles::in_dir(dir, name)),
+        _ if a.listen.is_empty() => None,
+        _ => bail!(
+            "--listen {}: the TLS intake needs --certs and --name (or --listen \"\" with --nats)",
+            a.listen
+        ),
+    };
+    let tls = match &files {
+        Some(f) if !a.listen.is_empty() => Some(tls::server_config(f)?),
+        _ => None,
+    };
     let collector = Collector::new(CollectorConfig {
         listen: a.listen.clone(),
         store: a.store.clone(),
@@ -357,24 +450,53 @@ pub fn collect(a: CollectArgs) -> Result<i32> {
                 .with_context(|| format!("cannot listen on {}", a.http))?;
             eprintln!("mamori collect: metrics on http://{addr}/metrics, devices on http://{addr}/api/devices");
         }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let serve = tokio::spawn(Arc::clone(&collector).serve(Some(tx)));
-        match rx.await {
-            Ok(addr) => eprintln!(
-                "mamori collect: listening on {addr} (TLS 1.3, client certificates from {}), store {}",
-                files.ca.display(),
-                a.store.display()
-            ),
-            Err(_) => {
-                let e = serve.await.context("collector task")?;
-                return e.with_context(|| format!("cannot listen on {}", a.listen));
+        let mut serve = None;
+        if let Some(files) = files.as_ref().filter(|_| !a.listen.is_empty()) {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let task = tokio::spawn(Arc::clone(&collector).serve(Some(tx)));
+            match rx.await {
+                Ok(addr) => eprintln!(
+                    "mamori collect: listening on {addr} (TLS 1.3, client certificates from {}), store {}",
+                    files.ca.display(),
+                    a.store.display()
+                ),
+                Err(_) => {
+                    let e = task.await.context("collector task")?;
+                    return e.with_context(|| format!("cannot listen on {}", a.listen));
+                }
             }
+            serve = Some(task);
         }
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let nats = js.map(|js| {
+            eprintln!(
+                "mamori collect: JetStream intake from {} (durable consumer {}), store {}",
+                js.url,
+                a.durable,
+                a.store.display()
+            );
+            tokio::spawn(nats_intake::run(
+                Arc::clone(&collector),
+                js,
+                a.durable.clone(),
+                ReorderLimits::default(),
+                stop_rx,
+            ))
+        });
         let started = Instant::now();
         while !stop.load(Ordering::Relaxed) && a.duration.is_none_or(|d| started.elapsed() < d) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        serve.abort();
+        if let Some(task) = serve {
+            task.abort();
+        }
+        let _ = stop_tx.send(true);
+        if let Some(task) = nats {
+            // the intake ends after its current batch (each bounded by its fetch wait)
+            if tokio::time::timeout(Duration::from_secs(10), task).await.is_err() {
+                eprintln!("mamori collect: the JetStream intake did not stop within 10s");
+            }
+        }
         Ok::<(), anyhow::Error>(())
     })?;
     Ok(0)

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod ship;
 pub mod things;
 
 use std::path::{Path, PathBuf};
