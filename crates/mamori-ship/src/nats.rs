@@ -34,7 +34,7 @@ pub const DEDUPE_WINDOW: Duration = Duration::from_secs(120);
 pub const PIPELINE_WINDOW: usize = 1024;
 
 /// The durable consumer's ack wait: a delivered record not acknowledged within it comes again.
-pub const CONSUMER_ACK_WAIT: Duration = Duration::from_secs(10);
+pub const CONSUMER_ACK_WAIT: Duration = Duration::from_secs(5);
 
 /// Where and how to reach JetStream.
 #[derive(Debug, Clone)]
@@ -664,7 +664,7 @@ impl JetStreamSource {
                     // (crate::nats_intake::ReorderLimits), so it fills the hole instead of
                     // arriving after it was given up as a gap.
                     ack_wait: CONSUMER_ACK_WAIT,
-                    max_ack_pending: 20_000,
+                    max_ack_pending: 200_000,
                     ..Default::default()
                 },
             )

@@ -29,7 +29,7 @@ use crate::nats::{Delivered, JetStreamConfig, JetStreamSource};
 #[derive(Debug, Clone, Copy)]
 pub struct ReorderLimits {
     /// Records held ahead of a hole, per device, before the hole is taken as a gap. Keep it
-    /// below the consumer's max ack pending (20,000): held records are not acknowledged.
+    /// below the consumer's max ack pending (200,000): held records are not acknowledged.
     pub max_records: usize,
     /// Time a hole may stay open. Must cover a device noticing a lost publish ack (its
     /// JetStream timeout), reconnecting and resending, and a delivery lost on the way to the
@@ -40,7 +40,7 @@ pub struct ReorderLimits {
 impl Default for ReorderLimits {
     fn default() -> Self {
         ReorderLimits {
-            max_records: 10_000,
+            max_records: 100_000,
             max_wait: Duration::from_secs(30),
         }
     }
