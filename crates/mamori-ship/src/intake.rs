@@ -7,10 +7,11 @@
 //! each file exactly where the committed records end. When the spool is full, sealing pauses and
 //! the files wait on disk (an alert says so); a heartbeat record goes out when nothing else has.
 
+use std::collections::VecDeque;
 use std::io::{ErrorKind, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -52,7 +53,8 @@ pub struct IntakeOptions {
     /// A heartbeat record after this long with nothing sealed (zero: none).
     pub heartbeat: Duration,
     /// Messages queued between the file readers and the sealer (a message is one chunk read
-    /// from a file, or one record from inside the process).
+    /// from a file, up to 64 KiB of lines, or one record from inside the process): 64 keeps a
+    /// reader at most ~4 MiB ahead of sealing.
     pub queue: usize,
     /// How often followers look for new data.
     pub poll: Duration,
@@ -66,7 +68,7 @@ impl Default for IntakeOptions {
             batch_records: 4096,
             batch_wait: Duration::from_millis(20),
             heartbeat: Duration::from_secs(60),
-            queue: 1024,
+            queue: 64,
             poll: Duration::from_millis(100),
             first_start: Start::Beginning,
         }
@@ -85,8 +87,13 @@ struct Item {
 #[derive(Clone)]
 pub struct IntakeHandle {
     tx: SyncSender<Vec<Item>>,
+    inbox: Arc<Mutex<VecDeque<Item>>>,
     stats: Arc<ShipStats>,
 }
+
+/// Records from inside the process waiting to be sealed, at most: their own queue, so a flood
+/// of log lines never crowds out an alert.
+const INBOX: usize = 4096;
 
 impl std::fmt::Debug for IntakeHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,19 +102,23 @@ impl std::fmt::Debug for IntakeHandle {
 }
 
 impl IntakeHandle {
-    /// Queues one record; when the queue is full it is dropped and counted (the caller must not
+    /// Queues one record; when its queue is full it is dropped and counted (the caller must not
     /// block: detection goes on).
     pub fn send(&self, kind: Kind, payload: Vec<u8>) {
-        let item = Item {
-            kind,
-            payload,
-            pos: None,
-        };
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.tx.try_send(vec![item])
         {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+            if inbox.len() >= INBOX {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            inbox.push_back(Item {
+                kind,
+                payload,
+                pos: None,
+            });
         }
+        // wakes the sealer; when the channel is full the sealer is busy and finds it anyway
+        let _ = self.tx.try_send(Vec::new());
     }
 }
 
@@ -173,13 +184,17 @@ impl Intake {
         }
         let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
         let sealer_stop = Arc::new(AtomicBool::new(false));
+        let inbox: Arc<Mutex<VecDeque<Item>>> = Arc::default();
         let sealer = {
             let stats = Arc::clone(&stats);
+            let inbox = Arc::clone(&inbox);
             let stop = Arc::clone(&sealer_stop);
             std::thread::Builder::new()
                 .name("ship-seal".into())
                 .spawn(move || {
-                    seal_loop(&spool, rx, &names, &opts, &stats, &wake, on_full, &stop)
+                    seal_loop(
+                        &spool, rx, &inbox, &names, &opts, &stats, &wake, on_full, &stop,
+                    )
                 })?
         };
         Ok(Intake {
@@ -187,7 +202,7 @@ impl Intake {
             sealer_stop,
             followers,
             sealer: Some(sealer),
-            handle: IntakeHandle { tx, stats },
+            handle: IntakeHandle { tx, inbox, stats },
         })
     }
 
@@ -303,6 +318,7 @@ fn follow_lines(
 fn seal_loop(
     spool: &Mutex<Spool>,
     rx: Receiver<Vec<Item>>,
+    inbox: &Mutex<VecDeque<Item>>,
     names: &[String],
     opts: &IntakeOptions,
     stats: &ShipStats,
@@ -353,8 +369,17 @@ fn seal_loop(
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected)
                 if stop.load(Ordering::Relaxed) =>
             {
-                // followers have finished; what is queued has been sealed
+                // followers have finished and what they queued has been sealed; the last
+                // in-process records too
                 let mut s = lock();
+                for item in inbox
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .drain(..)
+                {
+                    s.append(item.kind, now_ns(), &item.payload)?;
+                    stats.count_sealed(item.kind);
+                }
                 s.commit()?;
                 stats.observe(&s);
                 wake.notify_one();
@@ -369,7 +394,13 @@ fn seal_loop(
         let mut s = lock();
         let mut sealed = 0usize;
         let deadline = Instant::now() + opts.batch_wait;
-        let mut next = first;
+        let inproc: Vec<Item> = inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+            .collect();
+        let mut queued: VecDeque<Vec<Item>> = [inproc].into_iter().chain(first).collect();
+        let mut next = queued.pop_front();
         while let Some(bundle) = next.take() {
             // a bundle is one source's chunk (or one in-process record): its last position
             // covers all of it
@@ -386,7 +417,7 @@ fn seal_loop(
             if sealed >= opts.batch_records || Instant::now() >= deadline || s.is_full() {
                 break;
             }
-            next = rx.try_recv().ok();
+            next = queued.pop_front().or_else(|| rx.try_recv().ok());
         }
         if sealed == 0 && !opts.heartbeat.is_zero() && last_sealed.elapsed() >= opts.heartbeat {
             let beat = format!("{{\"heartbeat\":true,\"pending\":{}}}", s.pending_records());
