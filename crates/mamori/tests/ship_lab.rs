@@ -108,7 +108,7 @@ impl Lab {
             .arg(self.dir.0.join("spool"))
             .arg("--audit-log")
             .arg(self.log())
-            .args(["--heartbeat", "0s", "--ack-timeout", "3s"])
+            .args(["--heartbeat", "0s", "--ack-timeout", "10s"])
             .stdout(Stdio::null())
             .stderr(
                 OpenOptions::new()
@@ -215,7 +215,7 @@ fn the_collector_killed_mid_stream_and_restarted_loses_nothing() {
     std::thread::sleep(Duration::from_millis(1500));
     let _collector = lab.collector();
     let written = w.join().unwrap();
-    lab.wait_stored(30_000, Duration::from_secs(90));
+    lab.wait_stored(30_000, Duration::from_secs(180));
     assert_same(&lab, &written);
 }
 
@@ -232,7 +232,7 @@ fn the_shipper_killed_mid_stream_and_restarted_loses_nothing() {
     std::thread::sleep(Duration::from_millis(1500));
     let _shipper = lab.shipper();
     let written = w.join().unwrap();
-    lab.wait_stored(30_000, Duration::from_secs(90));
+    lab.wait_stored(30_000, Duration::from_secs(180));
     assert_same(&lab, &written);
     assert!(
         lab.findings().is_empty(),
@@ -470,7 +470,7 @@ fn a_network_cut_mid_stream_loses_nothing() {
     ip(&["link", "set", &ns.host_if, "up"]);
     let written = w.join().unwrap();
     let done = Arc::new(AtomicBool::new(false));
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + Duration::from_secs(180);
     while !done.load(Ordering::Relaxed) {
         let (got, _, _) = lab.stored();
         if got.len() >= written.len() {

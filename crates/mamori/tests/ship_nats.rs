@@ -154,7 +154,7 @@ fn a_clean_run_through_jetstream_stores_exactly_the_source() {
     let written = writer(lab.log(), 20_000, 8_000, Duration::from_secs(2))
         .join()
         .unwrap();
-    lab.wait_stored(20_000, Duration::from_secs(90));
+    lab.wait_stored(20_000, Duration::from_secs(180));
     lab.assert_same(&written);
     lab.assert_no_findings("a clean run is no finding");
     let metrics = http_get(lab.http, "/metrics").unwrap().1;
