@@ -14,14 +14,14 @@
 //! history through the API. The first key lets anyone who reads it verify *and forge* the
 //! chain: the server's permissions must let only the collector read `<prefix>-keys.>`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use mamori_seal::{codec, Checked, Key, Verifier, KEY_LEN};
+use mamori_seal::{codec, Key, KEY_LEN};
 
 pub use crate::tls::TlsFiles;
 
@@ -748,87 +748,5 @@ impl JetStreamSource {
             Some(m) => key_from_message(&self.cfg, &m).map(Some),
             None => Ok(None),
         }
-    }
-}
-
-/// Checks what a source delivers against each device's chain, in delivery order.
-#[derive(Default)]
-pub struct ChainCheck {
-    verifiers: HashMap<String, Verifier>,
-}
-
-/// One record that did not check clean (the collector's findings are [`crate::finding::Finding`];
-/// this is the lighter result of [`ChainCheck`], for tools that read a stream directly).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainCheckResult {
-    /// Device.
-    pub device: String,
-    /// Stream seq it came at.
-    pub stream_seq: u64,
-    /// Its chain seq (0 when it did not decode).
-    pub seq: u64,
-    /// What was found (None: it did not decode).
-    pub checked: Option<Checked>,
-}
-
-impl ChainCheck {
-    /// An empty check; add each device's first key before its records.
-    pub fn new() -> ChainCheck {
-        ChainCheck::default()
-    }
-
-    /// Starts checking `device`'s chain from its first key.
-    pub fn add_device(&mut self, device: &str, first_key: Key) {
-        self.verifiers
-            .insert(device.to_string(), Verifier::new(first_key));
-    }
-
-    /// Whether `device` has a key here.
-    pub fn knows(&self, device: &str) -> bool {
-        self.verifiers.contains_key(device)
-    }
-
-    /// Checks one delivered record: its chain seq and what the verifier found; Err when the
-    /// device is unknown or the bytes are not one whole record.
-    pub fn check(
-        &mut self,
-        d: &Delivered,
-    ) -> std::result::Result<(u64, Checked), ChainCheckResult> {
-        let bad = || ChainCheckResult {
-            device: d.device.clone(),
-            stream_seq: d.stream_seq,
-            seq: 0,
-            checked: None,
-        };
-        let Some(v) = self.verifiers.get_mut(&d.device) else {
-            return Err(bad());
-        };
-        match codec::decode(&d.bytes) {
-            Ok((h, payload, used)) if used == d.bytes.len() => Ok((h.seq, v.check(&h, payload))),
-            _ => Err(bad()),
-        }
-    }
-
-    /// Checks a batch and returns what was not clean.
-    pub fn check_all(&mut self, batch: &[Delivered]) -> Vec<ChainCheckResult> {
-        let mut out = Vec::new();
-        for d in batch {
-            match self.check(d) {
-                Ok((_, c)) if c.clean() => {}
-                Ok((seq, c)) => out.push(ChainCheckResult {
-                    device: d.device.clone(),
-                    stream_seq: d.stream_seq,
-                    seq,
-                    checked: Some(c),
-                }),
-                Err(f) => out.push(f),
-            }
-        }
-        out
-    }
-
-    /// The next chain seq expected from `device`.
-    pub fn next_seq(&self, device: &str) -> Option<u64> {
-        self.verifiers.get(device).map(|v| v.next_seq())
     }
 }
