@@ -113,12 +113,6 @@ pub struct Collector {
     sessions: AtomicU64,
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl Collector {
     /// A collector over `config.store` (existing devices are listed for the metrics).
     pub fn new(config: CollectorConfig) -> Result<Arc<Collector>, StoreError> {
@@ -559,7 +553,9 @@ impl Collector {
         }
         c.store.commit().map_err(store_err)?;
         stats.last_seq.store(c.processed, Ordering::Relaxed);
-        stats.last_record_unix.store(unix_now(), Ordering::Relaxed);
+        stats
+            .last_record_unix
+            .store(crate::stats::unix_now(), Ordering::Relaxed);
         Ok(c.processed)
     }
 

@@ -205,12 +205,6 @@ fn escape_label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// A per-device sample's value (None: no sample for that device).
 type DeviceValue<'a> = dyn Fn(&DeviceStats) -> Option<u64> + 'a;
 
@@ -282,7 +276,7 @@ pub fn metrics_text(c: &Collector) -> String {
         "Chain findings (gap, tampered, later_key, broken_link, behind, replay_conflict, damaged), by device and kind.",
         &findings,
     );
-    let now = unix_now();
+    let now = crate::stats::unix_now();
     let per_device_families: [(&str, &str, &str, &DeviceValue); 6] = [
         (
             "mamori_collect_bytes_total",
@@ -354,7 +348,7 @@ fn devices_json(c: &Collector) -> String {
         .device_stats
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let now = unix_now();
+    let now = crate::stats::unix_now();
     let list: Vec<serde_json::Value> = devices
         .iter()
         .map(|(d, s)| {

@@ -336,12 +336,9 @@ async fn session(
                 let mut s = spool.lock().unwrap_or_else(PoisonError::into_inner);
                 s.ack(seq).map_err(io_err)?;
                 stats.observe(&s);
-                stats.last_ack_unix.store(
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs()),
-                    Ordering::Relaxed,
-                );
+                stats
+                    .last_ack_unix
+                    .store(crate::stats::unix_now(), Ordering::Relaxed);
             }
             () = wake.notified(), if in_flight.len() < config.window.max(1) => {}
             () = tokio::time::sleep_until(ack_deadline), if !in_flight.is_empty() => {

@@ -6,6 +6,11 @@ use mamori_seal::Kind;
 
 use crate::spool::Spool;
 
+/// Whole seconds since the Unix epoch, now (for "last seen" gauges).
+pub fn unix_now() -> u64 {
+    u64::try_from(mamori_core::time::now_ns() / 1_000_000_000).unwrap_or(0)
+}
+
 /// The kinds counted separately, in the order of the per-kind counter arrays.
 pub const KIND_NAMES: [&str; 6] = ["audit", "alert", "incident", "notice", "heartbeat", "other"];
 
