@@ -350,6 +350,7 @@ mod tests {
                 calibration_windows: 0,
                 seed: 1,
                 fit_seconds: 0.0,
+                input: None,
             },
             class_share: mamori_pipeline::model::class_share(
                 windows.iter().copied(),

@@ -11,6 +11,8 @@
 
 use std::path::Path;
 
+use crate::output::SymlinkPolicy;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -115,6 +117,9 @@ pub enum ModelFileError {
         /// Checksum of the body as read.
         actual: String,
     },
+    /// Writing the model file failed (see [`crate::output`]).
+    #[error(transparent)]
+    Output(Box<crate::output::OutputError>),
 }
 
 fn checksum(body: &str) -> String {
@@ -177,19 +182,25 @@ pub fn from_str<T: DeserializeOwned>(
     serde_json::from_str(env.body.get()).map_err(|e| not_a_model(format!("body: {e}")))
 }
 
-/// Writes a model file (to a temporary name first, so a crash never leaves half a model).
+/// Writes a model file (to a temporary name first, so a crash never leaves half a model; see
+/// [`crate::output`] for FIFOs, devices and symbolic links, which are refused here).
 pub fn save<T: Serialize>(path: &Path, kind: ModelKind, body: &T) -> Result<(), ModelFileError> {
-    let io = |source| ModelFileError::Io {
-        path: path.display().to_string(),
-        source,
-    };
+    save_with(path, kind, body, SymlinkPolicy::Refuse)
+}
+
+/// [`save`] with a choice for an output path that is a symbolic link.
+pub fn save_with<T: Serialize>(
+    path: &Path,
+    kind: ModelKind,
+    body: &T,
+    symlinks: SymlinkPolicy,
+) -> Result<(), ModelFileError> {
     let text = to_string(kind, body).map_err(|e| ModelFileError::NotAModel {
         path: path.display().to_string(),
         message: format!("cannot serialise: {e}"),
     })?;
-    let tmp = path.with_extension("tmp~");
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::output::write_output(path, text.as_bytes(), symlinks)
+        .map_err(|e| ModelFileError::Output(Box::new(e)))
 }
 
 /// Reads and checks a model file.

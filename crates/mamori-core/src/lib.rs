@@ -27,6 +27,7 @@ pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod incident;
+pub mod output;
 pub mod packet;
 pub mod procfs;
 pub mod rule;

@@ -102,7 +102,14 @@ struct StreamState {
     seen: u64,
     emitted: bool,
     until_next: usize,
+    /// The windower's push count at this stream's last call: how idle it is.
+    last_push: u64,
 }
+
+/// How many streams a [`Windower`] keeps open by default: far more threads than a container
+/// runs at once, and a bounded ~30 MB with the paper's windows of 19 (a trace with millions of
+/// threads that never exit would otherwise grow without bound).
+pub const DEFAULT_MAX_STREAMS: usize = 65_536;
 
 /// Cuts streams of classified calls into windows, in constant memory per stream.
 #[derive(Debug)]
@@ -110,6 +117,9 @@ pub struct Windower {
     config: WindowConfig,
     streams: HashMap<u64, StreamState>,
     call_times: bool,
+    max_streams: usize,
+    pushes: u64,
+    evicted: u64,
 }
 
 impl Windower {
@@ -119,7 +129,34 @@ impl Windower {
             config,
             streams: HashMap::new(),
             call_times: false,
+            max_streams: DEFAULT_MAX_STREAMS,
+            pushes: 0,
+            evicted: 0,
         }
+    }
+
+    /// At most `max` streams open at once (at least 1); when a new stream would exceed it, the
+    /// idlest half are closed and counted ([`Windower::evicted_streams`]).
+    pub fn with_max_streams(mut self, max: usize) -> Self {
+        self.max_streams = max.max(1);
+        self
+    }
+
+    /// Streams closed because too many were open (their calls so far are kept in the windows
+    /// already emitted; a stream that had not filled a window yet loses its calls).
+    pub fn evicted_streams(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Closes the idlest half of the open streams: one O(n) pass frees n/2 slots, so the cost
+    /// per new stream stays constant however many arrive.
+    fn evict_idle(&mut self) {
+        let mut ages: Vec<u64> = self.streams.values().map(|s| s.last_push).collect();
+        let half = ages.len() / 2;
+        let (_, &mut cut, _) = ages.select_nth_unstable(half);
+        let before = self.streams.len();
+        self.streams.retain(|_, s| s.last_push > cut);
+        self.evicted += (before - self.streams.len()) as u64;
     }
 
     /// A windower whose windows also carry their calls' times ([`Window::call_times`]).
@@ -147,7 +184,12 @@ impl Windower {
     /// Adds one call; returns the window it completes, if any.
     pub fn push(&mut self, stream: u64, symbol: Symbol, time_ns: Option<i64>) -> Option<Window> {
         let size = self.config.size;
+        if self.streams.len() >= self.max_streams && !self.streams.contains_key(&stream) {
+            self.evict_idle();
+        }
+        self.pushes += 1;
         let state = self.streams.entry(stream).or_default();
+        state.last_push = self.pushes;
         if state.recent.len() == size {
             state.recent.pop_front();
         }
@@ -317,6 +359,32 @@ mod tests {
         assert_eq!(rest[0].stream, 9);
         assert_eq!(rest[0].symbols, vec![42]);
         assert!(rest[0].is_partial(3));
+    }
+
+    #[test]
+    fn open_streams_are_capped_by_evicting_the_idlest() {
+        let cfg = WindowConfig {
+            size: 3,
+            stride: 1,
+            stream: StreamMode::PerThread,
+        };
+        let mut w = Windower::new(cfg).with_max_streams(64);
+        // one busy stream, then a flood of threads that call once and never exit
+        for _ in 0..3 {
+            w.push(1, 1, None);
+        }
+        let mut windows = 0;
+        for tid in 2..100_000u64 {
+            assert!(w.open_streams() <= 64);
+            if tid % 4 == 0 {
+                windows += usize::from(w.push(1, 1, None).is_some());
+            }
+            w.push(tid, 2, None);
+        }
+        // the busy stream was never idle enough to go, and kept its windows
+        assert_eq!(windows, 99_999 / 4);
+        assert!(w.streams.contains_key(&1));
+        assert_eq!(w.evicted_streams() + w.open_streams() as u64, 100_000 - 1);
     }
 
     #[test]

@@ -397,6 +397,10 @@ pub struct TrainingInfo {
     pub seed: u64,
     /// Training time.
     pub fit_seconds: f64,
+    /// What the training input's calls carried (timestamps, descriptor paths), to check input
+    /// scored later against. `None` in models from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<crate::recording::InputProfile>,
 }
 
 /// The body of a model file.

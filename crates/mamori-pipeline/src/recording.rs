@@ -7,6 +7,7 @@ use mamori_detect::classes::{learn_profile, ClassTable, ClassTableConfig, LearnP
 use mamori_detect::event::SyscallEvent;
 use mamori_detect::window::{StreamMode, Window, WindowConfig, Windower};
 use mamori_ingest::{Format, Record};
+use serde::{Deserialize, Serialize};
 
 /// How recordings are read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -83,6 +84,120 @@ pub fn class_table(
     Ok(ClassTable::new(learn_profile(&events, learn))?)
 }
 
+/// What the calls of a recording carry, counted: a model records it for its training input, so
+/// that input scored later can be checked against it ([`InputProfile::mismatches`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputProfile {
+    /// System calls read.
+    pub calls: u64,
+    /// Calls with a timestamp.
+    pub timed: u64,
+    /// Calls that name the file their descriptor refers to (`strace -yy`, sysdig `fd.name`).
+    pub with_paths: u64,
+}
+
+/// Calls read from each file before its input is checked against the model's
+/// ([`InputCheck`]): enough to see what a recording carries, few enough to stop early.
+pub const PROBE_CALLS: u64 = 2_000;
+
+impl InputProfile {
+    /// Counts one call.
+    pub fn add(&mut self, e: &SyscallEvent) {
+        self.calls += 1;
+        self.timed += u64::from(e.time_ns.is_some());
+        self.with_paths += u64::from(e.fd_path.is_some());
+    }
+
+    fn share(part: u64, whole: u64) -> f64 {
+        if whole == 0 {
+            0.0
+        } else {
+            part as f64 / whole as f64
+        }
+    }
+
+    /// Share of calls with a timestamp.
+    pub fn timed_share(&self) -> f64 {
+        Self::share(self.timed, self.calls)
+    }
+
+    /// Share of calls with a descriptor path.
+    pub fn path_share(&self) -> f64 {
+        Self::share(self.with_paths, self.calls)
+    }
+
+    /// How this input (being scored) differs from the `trained` input in ways that change the
+    /// scores: descriptor paths missing or new (the class table splits calls by path), or
+    /// timestamps missing (the warm-up and the alert rule's gap and cooldown need them).
+    pub fn mismatches(&self, trained: &InputProfile) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.calls == 0 || trained.calls == 0 {
+            return out;
+        }
+        let (tp, sp) = (trained.path_share(), self.path_share());
+        if tp >= 0.05 && sp < tp / 10.0 {
+            out.push(format!(
+                "the model was trained on calls that name their files ({:.0} % of calls, e.g. \
+                 strace -yy) but {:.1} % of these calls do: path-based classes cannot match and \
+                 normal windows will score as anomalies; record with strace -yy (or the same \
+                 capture as in training), or retrain on input like this",
+                tp * 100.0,
+                sp * 100.0
+            ));
+        } else if tp < 0.01 && sp >= 0.05 {
+            out.push(format!(
+                "these calls name their files ({:.0} % of calls) but the model's training input \
+                 did not ({:.1} %): calls will fall into path-based classes the model never saw; \
+                 retrain on input like this",
+                sp * 100.0,
+                tp * 100.0
+            ));
+        }
+        let (tt, st) = (trained.timed_share(), self.timed_share());
+        if tt >= 0.5 && st < 0.5 {
+            out.push(format!(
+                "the model's training input was timestamped but {:.0} % of these calls carry no \
+                 time: the warm-up cannot apply and the alert rule's gap and cooldown see every \
+                 window at time 0; record with strace -tt (or -ttt, -r)",
+                (1.0 - st) * 100.0
+            ));
+        }
+        out
+    }
+}
+
+/// What to do when input differs from the model's training input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MismatchPolicy {
+    /// Stop with an error naming the file and what differs.
+    Refuse,
+    /// Say so on stderr and go on.
+    Warn,
+}
+
+/// Checks each file's first [`PROBE_CALLS`] calls (or all, if fewer) against a model's
+/// training input.
+#[derive(Debug, Clone, Copy)]
+pub struct InputCheck<'a> {
+    /// The training input's profile.
+    pub trained: &'a InputProfile,
+    /// What to do on a difference.
+    pub policy: MismatchPolicy,
+}
+
+/// What reading recordings into windows saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowsRead {
+    /// Events read.
+    pub events: u64,
+    /// Events that matched the class table.
+    pub monitored: u64,
+    /// What the calls carried.
+    pub profile: InputProfile,
+    /// Streams closed because too many were open at once (see [`Windower::with_max_streams`]).
+    pub evicted_streams: u64,
+}
+
 /// Classifies and windows every event of `paths` as one recording, calling `f` per window.
 /// Windows that start within `warmup_ns` of their file's first timestamp are dropped.
 /// Returns (events read, events monitored).
@@ -94,7 +209,38 @@ pub fn windows_of(
     warmup_ns: i64,
     f: impl FnMut(Window) -> Result<()>,
 ) -> Result<(u64, u64)> {
-    windows(paths, read, table, Windower::new(window), warmup_ns, f)
+    let r = windows(
+        paths,
+        read,
+        table,
+        Windower::new(window),
+        warmup_ns,
+        None,
+        f,
+    )?;
+    Ok((r.events, r.monitored))
+}
+
+/// [`windows_of`] that also checks each file against a model's training input and returns
+/// what it read.
+pub fn windows_checked(
+    paths: &[PathBuf],
+    read: &ReadOptions,
+    table: &ClassTable,
+    window: WindowConfig,
+    warmup_ns: i64,
+    check: Option<InputCheck<'_>>,
+    f: impl FnMut(Window) -> Result<()>,
+) -> Result<WindowsRead> {
+    windows(
+        paths,
+        read,
+        table,
+        Windower::new(window),
+        warmup_ns,
+        check,
+        f,
+    )
 }
 
 /// [`windows_of`] with each window's call times ([`Window::call_times`]), so evaluation can label
@@ -113,8 +259,10 @@ pub fn windows_with_call_times(
         table,
         Windower::with_call_times(window),
         warmup_ns,
+        None,
         f,
     )
+    .map(|r| (r.events, r.monitored))
 }
 
 fn windows(
@@ -123,10 +271,12 @@ fn windows(
     table: &ClassTable,
     mut windower: Windower,
     warmup_ns: i64,
+    check: Option<InputCheck<'_>>,
     mut f: impl FnMut(Window) -> Result<()>,
-) -> Result<(u64, u64)> {
+) -> Result<WindowsRead> {
     let stream_mode = windower.stream_mode();
     let (mut seen, mut monitored) = (0u64, 0u64);
+    let mut profile = InputProfile::default();
     // The first timestamp of the file being read, for the warm-up.
     let mut first_ns: Option<i64> = None;
     let mut emit = |w: Window, first_ns: Option<i64>| -> Result<()> {
@@ -140,10 +290,42 @@ fn windows(
     // One file at a time, so the warm-up restarts with each; the windower carries on across them.
     for path in paths {
         first_ns = None;
+        let mut file_profile = InputProfile::default();
+        let mut checked = check.is_none();
+        // Windows wait until their file has passed the check, so refused input prints nothing.
+        let mut held: Vec<(Window, Option<i64>)> = Vec::new();
+        let check_file = |file_profile: &InputProfile| -> Result<()> {
+            let Some(check) = check else { return Ok(()) };
+            let found = file_profile.mismatches(check.trained);
+            if found.is_empty() {
+                return Ok(());
+            }
+            let text = found.join("; and ");
+            match check.policy {
+                MismatchPolicy::Refuse => bail!(
+                    "{}: input unlike the model's training input: {text} (--ignore-input-mismatch \
+                     scores it anyway)",
+                    path.display()
+                ),
+                MismatchPolicy::Warn => {
+                    eprintln!("mamori: warning: {}: {text}", path.display());
+                    Ok(())
+                }
+            }
+        };
         for_each_record(std::slice::from_ref(path), read, |_, record| {
             match record {
                 Record::Call(e) => {
                     seen += 1;
+                    profile.add(&e);
+                    file_profile.add(&e);
+                    if !checked && file_profile.calls >= PROBE_CALLS {
+                        checked = true;
+                        check_file(&file_profile)?;
+                        for (w, f0) in held.drain(..) {
+                            emit(w, f0)?;
+                        }
+                    }
                     if first_ns.is_none() {
                         first_ns = e.time_ns;
                     }
@@ -151,7 +333,11 @@ fn windows(
                         monitored += 1;
                         let key = windower.stream_key(e.pid, e.tid);
                         if let Some(w) = windower.push(key, sym, e.time_ns) {
-                            emit(w, first_ns)?;
+                            if checked {
+                                emit(w, first_ns)?;
+                            } else {
+                                held.push((w, first_ns));
+                            }
                         }
                     }
                 }
@@ -159,18 +345,41 @@ fn windows(
                     if stream_mode != StreamMode::Interleaved {
                         let key = windower.stream_key(pid, pid);
                         if let Some(w) = windower.end_stream(key) {
-                            emit(w, first_ns)?;
+                            if checked {
+                                emit(w, first_ns)?;
+                            } else {
+                                held.push((w, first_ns));
+                            }
                         }
                     }
                 }
             }
             Ok(())
         })?;
+        if !checked {
+            check_file(&file_profile)?;
+        }
+        for (w, f0) in held {
+            emit(w, f0)?;
+        }
     }
     for w in windower.flush() {
         emit(w, first_ns)?;
     }
-    Ok((seen, monitored))
+    let evicted_streams = windower.evicted_streams();
+    if evicted_streams > 0 {
+        eprintln!(
+            "mamori: warning: {evicted_streams} idle streams closed because more than {} were \
+             open at once; calls of those that had not filled a window were not scored",
+            mamori_detect::window::DEFAULT_MAX_STREAMS
+        );
+    }
+    Ok(WindowsRead {
+        events: seen,
+        monitored,
+        profile,
+        evicted_streams,
+    })
 }
 
 /// Classified symbols of one whole trace (ADFA-LD gives one per file).

@@ -78,12 +78,13 @@ pub fn train(cfg: &TrainConfig, mut on_window: impl FnMut()) -> Result<(TrainedM
     let mut windows: Vec<Vec<Symbol>> = Vec::new();
     // (stream, start) of each window, to rebuild whole streams for models that read them.
     let mut origin: Vec<(u64, u64)> = Vec::new();
-    let (events, monitored) = recording::windows_of(
+    let read = recording::windows_checked(
         &cfg.inputs,
         &cfg.read,
         &table,
         cfg.window,
         cfg.warmup_ns,
+        None,
         |w| {
             on_window();
             origin.push((w.stream, w.start));
@@ -91,6 +92,7 @@ pub fn train(cfg: &TrainConfig, mut on_window: impl FnMut()) -> Result<(TrainedM
             Ok(())
         },
     )?;
+    let (events, monitored) = (read.events, read.monitored);
     if windows.is_empty() {
         bail!(
             "no windows: {events} events read, {monitored} matched the class table `{}`",
@@ -195,6 +197,7 @@ pub fn train(cfg: &TrainConfig, mut on_window: impl FnMut()) -> Result<(TrainedM
             calibration_windows: calibration.len() as u64,
             seed: cfg.settings.seed,
             fit_seconds,
+            input: Some(read.profile),
         },
         detector,
     };

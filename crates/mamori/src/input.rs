@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
-use mamori_detect::classes::{ClassTable, LearnParams};
-use mamori_detect::window::{StreamMode, Window, WindowConfig};
+use mamori_detect::classes::LearnParams;
+use mamori_detect::window::{StreamMode, WindowConfig};
 use mamori_ingest::Format;
 use mamori_pipeline::recording::{self, ReadOptions};
 
@@ -41,11 +41,12 @@ pub struct ProfileArgs {
     #[arg(long, value_name = "TOML", help_heading = "Classes")]
     pub profile: Option<PathBuf>,
     /// At most this many syscalls get classes in a learned table.
-    #[arg(long, default_value_t = 64, value_name = "N", help_heading = "Classes")]
+    #[arg(value_parser = crate::cmd::numbers::count, long, default_value_t = 64, value_name = "N", help_heading = "Classes")]
     pub max_syscalls: usize,
     /// A syscall needs at least this share of the training calls to get a class in a learned
     /// table (rarer ones map to "unknown").
     #[arg(
+        value_parser = crate::cmd::numbers::fraction,
         long,
         default_value_t = 0.0005,
         value_name = "SHARE",
@@ -71,6 +72,7 @@ impl ProfileArgs {
 pub struct WindowArgs {
     /// Calls per window (the paper: 19).
     #[arg(
+        value_parser = crate::cmd::numbers::count,
         long = "window",
         default_value_t = 19,
         value_name = "N",
@@ -78,7 +80,7 @@ pub struct WindowArgs {
     )]
     pub size: usize,
     /// Calls between consecutive window starts.
-    #[arg(long, default_value_t = 1, value_name = "N", help_heading = "Windows")]
+    #[arg(value_parser = crate::cmd::numbers::count, long, default_value_t = 1, value_name = "N", help_heading = "Windows")]
     pub stride: usize,
     /// One interleaved stream per recording (the paper), or one per process / thread.
     #[arg(long, value_enum, default_value_t = StreamArg::Interleaved, help_heading = "Windows")]
@@ -119,6 +121,7 @@ pub struct WarmupArgs {
     /// a container's start-up (loading libraries, opening devices) is not the steady behaviour
     /// a model should learn or be judged on. Needs timestamped input.
     #[arg(
+        value_parser = crate::cmd::numbers::non_negative,
         long,
         default_value_t = 0.0,
         value_name = "SECONDS",
@@ -138,18 +141,6 @@ impl WarmupArgs {
         }
         Ok((self.warmup * 1e9).round() as i64)
     }
-}
-
-/// See [`recording::windows_of`].
-pub fn windows_of(
-    paths: &[PathBuf],
-    input: &InputArgs,
-    table: &ClassTable,
-    window: WindowConfig,
-    warmup_ns: i64,
-    f: impl FnMut(Window) -> Result<()>,
-) -> Result<(u64, u64)> {
-    recording::windows_of(paths, &input.read_options(), table, window, warmup_ns, f)
 }
 
 /// See [`recording::for_each_record`].

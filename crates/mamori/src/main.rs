@@ -92,7 +92,7 @@ fn main() {
             if is_broken_pipe(&err) {
                 std::process::exit(0);
             }
-            eprintln!("mamori: error: {err:#}");
+            eprintln!("mamori: error: {}", error_chain(&err));
             std::process::exit(2);
         }
     }
@@ -103,4 +103,62 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// `context: cause: cause`, like anyhow's `{:#}`, but a cause whose text the message already
+/// shows (an error that prints its OS error and also reports it as its source) is said once,
+/// and control bytes from the input (ESC, NUL) are escaped, so an error cannot repaint the
+/// terminal.
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    escape_controls(&text)
+}
+
+/// Control characters other than newline and tab as `\u{1b}`-style escapes.
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_chain_says_a_cause_once_and_escapes_controls() {
+        let os = std::io::Error::from_raw_os_error(2);
+        // prints its OS error and also reports it as its source
+        let twice = modelfile::ModelFileError::Io {
+            path: "m.json".into(),
+            source: os,
+        };
+        let err = anyhow::Error::new(twice).context("cannot read model m.json");
+        let text = error_chain(&err);
+        assert_eq!(text.matches("os error 2").count(), 1, "{text}");
+        assert!(
+            text.starts_with("cannot read model m.json: m.json: "),
+            "{text}"
+        );
+        let err = anyhow::anyhow!("bad timestamp `\u{1b}[2J\0`");
+        let text = error_chain(&err);
+        assert!(!text.contains('\u{1b}') && !text.contains('\0'), "{text}");
+        assert!(text.contains("\\u{1b}[2J\\u{0}"), "{text}");
+    }
 }

@@ -55,7 +55,7 @@ pub struct AgentArgs {
     #[arg(long, value_name = "BPF")]
     pub net_filter: Option<String>,
     /// Stop after this long (e.g. `90s`, `15m`); default: run until signalled.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::cmd::numbers::duration)]
     pub duration: Option<Duration>,
     /// Do not print alerts on stdout.
     #[arg(long)]

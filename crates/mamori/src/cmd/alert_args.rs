@@ -10,6 +10,7 @@ use mamori_core::AlertRule;
 pub struct AlertArgs {
     /// Flagged windows (or rows) in a run before an alert fires [default: 1].
     #[arg(
+        value_parser = crate::cmd::numbers::count,
         long = "alert-min-windows",
         alias = "min-windows",
         value_name = "K",
@@ -18,6 +19,7 @@ pub struct AlertArgs {
     pub min_windows: Option<usize>,
     /// Flagged units no more than this many seconds apart are one run [default: 2].
     #[arg(
+        value_parser = crate::cmd::numbers::non_negative,
         long = "alert-gap",
         value_name = "SECONDS",
         help_heading = "Alert rule"
@@ -26,6 +28,7 @@ pub struct AlertArgs {
     /// After an alert, flagged units within this many seconds alert again only with a higher
     /// score [default: 10].
     #[arg(
+        value_parser = crate::cmd::numbers::non_negative,
         long = "alert-cooldown",
         value_name = "SECONDS",
         help_heading = "Alert rule"
@@ -67,10 +70,14 @@ mod tests {
             (r.min_flagged, r.gap_ns, r.cooldown_ns),
             (3, 500_000_000, 10_000_000_000)
         );
-        let t = T::parse_from(["t", "--alert-cooldown", "nan"]);
-        assert!(t.a.rule().is_err());
-        let t = T::parse_from(["t", "--alert-min-windows", "0"]);
-        assert!(t.a.rule().is_err());
+        // refused where they are typed
+        for bad in [
+            ["t", "--alert-cooldown", "nan"],
+            ["t", "--alert-gap", "-1"],
+            ["t", "--alert-min-windows", "0"],
+        ] {
+            assert!(T::try_parse_from(bad).is_err(), "{bad:?}");
+        }
         assert_eq!(T::parse_from(["t"]).a.rule().unwrap(), AlertRule::default());
     }
 }

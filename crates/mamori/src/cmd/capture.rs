@@ -30,7 +30,7 @@ pub struct CaptureArgs {
     #[arg(short, long, default_value = "-", value_name = "FILE")]
     pub output: PathBuf,
     /// Stop after this long (e.g. `30s`, `15m`); default: until SIGINT/SIGTERM.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::cmd::numbers::duration)]
     pub duration: Option<Duration>,
     /// Capture engine.
     #[arg(long, value_parser = crate::cmd::agent::parse_backend, default_value_t = Backend::Ebpf, value_name = "ENGINE")]

@@ -42,6 +42,7 @@ pub struct EvalArgs {
     pub calibrate: Vec<PathBuf>,
     /// Share of training windows held out for calibration when no --calibrate is given.
     #[arg(
+        value_parser = crate::cmd::numbers::fraction,
         long,
         default_value_t = 0.2,
         value_name = "SHARE",
@@ -105,6 +106,7 @@ pub struct EvalArgs {
     pub models: Vec<ModelKind>,
     /// Train each model with this many seeds (seed, seed+1, …) and report mean and spread.
     #[arg(
+        value_parser = crate::cmd::numbers::count,
         long,
         default_value_t = 1,
         value_name = "N",
@@ -113,6 +115,7 @@ pub struct EvalArgs {
     pub seeds: u64,
     /// Target false-positive rate for the calibrated threshold.
     #[arg(
+        value_parser = crate::cmd::numbers::fraction,
         long,
         default_value_t = 0.01,
         value_name = "RATE",
@@ -121,6 +124,7 @@ pub struct EvalArgs {
     pub target_fpr: f64,
     /// Extra thresholds for the sweep table, comma-separated (applied to every model).
     #[arg(
+        value_parser = crate::cmd::numbers::finite,
         long,
         value_delimiter = ',',
         value_name = "SCORE",
@@ -130,6 +134,7 @@ pub struct EvalArgs {
     /// The operator view credits an attack step with an alert that fires at most this many
     /// seconds after the step ends (and is fired by a window holding a call of the step).
     #[arg(
+        value_parser = crate::cmd::numbers::non_negative,
         long,
         default_value_t = 2.0,
         value_name = "SECONDS",

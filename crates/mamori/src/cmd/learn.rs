@@ -29,7 +29,7 @@ pub struct LearnArgs {
     #[arg(long, value_name = "NAME", conflicts_with = "from")]
     pub container: Option<String>,
     /// How long to watch the container.
-    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = crate::cmd::numbers::duration)]
     pub duration: Duration,
     /// Learn from recordings instead of live traffic (needs --image).
     #[arg(long, value_name = "FILE", requires = "image")]
@@ -48,13 +48,13 @@ pub struct LearnArgs {
     #[arg(long = "model", value_parser = parse_model_kind, default_value_t = ModelKind::Stide, value_name = "MODEL")]
     pub kind: ModelKind,
     /// Calls per window.
-    #[arg(long = "window", default_value_t = 19, value_name = "N")]
+    #[arg(value_parser = crate::cmd::numbers::count, long = "window", default_value_t = 19, value_name = "N")]
     pub size: usize,
     /// How calls are split into streams before windowing.
     #[arg(long, value_enum, default_value_t = StreamArg::PerThread)]
     pub stream: StreamArg,
     /// Target false-positive rate on held-out normal windows.
-    #[arg(long, default_value_t = 0.01, value_name = "RATE")]
+    #[arg(value_parser = crate::cmd::numbers::fraction, long, default_value_t = 0.01, value_name = "RATE")]
     pub target_fpr: f64,
     /// STIDE: a window is flagged only when more of its calls are novel than this. Minutes of
     /// live traffic rarely show every ordering of a daemon's calls: a SIGCHLD landing at a new
@@ -140,7 +140,12 @@ pub fn run(args: LearnArgs) -> Result<()> {
         // a live recording is cut when --duration ends, often mid-operation
         trim_unlike_tail: true,
     };
-    train::train_and_save(&config, &output, args.quiet)?;
+    train::train_and_save(
+        &config,
+        &output,
+        mamori_core::output::SymlinkPolicy::Refuse,
+        args.quiet,
+    )?;
     eprintln!(
         "mamori: the agent will use {} for image {image}",
         output.display()

@@ -9,6 +9,7 @@ pub mod learn;
 pub mod model;
 pub mod model_args;
 pub mod net;
+pub mod numbers;
 pub mod score;
 pub mod ship;
 pub mod things;

@@ -12,6 +12,7 @@ pub struct ModelArgs {
     pub seed: u64,
     /// Train on at most this many windows (evenly spread over the input); 0 = all.
     #[arg(
+        value_parser = crate::cmd::numbers::count,
         long,
         default_value_t = 200_000,
         value_name = "N",
@@ -19,19 +20,19 @@ pub struct ModelArgs {
     )]
     pub max_train_windows: usize,
     /// HMM: hidden states.
-    #[arg(long, default_value_t = 3, value_name = "N", help_heading = "HMM")]
+    #[arg(value_parser = crate::cmd::numbers::count, long, default_value_t = 3, value_name = "N", help_heading = "HMM")]
     pub states: usize,
     /// HMM and mixture: random restarts (the best likelihood is kept).
-    #[arg(long, default_value_t = 3, value_name = "N", help_heading = "HMM")]
+    #[arg(value_parser = crate::cmd::numbers::count, long, default_value_t = 3, value_name = "N", help_heading = "HMM")]
     pub restarts: usize,
     /// HMM and mixture: at most this many EM iterations.
-    #[arg(long, default_value_t = 100, value_name = "N", help_heading = "HMM")]
+    #[arg(value_parser = crate::cmd::numbers::count, long, default_value_t = 100, value_name = "N", help_heading = "HMM")]
     pub max_iter: usize,
     /// HMM and mixture: stop when the log-likelihood gains less than this.
-    #[arg(long, default_value_t = 1e-2, value_name = "X", help_heading = "HMM")]
+    #[arg(value_parser = crate::cmd::numbers::positive, long, default_value_t = 1e-2, value_name = "X", help_heading = "HMM")]
     pub tol: f64,
     /// BoSC mixture (hmm-bosc): components.
-    #[arg(long, default_value_t = 8, value_name = "N", help_heading = "HMM")]
+    #[arg(value_parser = crate::cmd::numbers::count, long, default_value_t = 8, value_name = "N", help_heading = "HMM")]
     pub components: usize,
     /// Autoencoder: hidden units of the encoder (mirrored by the decoder), comma-separated.
     #[arg(
@@ -43,22 +44,23 @@ pub struct ModelArgs {
     )]
     pub hidden: Vec<usize>,
     /// Autoencoder: bottleneck units [default: 32 for one-hot, 8 for class-index and BoSC].
-    #[arg(long, value_name = "N", help_heading = "Autoencoder")]
+    #[arg(value_parser = crate::cmd::numbers::count, long, value_name = "N", help_heading = "Autoencoder")]
     pub bottleneck: Option<usize>,
     /// Autoencoder: training epochs.
-    #[arg(long, value_name = "N", help_heading = "Autoencoder")]
+    #[arg(value_parser = crate::cmd::numbers::count, long, value_name = "N", help_heading = "Autoencoder")]
     pub epochs: Option<usize>,
     /// Autoencoder: mini-batch size.
-    #[arg(long, value_name = "N", help_heading = "Autoencoder")]
+    #[arg(value_parser = crate::cmd::numbers::count, long, value_name = "N", help_heading = "Autoencoder")]
     pub batch_size: Option<usize>,
     /// Autoencoder: L1 activity regularisation of the bottleneck (the paper: ~1e-6).
-    #[arg(long, value_name = "X", help_heading = "Autoencoder")]
+    #[arg(value_parser = crate::cmd::numbers::non_negative, long, value_name = "X", help_heading = "Autoencoder")]
     pub activity_l1: Option<f64>,
     /// Autoencoder: Adam learning rate.
-    #[arg(long, value_name = "X", help_heading = "Autoencoder")]
+    #[arg(value_parser = crate::cmd::numbers::positive, long, value_name = "X", help_heading = "Autoencoder")]
     pub learning_rate: Option<f64>,
     /// STIDE: n-gram length.
     #[arg(
+        value_parser = crate::cmd::numbers::count,
         long,
         default_value_t = 6,
         value_name = "N",
@@ -67,6 +69,7 @@ pub struct ModelArgs {
     pub ngram: usize,
     /// k-means: clusters.
     #[arg(
+        value_parser = crate::cmd::numbers::count,
         long,
         default_value_t = 8,
         value_name = "N",

@@ -17,6 +17,7 @@ use super::alert_args::AlertArgs;
 use crate::input::{self, InputArgs, WarmupArgs};
 use crate::{modelfile, progress};
 use mamori_pipeline::model::TrainedModel;
+use mamori_pipeline::recording::{self, InputCheck, MismatchPolicy};
 
 /// Score recordings window by window with a trained model.
 ///
@@ -35,7 +36,7 @@ pub struct ScoreArgs {
     #[arg(required = true, value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
     /// Threshold overriding the model's calibrated one.
-    #[arg(long, value_name = "SCORE")]
+    #[arg(value_parser = crate::cmd::numbers::finite, long, value_name = "SCORE")]
     pub threshold: Option<f64>,
     /// Print the alerts (the agent's JSON records) instead of every window.
     #[arg(long)]
@@ -46,11 +47,15 @@ pub struct ScoreArgs {
     #[command(flatten)]
     pub alert: AlertArgs,
     /// Expected window size; an error if the model was trained with another.
-    #[arg(long = "window", value_name = "N")]
+    #[arg(value_parser = crate::cmd::numbers::count, long = "window", value_name = "N")]
     pub size: Option<usize>,
     /// Expected stride; an error if the model was trained with another.
-    #[arg(long, value_name = "N")]
+    #[arg(value_parser = crate::cmd::numbers::count, long, value_name = "N")]
     pub stride: Option<usize>,
+    /// Score input unlike the model's training input anyway (e.g. a trace without descriptor
+    /// paths for a model trained with `strace -yy`), with a warning instead of an error.
+    #[arg(long)]
+    pub ignore_input_mismatch: bool,
     /// Class table expected; an error if the model was trained with another.
     #[arg(long, value_name = "TOML")]
     pub profile: Option<PathBuf>,
@@ -84,7 +89,6 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
         .with_context(|| format!("{}: stored class table", args.model.display()))?;
     let rule = args.alert.rule()?;
     let threshold = match args.threshold {
-        Some(t) if !t.is_finite() => bail!("--threshold must be a finite number, got {t}"),
         Some(t) => t,
         None => match &model.threshold {
             Some(t) => t.value,
@@ -113,12 +117,21 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
     let mut counts = RuleCounts::default();
     let mut index = 0u64;
     let mut max_score = f64::MIN;
-    input::windows_of(
+    let check = model.training.input.as_ref().map(|trained| InputCheck {
+        trained,
+        policy: if args.ignore_input_mismatch {
+            MismatchPolicy::Warn
+        } else {
+            MismatchPolicy::Refuse
+        },
+    });
+    recording::windows_checked(
         &args.inputs,
-        &args.input,
+        &args.input.read_options(),
         &table,
         model.window,
         warmup_ns,
+        check,
         |w| {
             let score = scorer.score(&w.symbols);
             max_score = max_score.max(score);

@@ -139,7 +139,7 @@ pub struct ShipArgs {
     #[arg(long, value_enum, default_value_t = FirstRead::Start)]
     pub first_read: FirstRead,
     /// A heartbeat record after this long with nothing else (0: none).
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = crate::cmd::numbers::duration)]
     pub heartbeat: Duration,
     /// Intake pauses (and says so) when unacknowledged records take this many MiB.
     #[arg(long, default_value_t = 256)]
@@ -152,7 +152,7 @@ pub struct ShipArgs {
     pub duration: Option<Duration>,
     /// A session with records in flight and no acknowledgement for this long is dropped and
     /// opened again (a silently broken network).
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = crate::cmd::numbers::duration)]
     pub ack_timeout: Duration,
     /// On stop, go on sending what is sealed for up to this long.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]

@@ -436,14 +436,18 @@ async fn add(args: AddArgs) -> Result<()> {
     Ok(())
 }
 
-/// Writes the config through a temporary file and a rename (a crash leaves the old one).
+/// Writes the config through a temporary file and a rename (a crash leaves the old one); a
+/// linked config is replaced at its target, keeping the link.
 fn write_config(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+    mamori_core::output::write_output(
+        path,
+        text.as_bytes(),
+        mamori_core::output::SymlinkPolicy::Follow,
+    )?;
+    Ok(())
 }
 
 async fn list(args: ListArgs) -> Result<()> {

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use mamori_core::output::SymlinkPolicy;
 use mamori_pipeline::model::ModelKind;
 use mamori_pipeline::train::{self, TrainConfig};
 
@@ -23,21 +24,26 @@ pub struct TrainArgs {
     /// shutdown, processes exiting): `warn` says so, `auto` also leaves those windows out.
     #[arg(long, value_enum, default_value_t = CalibrateTrim::Warn, value_name = "HOW")]
     pub calibrate_trim: CalibrateTrim,
-    /// Where to write the model file.
+    /// Where to write the model file. A regular file is replaced atomically; a FIFO or device
+    /// is written through; a symbolic link is refused unless `--replace-symlink`.
     #[arg(short, long, value_name = "MODEL")]
     pub output: PathBuf,
+    /// Replace the symbolic link at `--output` with the new model file (its old target is left
+    /// as it was).
+    #[arg(long)]
+    pub replace_symlink: bool,
     /// Separate normal recording for calibrating the threshold. Without it the last
     /// `--holdout` share of the training windows is held out for calibration.
     #[arg(long, value_name = "FILE")]
     pub calibrate: Vec<PathBuf>,
     /// Share of training windows (the most recent ones) held out for calibration.
-    #[arg(long, default_value_t = 0.2, value_name = "SHARE")]
+    #[arg(value_parser = crate::cmd::numbers::fraction, long, default_value_t = 0.2, value_name = "SHARE")]
     pub holdout: f64,
     /// Target false-positive rate on the calibration windows.
-    #[arg(long, default_value_t = 0.01, value_name = "RATE")]
+    #[arg(value_parser = crate::cmd::numbers::fraction, long, default_value_t = 0.01, value_name = "RATE")]
     pub target_fpr: f64,
     /// Use this threshold instead of calibrating one.
-    #[arg(long, value_name = "SCORE")]
+    #[arg(value_parser = crate::cmd::numbers::finite, long, value_name = "SCORE")]
     pub threshold: Option<f64>,
     /// STIDE only: never flag a window for fewer than this many novel calls, whatever the
     /// calibration says (a floor under the threshold; see `mamori learn`).
@@ -94,11 +100,21 @@ impl TrainArgs {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let cfg = args.config()?;
-    train_and_save(&cfg, &args.output, args.quiet)
+    let symlinks = if args.replace_symlink {
+        SymlinkPolicy::Replace
+    } else {
+        SymlinkPolicy::Refuse
+    };
+    train_and_save(&cfg, &args.output, symlinks, args.quiet)
 }
 
 /// Trains, reports what calibration noticed, writes the model file.
-pub fn train_and_save(cfg: &TrainConfig, output: &Path, quiet: bool) -> Result<()> {
+pub fn train_and_save(
+    cfg: &TrainConfig,
+    output: &Path,
+    symlinks: SymlinkPolicy,
+    quiet: bool,
+) -> Result<()> {
     let bar = progress::counter("windows", quiet);
     let (model, notes) = train::train(cfg, || bar.inc(1))?;
     bar.finish_and_clear();
@@ -114,7 +130,7 @@ pub fn train_and_save(cfg: &TrainConfig, output: &Path, quiet: bool) -> Result<(
             }
         );
     }
-    modelfile::save(output, modelfile::ModelKind::Syscall, &model)
+    modelfile::save_with(output, modelfile::ModelKind::Syscall, &model, symlinks)
         .with_context(|| format!("cannot write model {}", output.display()))?;
     eprintln!(
         "mamori: trained {} on {} windows ({} events, {} monitored) in {:.2}s; threshold {}; wrote {}",
