@@ -471,7 +471,8 @@ enum LineRead {
 /// [`EventReader::with_max_pending`] calls wait for their other half (strace calls per thread,
 /// LID-DS enter halves per thread); when a new one would exceed the cap, the oldest is yielded
 /// incomplete (`ret: None`, as at the end of input) and counted in
-/// [`EventReader::evicted_pending`]. Those are events, not skipped lines, so they are not in
+/// [`EventReader::evicted_pending`]; its other half, if it comes, is then an event of its own, as
+/// in a recording started mid-call. Those are events, not skipped lines, so they are not in
 /// [`EventReader::skipped`]: report both.
 ///
 /// In lenient mode a compressed input that ends or breaks mid-stream stops reading quietly after
@@ -721,8 +722,9 @@ pub type DynBufRead = Box<dyn BufRead + Send>;
 /// The source name of the path `-`, which means stdin.
 pub const STDIN_NAME: &str = "<stdin>";
 
-/// The lines [`sniff`] reads for format detection, and the bytes it keeps at most.
-const SNIFF_LINES: usize = 5;
+/// The non-blank lines [`sniff`] reads for format detection ([`Format::detect`] decides on the
+/// first; reading no further keeps a live pipe responsive), and the bytes it keeps at most.
+const SNIFF_LINES: usize = 1;
 const SNIFF_BYTES: usize = 4 << 20;
 
 fn is_stdin(path: &Path) -> bool {
@@ -789,7 +791,7 @@ fn decompressing(
     })
 }
 
-/// Reads the first few non-blank lines (each up to [`DEFAULT_MAX_LINE`] bytes) for format
+/// Reads up to the first non-blank line (each line up to [`DEFAULT_MAX_LINE`] bytes) for format
 /// detection, appending every byte read to `prefix`. A read error stops it and is returned, to be
 /// met again when the reader gets there.
 fn sniff(input: &mut DynBufRead, prefix: &mut Vec<u8>) -> (Vec<String>, Option<io::Error>) {
@@ -993,6 +995,23 @@ mod tests {
         let lines: Vec<SkipAt> = lenient.skipped().examples().iter().map(|e| e.at).collect();
         assert_eq!(lines, [SkipAt::Line(2), SkipAt::Line(5)]);
         assert!(lenient.skipped().to_string().starts_with("2 lines skipped"));
+    }
+
+    #[test]
+    fn an_overlong_line_is_not_buffered() {
+        let mut text = b"{\"syscall\":\"read\"}\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 3 << 20));
+        text.extend_from_slice(b"\n{\"syscall\":\"close\"}\n");
+        let input = BufReader::with_capacity(8192, &text[..]);
+        let mut r = EventReader::new(input, "t", Format::Jsonl, true).with_max_line(1000);
+        let mut names = Vec::new();
+        while let Some(e) = r.next() {
+            names.push(e.unwrap().syscall);
+            // The line buffer holds at most the cap plus one read of the input.
+            assert!(r.buf.capacity() <= 16_384, "{}", r.buf.capacity());
+        }
+        assert_eq!(names, ["read", "close"]);
+        assert_eq!(r.skipped().counts().get("line too long"), Some(&1));
     }
 
     #[test]

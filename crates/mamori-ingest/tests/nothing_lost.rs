@@ -69,6 +69,7 @@ fn pipe_loses_nothing_to_format_detection() {
         through_pipe(plain, Some(Format::Strace)),
         (want, want_lines, Format::Strace)
     );
+    assert_eq!(Format::detect_file(&gz).unwrap(), Format::Strace);
     // Gzip through a pipe: no `.gz` name, recognised by its magic bytes.
     let compressed = std::fs::read(&gz).unwrap();
     assert_eq!(
@@ -152,8 +153,9 @@ fn truncated_copy(name: &str, keep: f64) -> (PathBuf, Vec<u8>) {
 
 #[test]
 fn truncated_gzip_keeps_what_decompressed_in_lenient_mode() {
-    // 0.0005: cut within the lines read to detect the format (found from the name).
-    for keep in [0.0005, 0.5, 0.97] {
+    // 0.00004: cut before the first line, which format detection meets (the format then comes
+    // from the name); 0.0005: within the first lines.
+    for keep in [0.00004, 0.0005, 0.5, 0.97] {
         let (path, prefix) = truncated_copy("dropper.strace.gz", keep);
         let (want, want_lines) = count_events(&prefix, true);
         assert!(keep < 0.1 || want > 1000, "{want}");
