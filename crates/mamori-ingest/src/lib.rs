@@ -121,8 +121,8 @@ pub enum Format {
     /// exit halves are paired per tid into one event (time of the enter; args of both halves
     /// except `res`; `ret` from `res=`, else the exit's `fd=`); `fd=13(<f>/dev/urandom)` gives
     /// `fd_path` `/dev/urandom` and the argument `13`. Unpaired halves are emitted alone.
-    /// `procexit` becomes [`Record::Exit`]. A line cut short (unclosed `(`, or no trailing space
-    /// when the file's first line has one) is a `truncated line`.
+    /// `procexit` becomes [`Record::Exit`]. A line cut short (`fd=13(<f>/dev/ur`, or no trailing
+    /// space when the file's first line has one) is a `truncated line`.
     LidDs,
     /// ADFA-LD traces: whitespace-separated i386 system-call numbers, named with
     /// [`i386_syscall_name`]; events carry only `syscall`.

@@ -10,9 +10,9 @@
 //! (or, past the pending cap, when it is the oldest waiting). sysdig's `procexit` event becomes
 //! [`Record::Exit`] for its tid. `uid` is not kept (no field for it).
 //!
-//! A line cut short is malformed (`truncated line`): a value other than `data=` with more `(` than
-//! `)` (`fd=13(<f>/dev/ur`), or, in a file whose first line ends with the space sysdig prints
-//! after every argument (as LID-DS's do), a line without it (`size=51`, cut from `size=512 `).
+//! A line cut short is malformed (`truncated line`): a value `N(…` without its closing `)`
+//! (`fd=13(<f>/dev/ur`), or, in a file whose first line ends with the space sysdig prints after
+//! every argument (as LID-DS's do), a line without it (`size=51`, cut from `size=512 `).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
@@ -191,17 +191,14 @@ fn build(enter: Option<Half>, exit: Option<Half>) -> SyscallEvent {
     event
 }
 
-/// A value cut inside its parentheses: `fd=13(<f>/dev/ur`. `data=` buffers may hold anything.
+/// A value cut inside the parentheses sysdig puts after a number (`fd=13(<f>/dev/urandom)`,
+/// `flags=4097(O_RDONLY)`, `res=-2(ENOENT)`), which always end the value: `fd=13(<f>/dev/ur`.
+/// Other values (paths, `data=` buffers) may hold any parentheses.
 fn cut_value(args: &[(String, String)]) -> Option<&(String, String)> {
     args.iter().find(|(k, v)| {
-        k != "data" && {
-            let (open, close) = v.bytes().fold((0usize, 0usize), |(o, c), b| match b {
-                b'(' => (o + 1, c),
-                b')' => (o, c + 1),
-                _ => (o, c),
-            });
-            open > close
-        }
+        let digits = v.strip_prefix('-').unwrap_or(v);
+        let n = digits.bytes().take_while(u8::is_ascii_digit).count();
+        k != "data" && n > 0 && digits[n..].starts_with('(') && !v.ends_with(')')
     })
 }
 
@@ -259,7 +256,7 @@ impl LineParser for LidDsParser {
         if let Some((k, v)) = cut_value(&args) {
             return Err(LineError::new(
                 "truncated line",
-                format!("`{k}={}` has an unclosed `(` (cut short?)", shown(v)),
+                format!("`{k}={}` lacks its closing `)` (cut short?)", shown(v)),
             ));
         }
         if p.syscall == "procexit" {
@@ -477,17 +474,19 @@ mod tests {
                 r.skipped()
             );
         }
-        // Unbalanced parentheses are a cut even without the trailing-space convention.
-        let mut r = EventReader::new(
-            "1 0 2 p 2 read > fd=13(<f>/dev/ur\n".as_bytes(),
-            "x.sc",
-            Format::LidDs,
-            false,
-        );
-        let err = r.next().unwrap().unwrap_err();
-        assert!(err.to_string().contains("truncated line"), "{err}");
-        // A `data=` buffer may hold anything, parentheses included.
+        // An unclosed `N(` is a cut even without the trailing-space convention.
+        for cut in ["fd=13(<f>/dev/ur", "flags=4097(O_RDONLY|O_CL", "res=-2(ENO"] {
+            let text = format!("1 0 2 p 2 read > {cut}\n");
+            let mut r = EventReader::new(text.as_bytes(), "x.sc", Format::LidDs, false);
+            let err = r.next().unwrap().unwrap_err();
+            assert!(err.to_string().contains("truncated line"), "{err}");
+        }
+        // Paths and `data=` buffers may hold any parentheses.
         assert_eq!(read("1 0 2 p 2 write < res=3 data=a(b \n").len(), 1);
+        assert_eq!(
+            read("1 0 2 p 2 open < fd=3(<f>/tmp/a(b) name=/tmp/a(b \n").len(),
+            1
+        );
     }
 
     #[test]
