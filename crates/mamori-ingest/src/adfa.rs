@@ -29,7 +29,7 @@ fn parse_numbers(line: &str, mut each: impl FnMut(u32)) -> Result<(), LineError>
         let n = tok.parse::<u32>().map_err(|_| {
             LineError::new(
                 "not a syscall number",
-                format!("`{tok}` is not a system-call number"),
+                format!("`{}` is not a system-call number", crate::shown(tok)),
             )
         })?;
         each(n);
@@ -117,7 +117,7 @@ fn read_trace(
             line: i as u64 + 1,
             format: crate::Format::Adfa,
             reason: e.reason,
-            message: e.message,
+            message: crate::safe_message(&e.message),
         })?;
     }
     Ok(Trace {

@@ -1,8 +1,11 @@
 //! Falco JSON output (`json_output: true`) and sysdig `-j` events.
 //!
 //! Fields are looked up in `output_fields` first, then at the top level (sysdig `-j`):
-//! `evt.type` (required) → `syscall`; `evt.rawtime`/`evt.time` (integer ns, numeric string or
-//! RFC 3339) or the alert's `time` → `time_ns`; `proc.pid`, `thread.tid`, `proc.name`;
+//! `evt.type` (required) → `syscall`; the first present (not `null`) of `evt.rawtime`, `evt.time`,
+//! `evt.outputtime` (integer ns, numeric string or RFC 3339) and the alert's top-level `time` →
+//! `time_ns`, `None`
+//! when none is present. A present time that is not a time (or is before 1970) makes the line
+//! malformed (`bad time`), naming the field: no other field stands in for it. `proc.pid`, `thread.tid`, `proc.name`;
 //! `container.id` (else `container.name`); `fd.name` → `fd_path`; `evt.rawres` (else a numeric
 //! `evt.res`) → `ret`. Arguments are the values of the `evt.arg.*` fields sorted by name, or else
 //! the values of the `evt.args` text split into `key=value` pairs (a descriptor value
@@ -14,7 +17,7 @@ use std::collections::VecDeque;
 use serde_json::{Map, Value};
 
 use crate::sysdig::{fd_value, split_kv};
-use crate::{json_object, LineError, LineParser, Record, SyscallEvent};
+use crate::{json_object, shown, LineError, LineParser, Record, SyscallEvent};
 
 pub(crate) struct FalcoParser;
 
@@ -46,7 +49,43 @@ fn as_text(v: &Value) -> Option<String> {
 }
 
 fn as_time(v: &Value) -> Option<i64> {
-    as_i64(v).or_else(|| v.as_str().and_then(parse_rfc3339))
+    let t = match v {
+        // A float only when it is a whole number of ns within range.
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                .map(|f| f as i64)
+        }),
+        Value::String(s) => s.trim().parse::<i64>().ok().or_else(|| parse_rfc3339(s)),
+        _ => None,
+    };
+    t.filter(|&t| t >= 0)
+}
+
+/// The event's time: the first present of `evt.rawtime`, `evt.time`, `evt.outputtime` (sysdig
+/// `-j`'s default), the alert's `time`.
+fn event_time(obj: &Map<String, Value>) -> Result<Option<i64>, LineError> {
+    let candidates = [
+        ("evt.rawtime", field(obj, "evt.rawtime")),
+        ("evt.time", field(obj, "evt.time")),
+        ("evt.outputtime", field(obj, "evt.outputtime")),
+        ("time", obj.get("time").filter(|v| !v.is_null())),
+    ];
+    for (name, value) in candidates {
+        if let Some(v) = value {
+            return match as_time(v) {
+                Some(t) => Ok(Some(t)),
+                None => Err(LineError::new(
+                    "bad time",
+                    format!(
+                        "`{name}` is {}, not ns since the epoch or an RFC 3339 time",
+                        shown(&v.to_string())
+                    ),
+                )),
+            };
+        }
+    }
+    Ok(None)
 }
 
 /// `2024-01-01T00:00:00.123456789Z` (or `+01:00`, or a space for `T`) → ns since the epoch.
@@ -118,10 +157,7 @@ impl LineParser for FalcoParser {
             ));
         };
         let mut event = SyscallEvent::named(syscall);
-        event.time_ns = field(obj, "evt.rawtime")
-            .and_then(as_time)
-            .or_else(|| field(obj, "evt.time").and_then(as_time))
-            .or_else(|| obj.get("time").and_then(as_time));
+        event.time_ns = event_time(obj)?;
         let id = |name| {
             field(obj, name)
                 .and_then(as_i64)
@@ -239,6 +275,50 @@ mod tests {
         assert_eq!(e.ret, Some(4));
         assert_eq!(e.pid, Some(9));
         assert_eq!(e.container, None);
+    }
+
+    #[test]
+    fn a_present_but_bad_time_is_malformed() {
+        let alert = |fields: &str| {
+            format!(
+                r#"{{"time":"2024-01-01T00:00:00Z","output_fields":{{"evt.type":"read"{fields}}}}}"#
+            )
+        };
+        for (fields, field) in [
+            (r#","evt.time":"12:34:56.789""#, "evt.time"),
+            (
+                r#","evt.rawtime":"soon","evt.time":1700000000000000000"#,
+                "evt.rawtime",
+            ),
+            (r#","evt.time":true"#, "evt.time"),
+            (r#","evt.time":-5"#, "evt.time"),
+        ] {
+            let line = alert(fields);
+            let err = EventReader::new(line.as_bytes(), "f.json", Format::Falco, false)
+                .next()
+                .unwrap()
+                .unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("(bad time)"), "{fields}: {msg}");
+            assert!(msg.contains(field), "{fields}: {msg}");
+        }
+        let bad_alert_time = r#"{"time":"yesterday","output_fields":{"evt.type":"read"}}"#;
+        let err = EventReader::new(bad_alert_time.as_bytes(), "f", Format::Falco, false)
+            .next()
+            .unwrap()
+            .unwrap_err();
+        assert!(err.to_string().contains("`time`"), "{err}");
+        // The fallbacks that remain: rawtime, then evt.time, then the alert's time.
+        assert_eq!(read(&alert(""))[0].time_ns, Some(1_704_067_200_000_000_000));
+        assert_eq!(
+            read(&alert(r#","evt.time":null"#))[0].time_ns,
+            Some(1_704_067_200_000_000_000)
+        );
+        assert_eq!(
+            read(&alert(r#","evt.rawtime":5,"evt.time":"garbage""#))[0].time_ns,
+            Some(5)
+        );
+        assert_eq!(read(r#"{"evt.type":"read"}"#)[0].time_ns, None);
     }
 
     #[test]

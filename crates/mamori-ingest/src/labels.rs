@@ -23,7 +23,7 @@
 //! On a line that names hosts the times are Unix time, the clock of packet captures: an integer
 //! below 10^11 is seconds (`1700000000`; no capture is from 1973 in nanoseconds), and a time of
 //! day is an error. Times must be finite and not negative, and TO must not be before FROM; errors
-//! name the file and line.
+//! name the file, the line and the value (escaped and clipped, as [`crate::shown`] does).
 //!
 //! ```
 //! use mamori_ingest::labels::{parse_labels, Expect};
@@ -124,7 +124,7 @@ pub fn parse_labels(text: &str, source: &str, expect: Expect) -> Result<Vec<Step
             parse_line(&fields, expect).map_err(|message| LabelsError::Line {
                 file: source.to_string(),
                 line: i + 1,
-                message,
+                message: crate::safe_message(&message),
             })?,
         );
     }
@@ -442,6 +442,18 @@ mod tests {
             "f:1: expected `FROM TO ATTACKER VICTIM [NAME]`, got 3 fields"
         );
         assert_eq!(hosts("1 2 10.0.0.1 * x y\n").unwrap()[0].name, "x y");
+    }
+
+    #[test]
+    fn messages_escape_control_bytes() {
+        let e = any("1\u{1b}[2J 5 x\n").unwrap_err();
+        assert_eq!(
+            e,
+            "f:1: `1\\x1b[2J` is not a time (ns, decimal seconds, or HH:MM:SS.frac)"
+        );
+        let e = any(&format!("1 {}\n", "7".repeat(5000) + "x")).unwrap_err();
+        assert!(e.len() < 500, "{}", e.len());
+        assert!(any("1 2 10.0.0.1 \u{0}\n").unwrap_err().contains("`\\x00`"));
     }
 
     #[test]

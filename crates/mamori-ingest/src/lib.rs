@@ -12,14 +12,20 @@
 //! | `jsonl`  | mamori's own format: one [`SyscallEvent`] JSON object per line         |
 //! | [`pcap`] | packet captures, classic pcap or pcapng: raw packets, not events ([`pcap::CaptureReader`]) |
 //!
-//! Everything streams line by line with one reused line buffer, so memory stays constant however
-//! large the file (except ADFA-LD's [`read_adfa_dataset`], which loads the small data set whole).
-//! Files ending in `.gz` (or starting with the gzip magic bytes) are decompressed on the fly by
-//! [`open_path`].
+//! Everything streams line by line with one reused line buffer, so memory stays bounded however
+//! large the file (except ADFA-LD's [`read_adfa_dataset`], which loads the small data set whole):
+//! a line is at most [`DEFAULT_MAX_LINE`] bytes ([`EventReader::with_max_line`]), and at most
+//! [`DEFAULT_MAX_PENDING`] calls wait for their other half ([`EventReader::with_max_pending`]).
+//! [`open_path`] and [`open_stream`] open their input once: gzip is recognised by its magic bytes
+//! (or a `.gz` name) and decompressed on the fly, and the format is detected from the first lines,
+//! which are then read again from memory, so pipes and `-` (stdin) lose nothing.
 //!
 //! A malformed line is an [`IngestError`] naming the file, the 1-based line and what is wrong. In
 //! *lenient* mode such lines are skipped instead and counted per reason ([`EventReader::skipped`]),
-//! with the first few kept as examples; they are never dropped silently.
+//! with the first few kept as examples; they are never dropped silently. A compressed input that
+//! ends or breaks mid-stream is an error in strict mode; in lenient mode every line before the
+//! damage is kept and the loss is one skip (`truncated input` or `corrupt input`). Messages echo
+//! input text only escaped (control characters as `\x1b`…) and clipped ([`shown`]).
 //!
 //! Attack labels (periods of attack steps, with hosts for network traffic) are read by
 //! [`labels`].
@@ -58,10 +64,11 @@ mod strace;
 mod sysdig;
 mod tracee;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Cursor, Read};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -78,8 +85,10 @@ pub enum Format {
     /// `strace -f -tt -yy -s N -o FILE` text.
     ///
     /// - Prefix: optional pid (`1234  ` or `[pid 1234] `; strace prints the *thread* id, used for
-    ///   both `pid` and `tid`), optional time: `-t`/`-tt` time of day → **ns since midnight**
-    ///   (strace prints no date), `-ttt` → ns since the epoch. `-T` durations are ignored.
+    ///   both `pid` and `tid`), optional time, its form set by the file's first one: `-t`/`-tt`
+    ///   time of day → **ns since the first midnight** (strace prints no date; +24 h at each
+    ///   midnight crossed), `-ttt` (≥ 10^8 s) → ns since the epoch, `-r` deltas → ns since the
+    ///   first call (summed). `-T` durations are ignored.
     /// - Arguments split at top-level commas; string arguments unquoted and unescaped, the
     ///   truncation marker `...` dropped; `3</path>` becomes `3`; compound arguments (arrays,
     ///   structs, `/* comments */`) kept as printed.
@@ -95,8 +104,9 @@ pub enum Format {
     Strace,
     /// Falco JSON output (or sysdig `-j` events): fields from `output_fields`, else top level.
     ///
-    /// `evt.type` (required) → `syscall`; `evt.rawtime`/`evt.time` (integer ns, or RFC 3339) or
-    /// the alert's `time` → `time_ns`; `proc.pid`, `thread.tid`, `proc.name`; `container.id`
+    /// `evt.type` (required) → `syscall`; the first present of `evt.rawtime`, `evt.time`,
+    /// `evt.outputtime` (integer ns, or RFC 3339) and the alert's `time` → `time_ns` (a present
+    /// but unreadable one is a `bad time` line); `proc.pid`, `thread.tid`, `proc.name`; `container.id`
     /// (else `container.name`); `fd.name` → `fd_path`; `evt.rawres` (else numeric `evt.res`) →
     /// `ret`. Arguments: values of `evt.arg.*` sorted by name, else of `evt.args` split into
     /// `key=value` pairs (`data=` runs to the end); `3(<f>/path)` becomes `3` and gives
@@ -111,7 +121,8 @@ pub enum Format {
     /// exit halves are paired per tid into one event (time of the enter; args of both halves
     /// except `res`; `ret` from `res=`, else the exit's `fd=`); `fd=13(<f>/dev/urandom)` gives
     /// `fd_path` `/dev/urandom` and the argument `13`. Unpaired halves are emitted alone.
-    /// `procexit` becomes [`Record::Exit`].
+    /// `procexit` becomes [`Record::Exit`]. A line cut short (`fd=13(<f>/dev/ur`, or no trailing
+    /// space when the file's first line has one) is a `truncated line`.
     LidDs,
     /// ADFA-LD traces: whitespace-separated i386 system-call numbers, named with
     /// [`i386_syscall_name`]; events carry only `syscall`.
@@ -167,41 +178,15 @@ impl Format {
         })
     }
 
-    /// Reads the first lines of `path` (decompressing `.gz`) and calls [`Format::detect`].
+    /// Reads the first lines of `path` (decompressing gzip) and calls [`Format::detect`]. `-`
+    /// means stdin, whose first lines are then consumed: to read a stream, use [`open_stream`]
+    /// or [`open_path`] with no format, which detect and read from one opening.
     pub fn detect_file(path: &Path) -> Result<Format, IngestError> {
-        let source = path.display().to_string();
-        let mut input = open_input(path)?;
-        let mut lines = Vec::new();
-        let mut buf = Vec::new();
-        let mut line_no = 0u64;
-        while lines.len() < 5 {
-            buf.clear();
-            line_no += 1;
-            let n = (&mut input)
-                .take(1 << 20)
-                .read_until(b'\n', &mut buf)
-                .map_err(|source_err| IngestError::Io {
-                    path: source.clone(),
-                    line: line_no,
-                    source: source_err,
-                })?;
-            if n == 0 {
-                break;
-            }
-            let text = String::from_utf8_lossy(&buf).trim().to_string();
-            if !text.is_empty() {
-                lines.push(text);
-            }
-        }
-        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        Format::detect(path, &refs).ok_or_else(|| IngestError::UnknownFormat {
-            path: source,
-            line: 1,
-            message: format!(
-                "the first lines look like none of {}; name one with a format option",
-                Format::ALL.map(Format::name).join(", ")
-            ),
-        })
+        let source = source_name(path);
+        let mut input = decompressing(open_raw(path)?, has_gz_name(path), &source)?;
+        let mut prefix = Vec::new();
+        let (lines, err) = sniff(&mut input, &mut prefix);
+        detect_sniffed(Path::new(&source), &source, &lines, err)
     }
 
     fn parser(self) -> Box<dyn LineParser + Send> {
@@ -275,10 +260,14 @@ impl FromStr for Format {
 /// Why input could not be read. Every variant names the file (`path`, or whatever source name the
 /// reader was given) and the 1-based `line` (0 when the problem is not tied to a line, e.g. the
 /// file cannot be opened).
+///
+/// [`IngestError::Io`] prints `PATH: cannot open` (line 0) or `PATH:LINE: cannot read`, and gives
+/// the OS error as its [`std::error::Error::source`], so that `anyhow`'s `{:#}` prints it once:
+/// `x.strace: cannot open: No such file or directory (os error 2)`.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    /// Reading failed (missing file, permissions, corrupt gzip…).
-    #[error("{path}:{line}: cannot read: {source}")]
+    /// Opening or reading failed (missing file, permissions, corrupt gzip…).
+    #[error("{}", io_context(path, *line))]
     Io {
         /// The file.
         path: String,
@@ -324,6 +313,14 @@ pub enum IngestError {
     },
 }
 
+fn io_context(path: &str, line: u64) -> String {
+    if line == 0 {
+        format!("{path}: cannot open")
+    } else {
+        format!("{path}:{line}: cannot read")
+    }
+}
+
 impl IngestError {
     /// The file the error is about.
     pub fn path(&self) -> &str {
@@ -362,6 +359,51 @@ impl LineError {
     }
 }
 
+/// How many characters of input text [`shown`] echoes.
+const SHOWN_CHARS: usize = 80;
+/// How many characters of a whole message [`EventReader`] keeps.
+const MESSAGE_CHARS: usize = 400;
+
+/// Input text as error messages echo it: control characters escaped (`\x1b`, `\n`, `\u{85}`), so
+/// that a message cannot drive the terminal it is printed on, and clipped to 80 characters with
+/// `…`. Used by every parser for the tokens it quotes.
+pub fn shown(text: &str) -> String {
+    clip_chars(&escape_controls(text), SHOWN_CHARS)
+}
+
+/// `text` with control characters escaped; borrowed when there are none.
+pub(crate) fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() && u32::from(c) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", u32::from(c)));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn clip_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// A parser's message made safe to print: escaped and of bounded length.
+pub(crate) fn safe_message(message: &str) -> String {
+    clip_chars(&escape_controls(message), MESSAGE_CHARS)
+}
+
 /// One line of a JSON-lines source as an object; `None` for a blank line.
 pub(crate) fn json_object(
     line: &str,
@@ -386,6 +428,32 @@ pub(crate) trait LineParser {
     fn parse_line(&mut self, line: &str, out: &mut VecDeque<Record>) -> Result<(), LineError>;
     /// Called once at end of input: flush calls that never completed.
     fn finish(&mut self, _out: &mut VecDeque<Record>) {}
+    /// Caps the calls held while waiting for their other half.
+    fn set_max_pending(&mut self, _max: usize) {}
+    /// Calls held now.
+    fn pending(&self) -> usize {
+        0
+    }
+    /// Calls emitted early, incomplete, because the cap was reached.
+    fn evicted(&self) -> u64 {
+        0
+    }
+}
+
+/// Default cap on the length of one input line, in bytes (1 MiB): see
+/// [`EventReader::with_max_line`].
+pub const DEFAULT_MAX_LINE: usize = 1 << 20;
+
+/// Default cap on the calls waiting for their other half (65,536): see
+/// [`EventReader::with_max_pending`].
+pub const DEFAULT_MAX_PENDING: usize = 65_536;
+
+/// What one read of a line found.
+enum LineRead {
+    Eof,
+    Line,
+    /// A line longer than the cap, of this many bytes; it was read past, not kept.
+    TooLong(u64),
 }
 
 /// Streams [`SyscallEvent`]s (or [`Record`]s) out of any [`BufRead`].
@@ -397,6 +465,19 @@ pub(crate) trait LineParser {
 /// Calls whose halves are split over several lines (strace `<unfinished ...>`, LID-DS enter/exit)
 /// are yielded when they complete, so events are in completion order; `time_ns` is the call's
 /// start.
+///
+/// Memory is bounded by two caps. A line longer than [`EventReader::with_max_line`] bytes is read
+/// past without being kept and is a malformed line (`line too long`). At most
+/// [`EventReader::with_max_pending`] calls wait for their other half (strace calls per thread,
+/// LID-DS enter halves per thread); when a new one would exceed the cap, the oldest is yielded
+/// incomplete (`ret: None`, as at the end of input) and counted in
+/// [`EventReader::evicted_pending`]; its other half, if it comes, is then an event of its own, as
+/// in a recording started mid-call. Those are events, not skipped lines, so they are not in
+/// [`EventReader::skipped`]: report both.
+///
+/// In lenient mode a compressed input that ends or breaks mid-stream stops reading quietly after
+/// the last whole line, with one `truncated input` (or `corrupt input`) skip at the line where it
+/// stopped; calls still waiting are yielded as at the end of input.
 pub struct EventReader<R> {
     input: R,
     source: String,
@@ -408,6 +489,7 @@ pub struct EventReader<R> {
     queue: VecDeque<Record>,
     done: bool,
     skipped: Skipped,
+    max_line: usize,
 }
 
 impl<R: BufRead> EventReader<R> {
@@ -425,7 +507,36 @@ impl<R: BufRead> EventReader<R> {
             queue: VecDeque::new(),
             done: false,
             skipped: Skipped::new(SkipUnit::Line),
+            max_line: DEFAULT_MAX_LINE,
         }
+        .with_max_pending(DEFAULT_MAX_PENDING)
+    }
+
+    /// Caps a line at `bytes` bytes (without its line ending; at least 1; default
+    /// [`DEFAULT_MAX_LINE`]). A longer line is read past without being kept, and is an error
+    /// naming the limit (strict) or a `line too long` skip (lenient).
+    pub fn with_max_line(mut self, bytes: usize) -> Self {
+        self.max_line = bytes.max(1);
+        self
+    }
+
+    /// Caps the calls held while waiting for their other half at `calls` (at least 1; default
+    /// [`DEFAULT_MAX_PENDING`]). Past the cap the oldest is yielded incomplete and counted in
+    /// [`EventReader::evicted_pending`].
+    pub fn with_max_pending(mut self, calls: usize) -> Self {
+        self.parser.set_max_pending(calls.max(1));
+        self
+    }
+
+    /// Calls waiting for their other half right now (never more than the pending cap).
+    pub fn pending_calls(&self) -> usize {
+        self.parser.pending()
+    }
+
+    /// Calls yielded early and incomplete (`ret: None`) because more than the pending cap were
+    /// waiting: a sign of a capture with very many threads blocked at once, or of a cap too low.
+    pub fn evicted_pending(&self) -> u64 {
+        self.parser.evicted()
     }
 
     /// The format being read.
@@ -457,25 +568,54 @@ impl<R: BufRead> EventReader<R> {
             if self.done {
                 return None;
             }
-            self.buf.clear();
-            match self.input.read_until(b'\n', &mut self.buf) {
+            let too_long = match self.read_line() {
                 Err(e) => {
                     self.done = true;
                     self.parser.finish(&mut self.queue);
+                    let at = self.line_no + 1;
+                    if self.lenient {
+                        if let Some((reason, what)) = damage(&e) {
+                            self.skipped.record(
+                                SkipAt::Line(at),
+                                reason,
+                                format!("{what} ({e}); the rest of the file was lost"),
+                            );
+                            continue;
+                        }
+                    }
                     return Some(Err(IngestError::Io {
                         path: self.source.clone(),
-                        line: self.line_no + 1,
+                        line: at,
                         source: e,
                     }));
                 }
-                Ok(0) => {
+                Ok(LineRead::Eof) => {
                     self.done = true;
                     self.parser.finish(&mut self.queue);
                     continue;
                 }
-                Ok(_) => {}
-            }
+                Ok(LineRead::Line) => None,
+                Ok(LineRead::TooLong(len)) => Some(len),
+            };
             self.line_no += 1;
+            if let Some(len) = too_long {
+                let message = format!(
+                    "the line is {len} bytes, longer than the limit of {} bytes",
+                    self.max_line
+                );
+                if self.lenient {
+                    self.skipped
+                        .record(SkipAt::Line(self.line_no), "line too long", message);
+                    continue;
+                }
+                return Some(Err(IngestError::Malformed {
+                    path: self.source.clone(),
+                    line: self.line_no,
+                    format: self.format,
+                    reason: "line too long",
+                    message,
+                }));
+            }
             let mut end = self.buf.len();
             while end > 0 && matches!(self.buf[end - 1], b'\n' | b'\r') {
                 end -= 1;
@@ -486,20 +626,79 @@ impl<R: BufRead> EventReader<R> {
                 Err(_) => String::from_utf8_lossy(bytes),
             };
             if let Err(err) = self.parser.parse_line(&text, &mut self.queue) {
+                let message = safe_message(&err.message);
                 if self.lenient {
                     self.skipped
-                        .record(SkipAt::Line(self.line_no), err.reason, err.message);
+                        .record(SkipAt::Line(self.line_no), err.reason, message);
                 } else {
                     return Some(Err(IngestError::Malformed {
                         path: self.source.clone(),
                         line: self.line_no,
                         format: self.format,
                         reason: err.reason,
-                        message: err.message,
+                        message,
                     }));
                 }
             }
         }
+    }
+
+    /// Reads the next line into `buf` (with its line ending), keeping at most `max_line` bytes
+    /// of it: the rest of a longer line is consumed and only counted.
+    fn read_line(&mut self) -> io::Result<LineRead> {
+        self.buf.clear();
+        let mut len: u64 = 0; // bytes of the line without its `\n`
+        let mut any = false;
+        let mut too_long = false;
+        loop {
+            let avail = match self.input.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if avail.is_empty() {
+                break;
+            }
+            any = true;
+            let (take, ended) = match avail.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (avail.len(), false),
+            };
+            let content = if ended { take - 1 } else { take };
+            len += content as u64;
+            if !too_long {
+                if len > self.max_line as u64 {
+                    too_long = true;
+                    self.buf.clear();
+                } else {
+                    self.buf.extend_from_slice(&avail[..take]);
+                }
+            }
+            self.input.consume(take);
+            if ended {
+                break;
+            }
+        }
+        Ok(match (any, too_long) {
+            (false, _) => LineRead::Eof,
+            (true, true) => LineRead::TooLong(len),
+            (true, false) => LineRead::Line,
+        })
+    }
+}
+
+/// Whether a read error is damage to the input (a compressed stream cut short or corrupt), which
+/// lenient mode reports as a skip, rather than a failure to read: (reason, what happened).
+fn damage(e: &io::Error) -> Option<(&'static str, &'static str)> {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => Some((
+            "truncated input",
+            "the input ends in the middle of its compressed data",
+        )),
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {
+            Some(("corrupt input", "the compressed data is corrupt from here"))
+        }
+        _ => None,
     }
 }
 
@@ -520,48 +719,212 @@ impl<R: BufRead> Iterator for EventReader<R> {
 /// A boxed buffered input, as [`open_path`] returns.
 pub type DynBufRead = Box<dyn BufRead + Send>;
 
-fn open_input(path: &Path) -> Result<DynBufRead, IngestError> {
-    let io_err = |source| IngestError::Io {
-        path: path.display().to_string(),
-        line: 0,
-        source,
-    };
-    let file = File::open(path).map_err(io_err)?;
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let gz = path.extension().is_some_and(|e| e == "gz")
-        || reader
-            .fill_buf()
-            .map_err(io_err)?
-            .starts_with(&[0x1f, 0x8b]);
-    if gz {
-        Ok(Box::new(BufReader::with_capacity(
-            1 << 16,
-            flate2::bufread::MultiGzDecoder::new(reader),
-        )))
+/// The source name of the path `-`, which means stdin.
+pub const STDIN_NAME: &str = "<stdin>";
+
+/// The non-blank lines [`sniff`] reads for format detection ([`Format::detect`] decides on the
+/// first; reading no further keeps a live pipe responsive), and the bytes it keeps at most.
+const SNIFF_LINES: usize = 1;
+const SNIFF_BYTES: usize = 4 << 20;
+
+fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+fn source_name(path: &Path) -> String {
+    if is_stdin(path) {
+        STDIN_NAME.to_string()
     } else {
-        Ok(Box::new(reader))
+        path.display().to_string()
     }
 }
 
-/// Opens a file (gzip-compressed or not) as an [`EventReader`]; `format: None` auto-detects it
-/// with [`Format::detect_file`].
+fn has_gz_name(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "gz")
+}
+
+/// Opens `path` (`-`: stdin) once, unbuffered.
+fn open_raw(path: &Path) -> Result<Box<dyn Read + Send>, IngestError> {
+    if is_stdin(path) {
+        return Ok(Box::new(io::stdin()));
+    }
+    let file = File::open(path).map_err(|source| IngestError::Io {
+        path: source_name(path),
+        line: 0,
+        source,
+    })?;
+    Ok(Box::new(file))
+}
+
+/// Buffers `raw`, decompressing it when it starts with the gzip magic bytes (or `gz` is set, for
+/// a `.gz` name). The first bytes are read once and put back in front, so a pipe loses nothing.
+fn decompressing(
+    mut raw: Box<dyn Read + Send>,
+    gz: bool,
+    source: &str,
+) -> Result<DynBufRead, IngestError> {
+    let mut head = [0u8; 2];
+    let mut n = 0;
+    while n < head.len() {
+        match raw.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source_err) => {
+                return Err(IngestError::Io {
+                    path: source.to_string(),
+                    line: 1,
+                    source: source_err,
+                })
+            }
+        }
+    }
+    let gz = gz || head[..n] == [0x1f, 0x8b];
+    let raw = BufReader::with_capacity(1 << 16, Cursor::new(head[..n].to_vec()).chain(raw));
+    Ok(if gz {
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::bufread::MultiGzDecoder::new(raw),
+        ))
+    } else {
+        Box::new(raw)
+    })
+}
+
+/// Reads up to the first non-blank line (each line up to [`DEFAULT_MAX_LINE`] bytes) for format
+/// detection, appending every byte read to `prefix`. A read error stops it and is returned, to be
+/// met again when the reader gets there.
+fn sniff(input: &mut DynBufRead, prefix: &mut Vec<u8>) -> (Vec<String>, Option<io::Error>) {
+    let mut lines = Vec::new();
+    while lines.len() < SNIFF_LINES && prefix.len() < SNIFF_BYTES {
+        let start = prefix.len();
+        match input
+            .by_ref()
+            .take(DEFAULT_MAX_LINE as u64)
+            .read_until(b'\n', prefix)
+        {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return (lines, Some(e)),
+        }
+        let text = String::from_utf8_lossy(&prefix[start..]).trim().to_string();
+        if !text.is_empty() {
+            lines.push(text);
+        }
+    }
+    (lines, None)
+}
+
+fn detect_sniffed(
+    name: &Path,
+    source: &str,
+    lines: &[String],
+    err: Option<io::Error>,
+) -> Result<Format, IngestError> {
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    if let Some(format) = Format::detect(name, &refs) {
+        return Ok(format);
+    }
+    if let Some(e) = err {
+        return Err(IngestError::Io {
+            path: source.to_string(),
+            line: lines.len() as u64 + 1,
+            source: e,
+        });
+    }
+    Err(IngestError::UnknownFormat {
+        path: source.to_string(),
+        line: 1,
+        message: format!(
+            "the first lines look like none of {}; name one with a format option",
+            Format::ALL.map(Format::name).join(", ")
+        ),
+    })
+}
+
+/// Yields a stored error once, then reads on from `inner`: the error format detection met,
+/// replayed after the lines it read.
+struct ErrThen<R> {
+    err: Option<io::Error>,
+    inner: R,
+}
+
+impl<R: Read> Read for ErrThen<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.err.take() {
+            Some(e) => Err(e),
+            None => self.inner.read(buf),
+        }
+    }
+}
+
+impl<R: BufRead> BufRead for ErrThen<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self.err.take() {
+            Some(e) => Err(e),
+            None => self.inner.fill_buf(),
+        }
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.inner.consume(amt);
+    }
+}
+
+fn reader_over(
+    mut input: DynBufRead,
+    source: String,
+    name: &Path,
+    format: Option<Format>,
+    lenient: bool,
+) -> Result<EventReader<DynBufRead>, IngestError> {
+    let format = match format {
+        Some(f) => f,
+        None => {
+            let mut prefix = Vec::new();
+            let (lines, err) = sniff(&mut input, &mut prefix);
+            let format = detect_sniffed(name, &source, &lines, err.as_ref().map(copy_io_err))?;
+            // Read the detected lines again, from memory, then the rest of the stream.
+            input = Box::new(Cursor::new(prefix).chain(ErrThen { err, inner: input }));
+            format
+        }
+    };
+    Ok(EventReader::new(input, source, format, lenient))
+}
+
+/// An `io::Error` is not `Clone`; this keeps its kind and text.
+fn copy_io_err(e: &io::Error) -> io::Error {
+    io::Error::new(e.kind(), e.to_string())
+}
+
+/// Opens a file (gzip-compressed or not) as an [`EventReader`]; `format: None` detects it from
+/// the first lines (else from the name, see [`Format::detect`]). The path `-` means stdin,
+/// named [`STDIN_NAME`] in messages. The input is opened once, so pipes (`/dev/stdin`,
+/// `<(…)`) work, compressed or not.
 pub fn open_path(
     path: impl AsRef<Path>,
     format: Option<Format>,
     lenient: bool,
 ) -> Result<EventReader<DynBufRead>, IngestError> {
     let path = path.as_ref();
-    let format = match format {
-        Some(f) => f,
-        None => Format::detect_file(path)?,
-    };
-    let input = open_input(path)?;
-    Ok(EventReader::new(
-        input,
-        path.display().to_string(),
-        format,
-        lenient,
-    ))
+    let source = source_name(path);
+    let input = decompressing(open_raw(path)?, has_gz_name(path), &source)?;
+    reader_over(input, source.clone(), Path::new(&source), format, lenient)
+}
+
+/// [`open_path`] over any byte stream: gzip is recognised by its magic bytes, and `format: None`
+/// detects the format from the first lines (the extension of `source` is the fallback). `source`
+/// names the input in messages.
+pub fn open_stream(
+    input: impl Read + Send + 'static,
+    source: impl Into<String>,
+    format: Option<Format>,
+    lenient: bool,
+) -> Result<EventReader<DynBufRead>, IngestError> {
+    let source = source.into();
+    let input = decompressing(Box::new(input), false, &source)?;
+    reader_over(input, source.clone(), Path::new(&source), format, lenient)
 }
 
 #[cfg(test)]
@@ -632,6 +995,23 @@ mod tests {
         let lines: Vec<SkipAt> = lenient.skipped().examples().iter().map(|e| e.at).collect();
         assert_eq!(lines, [SkipAt::Line(2), SkipAt::Line(5)]);
         assert!(lenient.skipped().to_string().starts_with("2 lines skipped"));
+    }
+
+    #[test]
+    fn an_overlong_line_is_not_buffered() {
+        let mut text = b"{\"syscall\":\"read\"}\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 3 << 20));
+        text.extend_from_slice(b"\n{\"syscall\":\"close\"}\n");
+        let input = BufReader::with_capacity(8192, &text[..]);
+        let mut r = EventReader::new(input, "t", Format::Jsonl, true).with_max_line(1000);
+        let mut names = Vec::new();
+        while let Some(e) = r.next() {
+            names.push(e.unwrap().syscall);
+            // The line buffer holds at most the cap plus one read of the input.
+            assert!(r.buf.capacity() <= 16_384, "{}", r.buf.capacity());
+        }
+        assert_eq!(names, ["read", "close"]);
+        assert_eq!(r.skipped().counts().get("line too long"), Some(&1));
     }
 
     #[test]

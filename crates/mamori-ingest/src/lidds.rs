@@ -6,27 +6,53 @@
 //! `res=` (or its `fd=` for calls that return a descriptor: `open`, `accept`, `socket`…),
 //! `fd_path` the first descriptor annotation (`fd=13(<f>/dev/urandom)` → `/dev/urandom`; a value
 //! `N(<t>text)` becomes `N`). An exit without an enter (recording started mid-call) is emitted
-//! alone; an enter that never exits is emitted when its thread enters another call, or at the end.
-//! sysdig's `procexit` event becomes [`Record::Exit`] for its tid. `uid` is not kept (no field for
-//! it).
+//! alone; an enter that never exits is emitted when its thread enters another call, or at the end
+//! (or, past the pending cap, when it is the oldest waiting). sysdig's `procexit` event becomes
+//! [`Record::Exit`] for its tid. `uid` is not kept (no field for it).
+//!
+//! A line cut short is malformed (`truncated line`): a value `N(…` without its closing `)`
+//! (`fd=13(<f>/dev/ur`), or, in a file whose first line ends with the space sysdig prints after
+//! every argument (as LID-DS's do), a line without it (`size=51`, cut from `size=512 `).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use crate::sysdig::{fd_value, parse_res, split_kv};
-use crate::{IngestError, LineError, LineParser, Record, SyscallEvent};
+use crate::{shown, IngestError, LineError, LineParser, Record, SyscallEvent, DEFAULT_MAX_PENDING};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct LidDsParser {
     /// Enter halves waiting for their exit, per tid.
     pending: HashMap<u32, Half>,
+    /// The tids of `pending` by age (`Half::seq`), to evict the oldest at the cap.
+    by_age: BTreeMap<u64, u32>,
+    next_seq: u64,
+    max_pending: usize,
+    evicted: u64,
+    /// Whether the file's first line ends with a space (then every line must).
+    trailing_space: Option<bool>,
+}
+
+impl Default for LidDsParser {
+    fn default() -> Self {
+        LidDsParser {
+            pending: HashMap::new(),
+            by_age: BTreeMap::new(),
+            next_seq: 0,
+            max_pending: DEFAULT_MAX_PENDING,
+            evicted: 0,
+            trailing_space: None,
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Half {
+    /// Order of arrival, for eviction.
+    seq: u64,
     time_ns: i64,
     pid: u32,
     tid: u32,
@@ -84,15 +110,23 @@ fn parse(line: &str) -> Result<Parsed<'_>, LineError> {
             )
         })?;
     let num = |i: usize, what: &str| -> Result<u64, LineError> {
-        t(i).parse::<u64>()
-            .map_err(|_| LineError::new("bad number", format!("{what} `{}` is not a number", t(i))))
+        t(i).parse::<u64>().map_err(|_| {
+            LineError::new(
+                "bad number",
+                format!("{what} `{}` is not a number", shown(t(i))),
+            )
+        })
     };
     let time_ns = i64::try_from(num(0, "timestamp")?)
         .map_err(|_| LineError::new("bad number", "timestamp out of range"))?;
     num(1, "uid")?;
     let id = |i: usize, what: &str| -> Result<u32, LineError> {
-        u32::try_from(num(i, what)?)
-            .map_err(|_| LineError::new("bad number", format!("{what} `{}` out of range", t(i))))
+        u32::try_from(num(i, what)?).map_err(|_| {
+            LineError::new(
+                "bad number",
+                format!("{what} `{}` out of range", shown(t(i))),
+            )
+        })
     };
     let pid = id(2, "pid")?;
     let tid = id(dir - 2, "tid")?;
@@ -157,15 +191,77 @@ fn build(enter: Option<Half>, exit: Option<Half>) -> SyscallEvent {
     event
 }
 
+/// A value cut inside the parentheses sysdig puts after a number (`fd=13(<f>/dev/urandom)`,
+/// `flags=4097(O_RDONLY)`, `res=-2(ENOENT)`), which always end the value: `fd=13(<f>/dev/ur`.
+/// Other values (paths, `data=` buffers) may hold any parentheses.
+fn cut_value(args: &[(String, String)]) -> Option<&(String, String)> {
+    args.iter().find(|(k, v)| {
+        let digits = v.strip_prefix('-').unwrap_or(v);
+        let n = digits.bytes().take_while(u8::is_ascii_digit).count();
+        k != "data" && n > 0 && digits[n..].starts_with('(') && !v.ends_with(')')
+    })
+}
+
+impl LidDsParser {
+    fn take_pending(&mut self, tid: u32) -> Option<Half> {
+        let h = self.pending.remove(&tid)?;
+        self.by_age.remove(&h.seq);
+        Some(h)
+    }
+
+    /// Holds an enter half; an older one of the same thread, and at the cap the oldest of all,
+    /// are yielded alone.
+    fn hold(&mut self, mut half: Half, out: &mut VecDeque<Record>) {
+        if let Some(old) = self.take_pending(half.tid) {
+            out.push_back(Record::Call(build(Some(old), None)));
+        }
+        while self.pending.len() >= self.max_pending {
+            let Some((_, oldest)) = self.by_age.pop_first() else {
+                break;
+            };
+            if let Some(old) = self.pending.remove(&oldest) {
+                self.evicted += 1;
+                out.push_back(Record::Call(build(Some(old), None)));
+            }
+        }
+        half.seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_age.insert(half.seq, half.tid);
+        self.pending.insert(half.tid, half);
+    }
+}
+
 impl LineParser for LidDsParser {
     fn parse_line(&mut self, line: &str, out: &mut VecDeque<Record>) -> Result<(), LineError> {
         if line.trim().is_empty() {
             return Ok(());
         }
         let p = parse(line)?;
+        let ends_with_space = line.ends_with(' ');
+        let convention = *self.trailing_space.get_or_insert(ends_with_space);
+        if convention && !ends_with_space {
+            let mut tail = line.len().saturating_sub(24);
+            while !line.is_char_boundary(tail) {
+                tail -= 1;
+            }
+            return Err(LineError::new(
+                "truncated line",
+                format!(
+                    "the line ends in `{}` without the space after its last argument (cut short?)",
+                    shown(&line[tail..])
+                ),
+            ));
+        }
+        let args = owned_args(p.args);
+        if let Some((k, v)) = cut_value(&args) {
+            return Err(LineError::new(
+                "truncated line",
+                format!("`{k}={}` lacks its closing `)` (cut short?)", shown(v)),
+            ));
+        }
         if p.syscall == "procexit" {
             // sysdig's process-exit event, not a system call.
-            if let Some(old) = self.pending.remove(&p.tid) {
+            if let Some(old) = self.take_pending(p.tid) {
                 out.push_back(Record::Call(build(Some(old), None)));
             }
             out.push_back(Record::Exit {
@@ -175,19 +271,18 @@ impl LineParser for LidDsParser {
             return Ok(());
         }
         let half = Half {
+            seq: 0,
             time_ns: p.time_ns,
             pid: p.pid,
             tid: p.tid,
             process: p.process,
             syscall: p.syscall.to_string(),
-            args: owned_args(p.args),
+            args,
         };
         if p.enter {
-            if let Some(old) = self.pending.insert(p.tid, half) {
-                out.push_back(Record::Call(build(Some(old), None)));
-            }
+            self.hold(half, out);
         } else {
-            let enter = match self.pending.remove(&p.tid) {
+            let enter = match self.take_pending(p.tid) {
                 Some(h) if h.syscall == half.syscall => Some(h),
                 Some(other) => {
                     out.push_back(Record::Call(build(Some(other), None)));
@@ -202,10 +297,23 @@ impl LineParser for LidDsParser {
 
     fn finish(&mut self, out: &mut VecDeque<Record>) {
         let mut rest: Vec<Half> = self.pending.drain().map(|(_, h)| h).collect();
+        self.by_age.clear();
         rest.sort_by_key(|h| (h.time_ns, h.tid));
         for h in rest {
             out.push_back(Record::Call(build(Some(h), None)));
         }
+    }
+
+    fn set_max_pending(&mut self, max: usize) {
+        self.max_pending = max;
+    }
+
+    fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn evicted(&self) -> u64 {
+        self.evicted
     }
 }
 
@@ -292,8 +400,8 @@ mod tests {
 1631078867467776775 33 2902774 apache2 2902774 read > fd=13(<f>/dev/urandom) size=512 
 1631078867467779939 33 2902774 apache2 2902774 read < res=512 data=Fft LT3b=x 
 1631078884708585503 33 2902774 apache2 2902774 read < res=-11(EAGAIN) data= 
-1631078867467817332 33 2902774 apache2 2902774 mmap > addr=0 length=12288
-1631078867467820185 33 2902774 apache2 2902774 mmap < res=7F5246360000 vm_size=112448
+1631078867467817332 33 2902774 apache2 2902774 mmap > addr=0 length=12288 
+1631078867467820185 33 2902774 apache2 2902774 mmap < res=7F5246360000 vm_size=112448 
 1631078867467845921 33 2902775 my worker 2902775 brk > addr=560F96009000 
 ";
         let v = read(text);
@@ -340,6 +448,44 @@ mod tests {
                 pid: Some(8),
                 time_ns: Some(6)
             }
+        );
+    }
+
+    #[test]
+    fn truncated_lines_are_malformed() {
+        // Real `.sc` lines end with a space after the last argument; a cut line does not.
+        let good = "\
+1631078867467773648 33 2902774 apache2 2902774 open < fd=13(<f>/dev/urandom) name=/dev/urandom flags=4097(O_RDONLY|O_CLOEXEC) mode=0 dev=200073 
+1631078867467776775 33 2902774 apache2 2902774 read > fd=13(<f>/dev/urandom) size=512 
+";
+        assert_eq!(read(good).len(), 2);
+        for cut in [
+            "1631078867467776775 33 2902774 apache2 2902774 read > fd=13(<f>/dev/ur",
+            "1631078867467776775 33 2902774 apache2 2902774 read > fd=13(<f>/dev/urandom) size=51",
+            "1631078867467776775 33 2902774 apache2 2902774 read > fd=13(<f>/dev/urandom) si",
+        ] {
+            let text = format!("{good}{cut}\n");
+            let mut r = EventReader::new(text.as_bytes(), "x.sc", Format::LidDs, true);
+            assert_eq!(r.by_ref().count(), 2, "{cut}");
+            assert_eq!(
+                r.skipped().counts().get("truncated line"),
+                Some(&1),
+                "{cut}: {}",
+                r.skipped()
+            );
+        }
+        // An unclosed `N(` is a cut even without the trailing-space convention.
+        for cut in ["fd=13(<f>/dev/ur", "flags=4097(O_RDONLY|O_CL", "res=-2(ENO"] {
+            let text = format!("1 0 2 p 2 read > {cut}\n");
+            let mut r = EventReader::new(text.as_bytes(), "x.sc", Format::LidDs, false);
+            let err = r.next().unwrap().unwrap_err();
+            assert!(err.to_string().contains("truncated line"), "{err}");
+        }
+        // Paths and `data=` buffers may hold any parentheses.
+        assert_eq!(read("1 0 2 p 2 write < res=3 data=a(b \n").len(), 1);
+        assert_eq!(
+            read("1 0 2 p 2 open < fd=3(<f>/tmp/a(b) name=/tmp/a(b \n").len(),
+            1
         );
     }
 

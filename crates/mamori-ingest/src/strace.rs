@@ -1,10 +1,17 @@
 //! strace text output (`strace -f -tt -yy -s N -o FILE`).
 //!
 //! Line prefix: an optional pid (`1234  ` with `-f` and `-o`, or `[pid  1234] ` on a terminal),
-//! then an optional timestamp: `-t`/`-tt` time of day (`12:34:56.789012`, stored as ns since
-//! midnight, since strace prints no date) or `-ttt`/`-r` seconds (`1700000000.123456`, stored
-//! as ns: since the epoch for `-ttt`). With `-f` strace prints the *thread* id; it is used as both
-//! `pid` and `tid`, as the text cannot tell them apart.
+//! then an optional timestamp, whose form the file's first timestamp decides ([`Clock`]):
+//!
+//! - `-t`/`-tt` time of day (`12:34:56.789012`): ns since the first midnight, since strace prints
+//!   no date; a step back of more than 12 h is the next day (a trace crossing midnight stays
+//!   monotonic).
+//! - `-ttt` seconds since the epoch (`1700000000.123456`; 10^8 s or more): ns since the epoch.
+//! - `-r` deltas (`     0.000123`, below 10^8 s): each the time since the previous line, summed
+//!   into ns since the first call.
+//!
+//! With `-f` strace prints the *thread* id; it is used as both `pid` and `tid`, as the text cannot
+//! tell them apart.
 //!
 //! Arguments are split at top-level commas (strings, `(…)`, `[…]`, `{…}`, `/* … */` and `-yy`
 //! annotations `<…>` are kept whole). A string argument is unquoted and unescaped; the truncation
@@ -15,22 +22,134 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::{LineError, LineParser, Record, SyscallEvent};
+use crate::{shown, LineError, LineParser, Record, SyscallEvent, DEFAULT_MAX_PENDING};
 
 /// Calls whose result is a new descriptor for the path they name.
 const OPEN_FAMILY: &[&str] = &["open", "openat", "openat2", "creat", "open_by_handle_at"];
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct StraceParser {
     /// Unfinished calls per pid (0 when strace printed no pid).
     pending: BTreeMap<u32, Pending>,
+    /// The pids of `pending` by age (`Pending::seq`), to evict the oldest at the cap.
+    by_age: BTreeMap<u64, u32>,
+    next_seq: u64,
+    max_pending: usize,
+    evicted: u64,
+    clock: Clock,
+}
+
+impl Default for StraceParser {
+    fn default() -> Self {
+        StraceParser {
+            pending: BTreeMap::new(),
+            by_age: BTreeMap::new(),
+            next_seq: 0,
+            max_pending: DEFAULT_MAX_PENDING,
+            evicted: 0,
+            clock: Clock::Unknown,
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Pending {
     event: SyscallEvent,
-    /// Annotations of the arguments seen so far, in order.
+    /// The first `-yy` annotation of the arguments seen so far.
     first_annotation: Option<String>,
+    /// Order of arrival, for eviction.
+    seq: u64,
+}
+
+const DAY_NS: i64 = 86_400_000_000_000;
+const HALF_DAY_NS: i64 = DAY_NS / 2;
+/// Seconds from which a bare number is `-ttt` Unix time (1973) rather than a `-r` delta.
+const EPOCH_MIN_NS: i64 = 100_000_000 * 1_000_000_000;
+
+/// A printed timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stamp {
+    /// `HH:MM:SS[.frac]`, ns since midnight.
+    TimeOfDay(i64),
+    /// `SECS[.frac]`, ns.
+    Seconds(i64),
+}
+
+/// The file's clock, set by its first timestamp and kept for the rest of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clock {
+    /// No timestamp yet.
+    Unknown,
+    /// `-t`/`-tt`: `day_ns` is added to the time of day (24 h per midnight crossed); `max_ns` is
+    /// the latest time yielded.
+    TimeOfDay { day_ns: i64, max_ns: i64 },
+    /// `-ttt`.
+    Epoch,
+    /// `-r`: the sum of the deltas after the first.
+    Relative { total_ns: i64 },
+}
+
+impl Clock {
+    /// The time of a line stamped `stamp` (`tok` as printed, for messages); advances the clock.
+    fn time(&mut self, stamp: Stamp, tok: &str) -> Result<i64, LineError> {
+        let mixed = |first: &str| {
+            LineError::new(
+                "bad timestamp",
+                format!(
+                    "timestamp `{}` is not of the form of the file's first one ({first})",
+                    shown(tok)
+                ),
+            )
+        };
+        match (*self, stamp) {
+            (Clock::Unknown, Stamp::TimeOfDay(t)) => {
+                *self = Clock::TimeOfDay {
+                    day_ns: 0,
+                    max_ns: t,
+                };
+                Ok(t)
+            }
+            (Clock::Unknown, Stamp::Seconds(t)) if t >= EPOCH_MIN_NS => {
+                *self = Clock::Epoch;
+                Ok(t)
+            }
+            (Clock::Unknown, Stamp::Seconds(_)) => {
+                // The first `-r` delta is from strace's start, not from a call: time 0.
+                *self = Clock::Relative { total_ns: 0 };
+                Ok(0)
+            }
+            (Clock::TimeOfDay { mut day_ns, max_ns }, Stamp::TimeOfDay(t)) => {
+                let mut at = t + day_ns;
+                if at < max_ns - HALF_DAY_NS {
+                    // Midnight passed.
+                    day_ns += DAY_NS;
+                    at += DAY_NS;
+                } else if at > max_ns + HALF_DAY_NS && day_ns >= DAY_NS {
+                    // A late line from before the last midnight (threads interleave).
+                    at -= DAY_NS;
+                }
+                *self = Clock::TimeOfDay {
+                    day_ns,
+                    max_ns: max_ns.max(at),
+                };
+                Ok(at)
+            }
+            (Clock::Epoch, Stamp::Seconds(t)) => Ok(t),
+            (Clock::Relative { total_ns }, Stamp::Seconds(d)) => {
+                let total_ns = total_ns.checked_add(d).ok_or_else(|| {
+                    LineError::new(
+                        "bad timestamp",
+                        format!("relative time overflows at `{}`", shown(tok)),
+                    )
+                })?;
+                *self = Clock::Relative { total_ns };
+                Ok(total_ns)
+            }
+            (Clock::TimeOfDay { .. }, Stamp::Seconds(_)) => Err(mixed("a time of day")),
+            (Clock::Epoch, Stamp::TimeOfDay(_)) => Err(mixed("Unix time, `-ttt`")),
+            (Clock::Relative { .. }, Stamp::TimeOfDay(_)) => Err(mixed("a relative time, `-r`")),
+        }
+    }
 }
 
 /// Whether a line looks like strace output (for format detection).
@@ -55,9 +174,9 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'?')
 }
 
-/// Splits off `[pid N]`/`N` and a timestamp. Returns `((pid, time_ns), rest)`.
+/// Splits off `[pid N]`/`N` and a timestamp. Returns `((pid, (stamp, token)), rest)`.
 #[allow(clippy::type_complexity)]
-fn take_prefix(line: &str) -> Result<((Option<u32>, Option<i64>), &str), LineError> {
+fn take_prefix(line: &str) -> Result<((Option<u32>, Option<(Stamp, &str)>), &str), LineError> {
     let mut rest = line.trim_start();
     let mut pid = None;
     if let Some(r) = rest.strip_prefix("[pid") {
@@ -67,17 +186,17 @@ fn take_prefix(line: &str) -> Result<((Option<u32>, Option<i64>), &str), LineErr
         let n = r[..close].trim();
         pid = Some(
             n.parse::<u32>()
-                .map_err(|_| LineError::new("bad prefix", format!("bad pid `{n}`")))?,
+                .map_err(|_| LineError::new("bad prefix", format!("bad pid `{}`", shown(n))))?,
         );
         rest = r[close + 1..].trim_start();
     } else {
         let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
         let tok = &rest[..end];
         if end < rest.len() && !tok.is_empty() && tok.bytes().all(|b| b.is_ascii_digit()) {
-            pid = Some(
-                tok.parse::<u32>()
-                    .map_err(|_| LineError::new("bad prefix", format!("bad pid `{tok}`")))?,
-            );
+            pid =
+                Some(tok.parse::<u32>().map_err(|_| {
+                    LineError::new("bad prefix", format!("bad pid `{}`", shown(tok)))
+                })?);
             rest = rest[end..].trim_start();
         }
     }
@@ -85,16 +204,20 @@ fn take_prefix(line: &str) -> Result<((Option<u32>, Option<i64>), &str), LineErr
     if rest.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
         let tok = &rest[..end];
-        time = Some(parse_time(tok).ok_or_else(|| {
-            LineError::new("bad timestamp", format!("cannot read timestamp `{tok}`"))
-        })?);
+        let stamp = parse_time(tok).ok_or_else(|| {
+            LineError::new(
+                "bad timestamp",
+                format!("cannot read timestamp `{}`", shown(tok)),
+            )
+        })?;
+        time = Some((stamp, tok));
         rest = rest[end..].trim_start();
     }
     Ok(((pid, time), rest))
 }
 
 /// `12:34:56[.frac]` → ns since midnight; `secs[.frac]` → ns.
-fn parse_time(tok: &str) -> Option<i64> {
+fn parse_time(tok: &str) -> Option<Stamp> {
     let (whole, frac) = match tok.split_once('.') {
         Some((w, f)) => (w, f),
         None => (tok, ""),
@@ -106,7 +229,8 @@ fn parse_time(tok: &str) -> Option<i64> {
     for b in frac.bytes().chain(std::iter::repeat(b'0')).take(9) {
         frac_ns = frac_ns * 10 + i64::from(b - b'0');
     }
-    let secs: i64 = if whole.contains(':') {
+    let of_day = whole.contains(':');
+    let secs: i64 = if of_day {
         let mut parts = whole.split(':');
         let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() {
@@ -125,7 +249,12 @@ fn parse_time(tok: &str) -> Option<i64> {
         }
         whole.parse().ok()?
     };
-    secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)
+    let ns = secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)?;
+    Some(if of_day {
+        Stamp::TimeOfDay(ns)
+    } else {
+        Stamp::Seconds(ns)
+    })
 }
 
 /// The result of [`split_args`].
@@ -328,7 +457,7 @@ fn parse_return(rest: &str) -> Result<(Option<i64>, Option<String>), LineError> 
             "missing return value",
             format!(
                 "expected ` = <return value>` after `)`, found `{}`",
-                clip(rest)
+                shown(rest)
             ),
         ));
     };
@@ -370,7 +499,7 @@ fn parse_return(rest: &str) -> Result<(Option<i64>, Option<String>), LineError> 
     let Some(value) = value else {
         return Err(LineError::new(
             "bad return value",
-            format!("cannot read return value `{}`", clip(r)),
+            format!("cannot read return value `{}`", shown(r)),
         ));
     };
     let mut annotation = None;
@@ -381,14 +510,6 @@ fn parse_return(rest: &str) -> Result<(Option<i64>, Option<String>), LineError> 
         }
     }
     Ok((Some(value), annotation))
-}
-
-fn clip(s: &str) -> String {
-    let mut out: String = s.chars().take(60).collect();
-    if out.len() < s.len() {
-        out.push('…');
-    }
-    out
 }
 
 const UNFINISHED: &str = "<unfinished ...>";
@@ -414,8 +535,32 @@ impl StraceParser {
         p.event
     }
 
+    fn take_pending(&mut self, key: u32) -> Option<Pending> {
+        let p = self.pending.remove(&key)?;
+        self.by_age.remove(&p.seq);
+        Some(p)
+    }
+
+    /// Holds an unfinished call; at the cap, first yields the oldest one incomplete.
+    fn hold(&mut self, key: u32, mut p: Pending, out: &mut VecDeque<Record>) {
+        self.flush_pid(key, out);
+        while self.pending.len() >= self.max_pending {
+            let Some((_, oldest)) = self.by_age.pop_first() else {
+                break;
+            };
+            if let Some(old) = self.pending.remove(&oldest) {
+                self.evicted += 1;
+                out.push_back(Record::Call(Self::complete(old, None, None)));
+            }
+        }
+        p.seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_age.insert(p.seq, key);
+        self.pending.insert(key, p);
+    }
+
     fn flush_pid(&mut self, key: u32, out: &mut VecDeque<Record>) {
-        if let Some(p) = self.pending.remove(&key) {
+        if let Some(p) = self.take_pending(key) {
             out.push_back(Record::Call(Self::complete(p, None, None)));
         }
     }
@@ -426,7 +571,11 @@ impl LineParser for StraceParser {
         if line.trim().is_empty() || line.starts_with("strace: ") {
             return Ok(());
         }
-        let ((pid, time_ns), body) = take_prefix(line)?;
+        let ((pid, stamp), body) = take_prefix(line)?;
+        let time_ns = match stamp {
+            Some((stamp, tok)) => Some(self.clock.time(stamp, tok)?),
+            None => None,
+        };
         let key = pid.unwrap_or(0);
         let body = body.trim_end();
         if body.starts_with("--- ") || body == "---" {
@@ -436,7 +585,7 @@ impl LineParser for StraceParser {
             if !body.ends_with("+++") {
                 return Err(LineError::new(
                     "bad exit line",
-                    format!("`{}` does not end with `+++`", clip(body)),
+                    format!("`{}` does not end with `+++`", shown(body)),
                 ));
             }
             self.flush_pid(key, out);
@@ -451,17 +600,20 @@ impl LineParser for StraceParser {
             let Some(close) = r.find('>') else {
                 return Err(LineError::new(
                     "bad resumed line",
-                    format!("`<... ` without `>` in `{}`", clip(body)),
+                    format!("`<... ` without `>` in `{}`", shown(body)),
                 ));
             };
             let head = &r[..close];
             let Some(name) = head.strip_suffix(" resumed") else {
                 return Err(LineError::new(
                     "bad resumed line",
-                    format!("expected `<... NAME resumed>`, found `<... {head}>`"),
+                    format!(
+                        "expected `<... NAME resumed>`, found `<... {}>`",
+                        shown(head)
+                    ),
                 ));
             };
-            let pending = match self.pending.remove(&key) {
+            let pending = match self.take_pending(key) {
                 Some(p) if p.event.syscall == name => p,
                 other => {
                     if let Some(p) = other {
@@ -476,6 +628,7 @@ impl LineParser for StraceParser {
                             ..SyscallEvent::named(name)
                         },
                         first_annotation: None,
+                        seq: 0,
                     }
                 }
             };
@@ -484,14 +637,14 @@ impl LineParser for StraceParser {
             let Some(open) = body.find('(') else {
                 return Err(LineError::new(
                     "not a system call",
-                    format!("no `(` in `{}`", clip(body)),
+                    format!("no `(` in `{}`", shown(body)),
                 ));
             };
             let name = body[..open].trim_end();
             if !valid_name(name) {
                 return Err(LineError::new(
                     "not a system call",
-                    format!("`{}` is not a system-call name", clip(name)),
+                    format!("`{}` is not a system-call name", shown(name)),
                 ));
             }
             self.flush_pid(key, out);
@@ -503,13 +656,14 @@ impl LineParser for StraceParser {
                     ..SyscallEvent::named(name)
                 },
                 first_annotation: None,
+                seq: 0,
             };
             (pending, &body[open + 1..])
         };
         let split = split_args(args_text);
         Self::push_args(&mut pending, &split.args);
         if unfinished {
-            self.pending.insert(key, pending);
+            self.hold(key, pending, out);
             return Ok(());
         }
         let Some(end) = split.end else {
@@ -517,7 +671,7 @@ impl LineParser for StraceParser {
                 "unbalanced arguments",
                 format!(
                     "`{}(` has no matching `)` (truncated line?)",
-                    pending.event.syscall
+                    shown(&pending.event.syscall)
                 ),
             ));
         };
@@ -528,9 +682,22 @@ impl LineParser for StraceParser {
 
     fn finish(&mut self, out: &mut VecDeque<Record>) {
         let pending = std::mem::take(&mut self.pending);
+        self.by_age.clear();
         for (_, p) in pending {
             out.push_back(Record::Call(Self::complete(p, None, None)));
         }
+    }
+
+    fn set_max_pending(&mut self, max: usize) {
+        self.max_pending = max;
+    }
+
+    fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn evicted(&self) -> u64 {
+        self.evicted
     }
 }
 
@@ -753,6 +920,85 @@ mod tests {
         assert_eq!(counts.get("not a system call"), Some(&1));
         assert_eq!(counts.get("bad return value"), Some(&1));
         assert_eq!(r.skipped().examples()[1].at, crate::SkipAt::Line(2));
+    }
+
+    #[test]
+    fn relative_timestamps_accumulate() {
+        // `strace -f -r -T -yy`: deltas since the previous line, not times.
+        let text = "\
+1234       0.000000 execve(\"/bin/true\", [\"true\"], 0x7ffd /* 20 vars */) = 0 <0.000150>
+1234       0.000420 brk(NULL) = 0x55d0 <0.000010>
+1235       0.000100 read(3</etc/passwd>,  <unfinished ...>
+[pid  1234]      0.000050 close(4</x>) = 0 <0.000008>
+1235       0.000020 <... read resumed>\"x\", 1) = 1 <0.000180>
+1235       1.500000 +++ exited with 0 +++
+1234       0.250000 exit_group(0) = ?
+";
+        let recs = parse(text);
+        let times: Vec<(String, Option<i64>)> = recs
+            .iter()
+            .map(|r| match r {
+                Record::Call(e) => (e.syscall.clone(), e.time_ns),
+                Record::Exit { time_ns, .. } => ("+++".to_string(), *time_ns),
+            })
+            .collect();
+        let want: Vec<(String, Option<i64>)> = [
+            ("execve", 0),
+            ("brk", 420_000),
+            ("close", 570_000),
+            ("read", 520_000),
+            ("+++", 1_500_590_000),
+            ("exit_group", 1_750_590_000),
+        ]
+        .iter()
+        .map(|(n, t)| (n.to_string(), Some(*t)))
+        .collect();
+        assert_eq!(times, want);
+        let read = calls(text)
+            .into_iter()
+            .find(|e| e.syscall == "read")
+            .unwrap();
+        assert_eq!((read.pid, read.ret), (Some(1235), Some(1)));
+        assert_eq!(read.fd_path.as_deref(), Some("/etc/passwd"));
+        // A first delta that is not 0 still starts the clock at 0.
+        let v = calls("0.000010 getpid() = 7\n0.000005 getppid() = 1\n");
+        assert_eq!(v[0].time_ns, Some(0));
+        assert_eq!(v[1].time_ns, Some(5_000));
+        // `-ttt` stays Unix time.
+        let v = calls("1700000000.5 getpid() = 7\n1700000000.25 getppid() = 1\n");
+        assert_eq!(v[0].time_ns, Some(1_700_000_000_500_000_000));
+        assert_eq!(v[1].time_ns, Some(1_700_000_000_250_000_000));
+    }
+
+    #[test]
+    fn time_of_day_unwraps_at_midnight() {
+        let text = "\
+1 23:59:59.900000 getpid() = 1
+2 23:59:59.950000 getpid() = 2
+1 23:59:59.940000 getpid() = 1
+1 00:00:00.100000 getpid() = 1
+2 23:59:59.990000 getpid() = 2
+1 00:00:01 getpid() = 1
+1 12:00:01 getpid() = 1
+1 23:59:59 getpid() = 1
+1 00:00:00.5 getpid() = 1
+";
+        let day = 86_400_000_000_000i64;
+        let times: Vec<i64> = calls(text).iter().map(|e| e.time_ns.unwrap()).collect();
+        assert_eq!(
+            times,
+            [
+                day - 100_000_000,
+                day - 50_000_000,
+                day - 60_000_000, // threads interleave: a small step back is kept
+                day + 100_000_000,
+                day - 10_000_000, // a late line from before midnight
+                day + 1_000_000_000,
+                day + 43_201_000_000_000,
+                2 * day - 1_000_000_000,
+                2 * day + 500_000_000,
+            ]
+        );
     }
 
     #[test]

@@ -50,7 +50,7 @@ fn open_path_errors_and_gzip() {
         .err()
         .unwrap();
     assert_eq!(err.path(), "/nonexistent/x.strace");
-    assert!(err.to_string().contains("cannot read"));
+    assert!(err.to_string().contains("cannot open"));
 
     let dir = std::env::temp_dir().join(format!("mamori-ingest-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

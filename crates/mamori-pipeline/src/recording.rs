@@ -27,11 +27,21 @@ pub fn load_profile(path: &Path) -> Result<ClassTable> {
     ClassTable::new(cfg).with_context(|| format!("invalid class table {}", path.display()))
 }
 
-/// Skipped-line report of one file, printed to stderr at the end of a run.
+/// Skipped-line report of one file, printed to stderr at the end of a run, with the calls yielded
+/// without their result because too many were waiting at once.
 pub fn report_skipped(path: &Path, reader: &mamori_ingest::EventReader<mamori_ingest::DynBufRead>) {
     let skipped = reader.skipped();
     if skipped.total() > 0 {
         eprintln!("mamori: {}: {}", path.display(), skipped);
+    }
+    let evicted = reader.evicted_pending();
+    if evicted > 0 {
+        eprintln!(
+            "mamori: {}: {evicted} unfinished calls yielded without their result (more than {} \
+             waiting at once)",
+            path.display(),
+            mamori_ingest::DEFAULT_MAX_PENDING
+        );
     }
 }
 
@@ -42,8 +52,8 @@ pub fn for_each_record(
     mut f: impl FnMut(&Path, Record) -> Result<()>,
 ) -> Result<()> {
     for path in paths {
-        let mut reader = mamori_ingest::open_path(path, read.format, read.lenient)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+        // The error names the path: `PATH: cannot open: <OS error>`.
+        let mut reader = mamori_ingest::open_path(path, read.format, read.lenient)?;
         while let Some(record) = reader.next_record() {
             let record = record?;
             f(path, record)?;
