@@ -75,6 +75,15 @@ pub fn class_table(
     if let Some(p) = profile {
         return load_profile(p);
     }
+    // Learning the table is a pass of its own before the windows are read: a pipe would be
+    // empty the second time.
+    if let Some(stream) = paths.iter().find(|p| !readable_twice(p)) {
+        bail!(
+            "{}: learning a class table reads the input twice, and this is a stream (stdin or a \
+             pipe) that can be read once: give --profile, or save the input to a file first",
+            stream.display()
+        );
+    }
     let mut events: Vec<SyscallEvent> = Vec::new();
     // Learning needs counts only; keep the name and path fields, drop buffers.
     for_each_record(paths, read, |_, r| {
@@ -206,6 +215,13 @@ pub struct WindowsRead {
     pub profile: InputProfile,
     /// Streams closed because too many were open at once (see [`Windower::with_max_streams`]).
     pub evicted_streams: u64,
+}
+
+/// Whether `path` can be read a second time from its start: a regular file (or a link to one),
+/// not `-` (stdin), a FIFO or a character device.
+pub fn readable_twice(path: &Path) -> bool {
+    // A missing file is not a stream: opening it reports what is wrong.
+    path.as_os_str() != "-" && std::fs::metadata(path).map_or(true, |m| m.is_file())
 }
 
 /// Classifies and windows every event of `paths` as one recording, calling `f` per window.
