@@ -69,6 +69,25 @@ fn a_flipped_header_field_is_tampering() {
 }
 
 #[test]
+fn a_changed_sequence_number_does_not_move_the_chain() {
+    for far in [12, 1 << 40, u64::MAX] {
+        let mut c = chain(10);
+        c[4].0.seq = far; // seq 5 claims to be far ahead (one flipped bit, or a forgery)
+        let mut v = Verifier::new(key(7));
+        let r: Vec<_> = c.iter().map(|(h, p)| v.check(h, p)).collect();
+        assert_eq!(r[4].fault, Some(Fault::Tampered), "{far}");
+        assert_eq!(r[4].gap, None, "{far}");
+        // the genuine records after it verify at their own positions: position 5 is missing
+        assert_eq!(r[5].gap, Some(Fault::Gap { first: 5, last: 5 }), "{far}");
+        assert!(
+            r[5].authentic() && r[6..].iter().all(|x| x.clean()),
+            "{far}: {r:?}"
+        );
+        assert_eq!(v.next_seq(), 11);
+    }
+}
+
+#[test]
 fn a_dropped_record_is_a_gap_with_exact_positions() {
     let mut c = chain(10);
     c.remove(6); // seq 7

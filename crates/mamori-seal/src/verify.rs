@@ -6,6 +6,13 @@ use crate::{tag, Header, Key, Tag, ANCHOR, FIRST_SEQ};
 /// from "sealed by someone holding a later key" (a forgery after the device was taken).
 pub const LATER_KEY_SEARCH: u64 = 4096;
 
+/// The furthest ahead of the chain a record may claim to be and still be checked: reaching its
+/// key costs one hash per position skipped, so a record claiming position 2^60 (one flipped bit
+/// in its header) would otherwise stall the verifier for ever. Four million positions are a few
+/// seconds of hashing at most; a real gap longer than that is reported by the next record that
+/// is within reach (the collector's and device's positions tell it too).
+pub const MAX_JUMP: u64 = 1 << 22;
+
 /// What checking one record found wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -96,7 +103,9 @@ impl Verifier {
         self.prev
     }
 
-    /// Checks one record and moves past it (unless it is behind the chain).
+    /// Checks one record and moves past it, unless it is behind the chain, or ahead of it
+    /// without being authentic at the position it claims (then it is `Tampered` and the chain
+    /// stays, so the genuine records after it still verify).
     pub fn check(&mut self, header: &Header, payload: &[u8]) -> Checked {
         let mut out = Checked::default();
         if header.seq < self.next_seq {
@@ -106,11 +115,24 @@ impl Verifier {
             return out;
         }
         if header.seq > self.next_seq {
+            // A record ahead moves the chain only if it is authentic at the position it claims:
+            // its sequence number is part of what may have been changed, and trusting a changed
+            // one would skip the chain past every genuine record after it.
+            let ahead = header.seq - self.next_seq;
+            if ahead > MAX_JUMP {
+                out.fault = Some(Fault::Tampered);
+                return out;
+            }
+            let key = self.key.evolve_by(ahead);
+            if tag(&key, header, payload) != header.tag {
+                out.fault = Some(Fault::Tampered);
+                return out;
+            }
             out.gap = Some(Fault::Gap {
                 first: self.next_seq,
                 last: header.seq - 1,
             });
-            self.key = self.key.evolve_by(header.seq - self.next_seq);
+            self.key = key;
             self.next_seq = header.seq;
             self.prev = None;
         }

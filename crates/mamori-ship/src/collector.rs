@@ -520,10 +520,13 @@ impl Collector {
                 )));
             };
             let checked = verifier.check(&h, payload);
+            // Only as far as the chain moved: a tampered record claiming a far position must
+            // not make every genuine record after it look like a replay (nor be acknowledged).
+            let reached = verifier.next_seq() - 1;
             for f in Finding::from_checked(&h, &checked) {
                 self.note(c, &stats, &f)?;
             }
-            c.processed = h.seq;
+            c.processed = c.processed.max(reached);
             // remembered whether stored or rejected, so the device's resend is a duplicate
             if c.recent.len() >= self.config.remember.max(1) {
                 c.recent.pop_front();

@@ -470,7 +470,8 @@ impl Walk {
         }
         if !matches!(checked.fault, Some(Fault::Behind { .. })) {
             self.start_seq.get_or_insert(h.seq);
-            self.max_seq = Some(h.seq);
+            // as far as the chain moved (a tampered record claiming a far position does not)
+            self.max_seq = Some(self.verifier.next_seq().saturating_sub(1));
             if self.recent.len() == WINDOW {
                 self.recent.pop_front();
             }

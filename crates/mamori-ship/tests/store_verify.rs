@@ -790,3 +790,68 @@ fn the_reader_resyncs_across_its_buffer_in_a_large_segment() {
         vec![(damage_at as u64, 200_000, false), (full as u64, 500, true)]
     );
 }
+
+/// One flipped bit in a stored record's sequence number (its top bit: position 2^63 + 77) is
+/// tampering at that record; the chain does not jump there (which would take 2^63 hashes and
+/// then call every genuine record after it a replay): 77 is a gap and 78.. verify.
+#[test]
+fn a_flipped_sequence_bit_is_tampering_and_the_chain_goes_on() {
+    let fx = store();
+    let (file, off, _) = locate(&fx.dir, 77);
+    edit(&file, |b| b[off as usize + 15] ^= 0x80); // top byte of the little-endian seq
+    let r = check(&fx.dir);
+    let kinds: Vec<(&FindingKind, Option<u64>)> =
+        faults(&r).iter().map(|f| (&f.kind, f.seq)).collect();
+    assert!(
+        kinds.contains(&(&FindingKind::Tampered, Some((1 << 63) + 77))),
+        "{}",
+        r.render_text()
+    );
+    assert!(
+        !kinds
+            .iter()
+            .any(|(k, _)| matches!(k, FindingKind::Behind { .. })),
+        "genuine records after it were called replays: {}",
+        r.render_text()
+    );
+    assert!(kinds.len() <= 2, "{}", r.render_text());
+}
+
+/// The collector, handed a batch in which one record claims a far position, stores the genuine
+/// records after it and acknowledges only as far as the chain really reached.
+#[test]
+fn the_collector_does_not_jump_to_a_tampered_far_position() {
+    let tmp = tempfile::tempdir().unwrap();
+    let collector =
+        mamori_ship::collector::Collector::new(mamori_ship::collector::CollectorConfig {
+            listen: String::new(),
+            store: tmp.path().to_path_buf(),
+            store_options: opts(),
+            tls: None,
+            idle_timeout: std::time::Duration::from_secs(5),
+            remember: 1024,
+        })
+        .unwrap();
+    collector.enroll(DEV, &key()).unwrap();
+    let mut recs = sealed(20);
+    recs[9].0.seq = 1 << 50; // record 10 claims position 2^50
+    let last_is_far = {
+        let mut batch = Vec::new();
+        for (h, p) in &recs[..10] {
+            batch.extend(encoded(h, p));
+        }
+        collector.ingest(DEV, &batch).unwrap()
+    };
+    assert_eq!(last_is_far, 9, "acknowledged past the genuine records");
+    let mut batch = Vec::new();
+    for (h, p) in &recs[10..] {
+        batch.extend(encoded(h, p));
+    }
+    assert_eq!(collector.ingest(DEV, &batch).unwrap(), 20);
+    let stored = RecordReader::device(&tmp.path().join(DEV))
+        .unwrap()
+        .map(|r| r.unwrap().header.seq)
+        .collect::<Vec<_>>();
+    let want: Vec<u64> = (1..=20).filter(|&s| s != 10).collect();
+    assert_eq!(stored, want);
+}
