@@ -348,7 +348,7 @@ impl MetricsSnapshot {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
         use MetricType::{Counter, Gauge};
         type Field = fn(&ContainerMetrics) -> u64;
-        let per_container: [(&str, MetricType, &str, Field); 9] = [
+        let per_container: [(&str, MetricType, &str, Field); 10] = [
             (
                 "mamori_events_total",
                 Counter,
@@ -387,6 +387,12 @@ impl MetricsSnapshot {
                 Counter,
                 "Streams closed after no call for limits.idle_stream_seconds (exit not seen).",
                 |c| c.stats.idle_streams_closed,
+            ),
+            (
+                "mamori_streams_evicted_total",
+                Counter,
+                "Streams closed because the container had more than 65536 open at once (idlest half, scored as ended).",
+                |c| c.stats.streams_evicted,
             ),
             (
                 "mamori_joined_short_streams_total",
@@ -1012,6 +1018,7 @@ pub(crate) mod tests {
             "mamori_alerts",
             "mamori_alerts_suppressed",
             "mamori_idle_streams_closed",
+            "mamori_streams_evicted",
             "mamori_joined_short_streams",
             "mamori_probe_records",
             "mamori_probe_dropped",
@@ -1163,7 +1170,7 @@ pub(crate) mod tests {
             families["mamori_resident_memory_bytes"].family_type,
             PrometheusType::Gauge
         );
-        assert_eq!(families.len(), 27);
+        assert_eq!(families.len(), 28);
     }
 
     #[test]

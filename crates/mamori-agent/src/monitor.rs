@@ -54,6 +54,8 @@ pub struct MonitorStats {
     pub idle_streams_closed: u64,
     /// Streams shorter than a window that were already running when first seen (not scored).
     pub joined_partial_skipped: u64,
+    /// Streams closed because the container had too many open at once.
+    pub streams_evicted: u64,
 }
 
 struct StreamRecent {
@@ -81,6 +83,9 @@ pub struct ContainerMonitor {
     /// Counters.
     pub stats: MonitorStats,
 }
+
+/// Bound on open streams per container (the windower's own default).
+const MAX_STREAMS: usize = mamori_detect::window::DEFAULT_MAX_STREAMS;
 
 /// Bound on remembered births not yet followed by a call.
 const BORN_MAX: usize = 65_536;
@@ -147,6 +152,9 @@ impl ContainerMonitor {
                 };
                 let size = self.model.model.window.size;
                 if !self.recent.contains_key(&key) {
+                    if self.recent.len() >= MAX_STREAMS {
+                        self.evict_idle(alerts);
+                    }
                     let seen_born = u32::try_from(key).is_ok_and(|k| self.born.remove(&k));
                     if !seen_born {
                         self.joined.insert(key);
@@ -172,6 +180,24 @@ impl ContainerMonitor {
                 let key = self.windower.stream_key(pid, pid);
                 self.end_stream(key, alerts);
             }
+        }
+    }
+
+    /// Closes the idlest half of the open streams, as the sweep would (a container spawning
+    /// threads faster than the sweep closes them must not grow the agent without bound).
+    fn evict_idle(&mut self, alerts: &mut Vec<Alert>) {
+        let mut ages: Vec<i64> = self.recent.values().map(|r| r.last_ns).collect();
+        let half = ages.len() / 2;
+        let (_, &mut cut, _) = ages.select_nth_unstable(half);
+        let idle: Vec<u64> = self
+            .recent
+            .iter()
+            .filter(|(_, r)| r.last_ns <= cut)
+            .map(|(&k, _)| k)
+            .collect();
+        for key in idle {
+            self.end_stream(key, alerts);
+            self.stats.streams_evicted += 1;
         }
     }
 
@@ -491,6 +517,30 @@ mod tests {
         m.push(call(7, "execve", 102, "sh"), &mut alerts);
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].flagged_units, 3);
+    }
+
+    #[test]
+    fn a_flood_of_threads_is_bounded_and_counted() {
+        let mut m = monitor(1);
+        let mut alerts = Vec::new();
+        let n = MAX_STREAMS as u32 + 10_000;
+        for tid in 0..n {
+            m.push(
+                call(tid + 10, "read", i64::from(tid), "worker"),
+                &mut alerts,
+            );
+            assert!(m.recent.len() <= MAX_STREAMS && m.open_streams() <= MAX_STREAMS);
+        }
+        assert!(
+            m.stats.streams_evicted >= 10_000,
+            "{}",
+            m.stats.streams_evicted
+        );
+        assert_eq!(
+            m.stats.streams_evicted + m.recent.len() as u64,
+            u64::from(n)
+        );
+        assert!(m.joined.len() <= MAX_STREAMS);
     }
 
     #[test]
