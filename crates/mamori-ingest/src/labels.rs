@@ -19,6 +19,8 @@
 //! - decimal seconds, `1700000000.25` (strace `-ttt`, Unix time), exact to the nanosecond;
 //! - integer nanoseconds, `1700000000250000000`;
 //! - a time of day, `HH:MM:SS[.frac]`: nanoseconds since midnight, the clock of strace `-tt`.
+//!   Hours 24–47 are the next day: a recording that passes midnight is read with its times
+//!   carried into the next day, so a step at 00:10 after it is written `24:10:00`.
 //!
 //! On a line that names hosts the times are Unix time, the clock of packet captures: an integer
 //! below 10^11 is seconds (`1700000000`; no capture is from 1973 in nanoseconds), and a time of
@@ -288,7 +290,7 @@ fn seconds(t: &str, forms: &str) -> Result<i64, TimeError> {
     Ok(ns as i64)
 }
 
-/// `HH:MM:SS[.frac]` to ns since midnight.
+/// `HH:MM:SS[.frac]` to ns since midnight (hours up to 47: the next day).
 fn time_of_day(t: &str) -> Result<i64, TimeError> {
     let bad = |what: &str| {
         TimeError(format!(
@@ -309,7 +311,7 @@ fn time_of_day(t: &str) -> Result<i64, TimeError> {
     } else {
         seconds(s, "seconds").map_err(|_| bad("seconds"))
     }?;
-    if !(0..24).contains(&h) || !(0..60).contains(&m) || s_ns >= 61_000_000_000 {
+    if !(0..48).contains(&h) || !(0..60).contains(&m) || s_ns >= 61_000_000_000 {
         return Err(TimeError(format!("time of day out of range: {t}")));
     }
     Ok((h * 3600 + m * 60) * 1_000_000_000 + s_ns)
@@ -342,7 +344,12 @@ mod tests {
             Ok(1_796_123_682_828_781_022)
         );
         assert_eq!(parse_time("0.0000000015"), Ok(2)); // rounded at the tenth digit
-        assert!(parse_time("25:00:00").is_err());
+        assert!(parse_time("48:00:00").is_err());
+        // the day after midnight, as a -tt trace that passes midnight is read
+        assert_eq!(
+            parse_time("24:10:00").ok(),
+            Some((24 * 3600 + 600) * 1_000_000_000)
+        );
         assert!(parse_time("soon").is_err());
         assert!(parse_time("").is_err());
         assert!(parse_time(".").is_err());

@@ -48,7 +48,7 @@ mod tests {
         assert_eq!(parse_time("12").unwrap(), 12);
         assert_eq!(parse_time("1.5").unwrap(), 1_500_000_000);
         assert_eq!(parse_time("01:02:03.5").unwrap(), 3_723_500_000_000);
-        assert!(parse_time("25:00:00").is_err());
+        assert!(parse_time("48:00:00").is_err());
         assert!(parse_time("soon").is_err());
     }
 
