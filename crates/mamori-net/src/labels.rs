@@ -33,7 +33,8 @@ pub struct Labels {
 impl Labels {
     /// Reads a labels file and adds its attacks.
     pub fn add_file(&mut self, path: &Path) -> Result<(), LabelsError> {
-        self.attacks.extend(read_labels(path, Expect::Hosts)?);
+        self.attacks
+            .extend(read_labels(path, Expect::Hosts).map_err(printable)?);
         Ok(())
     }
 
@@ -41,7 +42,7 @@ impl Labels {
     /// errors.
     pub fn add_text(&mut self, text: &str, source: &str) -> Result<(), LabelsError> {
         self.attacks
-            .extend(parse_labels(text, source, Expect::Hosts)?);
+            .extend(parse_labels(text, source, Expect::Hosts).map_err(printable)?);
         Ok(())
     }
 
@@ -73,6 +74,32 @@ impl Labels {
                 && ((src == attacker && a.victim.is_none_or(|v| v == dst))
                     || (dst == attacker && a.victim.is_none_or(|v| v == src)))
         })
+    }
+}
+
+/// The error with control characters of the file's text escaped (`\u{7}`), so a message about
+/// a corrupt file cannot drive the terminal.
+fn printable(e: LabelsError) -> LabelsError {
+    match e {
+        LabelsError::Line {
+            file,
+            line,
+            message,
+        } if message.chars().any(char::is_control) => LabelsError::Line {
+            file,
+            line,
+            message: message
+                .chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        },
+        e => e,
     }
 }
 
@@ -141,6 +168,8 @@ pub struct LabelledExtractor {
     extractor: Extractor<RowLabel>,
     labels: Labels,
     attack_packets: u64,
+    /// Packets matched per attack.
+    matched: Vec<u64>,
 }
 
 impl LabelledExtractor {
@@ -148,6 +177,7 @@ impl LabelledExtractor {
     pub fn new(config: &FeatureConfig, labels: Labels) -> Self {
         LabelledExtractor {
             extractor: Extractor::new(config),
+            matched: vec![0; labels.attacks.len()],
             labels,
             attack_packets: 0,
         }
@@ -158,6 +188,11 @@ impl LabelledExtractor {
     pub fn push(&mut self, p: &PacketMeta, out: &mut Vec<LabelledRow>) {
         let attack = self.labels.attack_of(p);
         self.attack_packets += u64::from(attack.is_some());
+        if let Some(i) = attack {
+            if let Some(n) = self.matched.get_mut(i) {
+                *n += 1;
+            }
+        }
         self.extractor.push(p, attack, out);
     }
 
@@ -169,6 +204,17 @@ impl LabelledExtractor {
     /// Packets seen, and of those labelled as attack.
     pub fn packet_counts(&self) -> (u64, u64) {
         (self.extractor.packets(), self.attack_packets)
+    }
+
+    /// What the extractor's memory caps cost so far.
+    pub fn evictions(&self) -> crate::features::Evictions {
+        self.extractor.evictions()
+    }
+
+    /// Packets matched so far by each attack (indexes as in [`Labels::attacks`]): a 0 is a label
+    /// that matched nothing, whose hosts or times are wrong for these captures.
+    pub fn matched_packets(&self) -> &[u64] {
+        &self.matched
     }
 
     /// The labels in use.

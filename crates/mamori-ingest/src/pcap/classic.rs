@@ -1,6 +1,8 @@
 //! Classic libpcap files: a 24-byte file header, then 16-byte record headers each followed by the
 //! captured bytes.
 
+use std::io;
+
 use super::input::{u32_at, Input};
 use super::{Fault, Found, PcapErrorKind, Step, MAX_PACKET_LEN, MAX_SNAPLEN};
 
@@ -14,7 +16,15 @@ pub(crate) struct Header {
     pub(crate) max_len: u32,
     /// 16, or 24 for the "modified" (Kuznetzov) format, whose extra fields are skipped.
     pub(crate) rec_hdr: usize,
+    /// The file header's snap length (0: none given).
+    pub(crate) snaplen: u32,
+    /// Seconds of the last packet read, the reference for resynchronising.
+    pub(crate) last_sec: Option<u64>,
 }
+
+/// How far (seconds) a record's time may be from the previous one's to be taken as the next
+/// record when resynchronising.
+const RESYNC_NEAR_S: u64 = 86_400;
 
 /// File header length.
 pub(crate) const FILE_HEADER: usize = 24;
@@ -40,6 +50,8 @@ impl Header {
             linktype,
             max_len: MAX_PACKET_LEN.max(snaplen.min(MAX_SNAPLEN)),
             rec_hdr,
+            snaplen,
+            last_sec: None,
         }
     }
 
@@ -54,7 +66,7 @@ impl Header {
 
 /// Reads the next record.
 #[inline]
-pub(crate) fn next(h: &Header, input: &mut Input) -> Result<Step, Fault> {
+pub(crate) fn next(h: &mut Header, input: &mut Input) -> Result<Step, Fault> {
     let offset = input.offset();
     let io = |e| Fault::io(e, offset);
     if !input.fill(h.rec_hdr).map_err(io)? {
@@ -86,6 +98,7 @@ pub(crate) fn next(h: &Header, input: &mut Input) -> Result<Step, Fault> {
     }
     let start = input.pos() + h.rec_hdr;
     input.consume(total);
+    h.last_sec = Some(sec);
     Ok(Step::Packet(Found {
         ts_ns: sec * 1_000_000_000 + frac * h.frac_ns,
         linktype: h.linktype,
@@ -93,4 +106,48 @@ pub(crate) fn next(h: &Header, input: &mut Input) -> Result<Step, Fault> {
         start,
         len: incl as usize,
     }))
+}
+
+/// The captured length of the record header `rec`, if it looks like a real one: fraction below a
+/// second, captured length within the snap length, the maximum and the wire length, and a time
+/// within [`RESYNC_NEAR_S`] of `near` (when known).
+fn plausible(h: &Header, rec: &[u8], near: Option<u64>) -> Option<u32> {
+    let sec = u64::from(u32_at(rec, 0, h.big));
+    let frac = u64::from(u32_at(rec, 4, h.big));
+    let incl = u32_at(rec, 8, h.big);
+    let orig_len = u32_at(rec, 12, h.big);
+    let frac_max = if h.frac_ns == 1 {
+        1_000_000_000
+    } else {
+        1_000_000
+    };
+    let snap_ok = h.snaplen == 0 || incl <= h.snaplen;
+    let near_ok = near.is_none_or(|t| sec.abs_diff(t) <= RESYNC_NEAR_S);
+    (frac < frac_max && incl <= h.max_len && incl <= orig_len && snap_ok && near_ok).then_some(incl)
+}
+
+/// Scans forward, a byte at a time, for a plausible record header whose following record is
+/// plausible too (or which ends exactly at the end of the input). `Ok(true)` leaves the input at
+/// it; `Ok(false)` means the input ended first (all of it consumed).
+pub(crate) fn resync(h: &Header, input: &mut Input) -> io::Result<bool> {
+    let hdr = h.rec_hdr;
+    loop {
+        if !input.fill(hdr)? {
+            input.consume(input.available());
+            return Ok(false);
+        }
+        if let Some(incl) = plausible(h, input.peek(hdr), h.last_sec) {
+            let total = hdr + incl as usize;
+            if input.fill(total + hdr)? {
+                let two = input.peek(total + hdr);
+                let sec = u64::from(u32_at(two, 0, h.big));
+                if plausible(h, &two[total..], Some(sec)).is_some() {
+                    return Ok(true);
+                }
+            } else if input.available() == total {
+                return Ok(true);
+            }
+        }
+        input.consume(1);
+    }
 }

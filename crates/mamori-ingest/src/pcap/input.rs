@@ -18,6 +18,8 @@ pub(crate) struct Input {
     end: usize,
     /// Absolute file offset of `buf[0]`.
     base: u64,
+    /// The reader has returned 0: no more bytes will come.
+    eof: bool,
 }
 
 impl Input {
@@ -28,6 +30,7 @@ impl Input {
             pos: 0,
             end: 0,
             base: 0,
+            eof: false,
         }
     }
 
@@ -37,6 +40,7 @@ impl Input {
         let buffered = self.buf[self.pos..self.end].to_vec();
         self.pos = 0;
         self.end = 0;
+        self.eof = false;
         let inner = std::mem::replace(&mut self.inner, Box::new(io::empty()));
         (buffered, inner)
     }
@@ -69,19 +73,29 @@ impl Input {
 
     #[cold]
     fn fill_slow(&mut self, n: usize) -> io::Result<bool> {
+        // Past the end nothing is read, and nothing is moved: resynchronising asks for a large
+        // `n` at every byte near the end of a file.
+        if self.eof {
+            return Ok(false);
+        }
         if self.pos + n > self.buf.len() {
             self.buf.copy_within(self.pos..self.end, 0);
             self.base += self.pos as u64;
             self.end -= self.pos;
             self.pos = 0;
-            if n > self.buf.len() {
-                // Callers bound `n` (record and block maxima), so this stays bounded.
-                self.buf.resize(n, 0);
+            if n > self.buf.len() / 2 {
+                // A window of `n` plus slack, so that asking for `n` bytes a byte further on
+                // (resynchronising) does not move everything again. Callers bound `n` (record
+                // and block maxima), so this stays bounded.
+                self.buf.resize(self.buf.len().max(n + WINDOW), 0);
             }
         }
         while self.end - self.pos < n {
             match self.inner.read(&mut self.buf[self.end..]) {
-                Ok(0) => return Ok(false),
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -130,7 +144,10 @@ impl Input {
             self.pos = 0;
             self.end = 0;
             match self.inner.read(&mut self.buf) {
-                Ok(0) => return Ok(n - left),
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(n - left);
+                }
                 Ok(k) => self.end = k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),

@@ -16,8 +16,19 @@
 //! ([`PcapError`]). In *lenient* mode damaged records are counted per reason instead
 //! ([`CaptureReader::skipped`]): a capture cut mid-packet (tcpdump killed) ends normally with one
 //! "truncated final packet"; a corrupt pcapng packet block whose framing is intact is skipped and
-//! reading goes on; where the next record can no longer be found (a classic record length beyond
-//! the maximum, an impossible pcapng block length) reading stops and the offset is reported.
+//! reading goes on. Where the next record can no longer be found from the damaged one (a classic
+//! record length beyond the maximum, an impossible pcapng block length or trailer), lenient
+//! reading *resynchronises*: it scans forward for the next plausible record header (classic: a
+//! timestamp within a day of the previous packet's, a captured length within the snap length and
+//! the wire length, and the record after it plausible too or the end of the file; pcapng: a known
+//! block type whose leading and trailing lengths agree), and reports the abandoned byte range
+//! ([`CaptureReader::abandoned`]). Packet numbers after a resynchronisation count the packets
+//! found, not those that may have been lost in the abandoned bytes.
+//!
+//! Gzip input is recognised by its magic bytes, whatever the name. A gzip stream that is cut
+//! short or corrupt ends the capture there: lenient reading keeps every record that decompressed
+//! and counts the damage ("truncated gzip" or "corrupt gzip"); strict reading fails naming the
+//! packet and byte offset where decompression stopped.
 //!
 //! ```
 //! use mamori_ingest::pcap::CaptureReader;
@@ -42,14 +53,17 @@
 //! ```
 
 mod classic;
+mod gz;
 mod input;
 mod pcapng;
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
+use gz::{DamageSlot, GzReader};
 use input::Input;
 
 use crate::{SkipAt, SkipUnit, Skipped};
@@ -180,6 +194,18 @@ pub enum PcapErrorKind {
         /// The limit.
         max: usize,
     },
+    /// The gzip stream is cut short or corrupt: nothing after this point decompresses.
+    Gzip {
+        /// Compressed bytes decoded before the failure.
+        compressed_offset: u64,
+        /// Whether the stream simply ends early (else its data is corrupt).
+        truncated: bool,
+        /// The decompressor's message.
+        message: String,
+        /// When the stream broke inside a record: the bytes the record needs and those that
+        /// decompressed.
+        cut: Option<(usize, usize)>,
+    },
 }
 
 impl PcapErrorKind {
@@ -201,6 +227,10 @@ impl PcapErrorKind {
             PcapErrorKind::UnknownInterface { .. } => "unknown interface",
             PcapErrorKind::CaptureOverrunsBlock { .. } => "captured length overruns block",
             PcapErrorKind::TooManyInterfaces { .. } => "too many interfaces",
+            PcapErrorKind::Gzip {
+                truncated: true, ..
+            } => "truncated gzip",
+            PcapErrorKind::Gzip { .. } => "corrupt gzip",
         }
     }
 }
@@ -258,6 +288,30 @@ impl fmt::Display for PcapErrorKind {
             ),
             PcapErrorKind::TooManyInterfaces { max } => {
                 write!(f, "more than {max} interfaces in one section")
+            }
+            PcapErrorKind::Gzip {
+                compressed_offset,
+                truncated,
+                message,
+                cut,
+            } => {
+                let what = if *truncated {
+                    "ends early"
+                } else {
+                    "is corrupt"
+                };
+                write!(
+                    f,
+                    "gzip stream {what} after {compressed_offset} compressed bytes ({message}); "
+                )?;
+                match cut {
+                    Some((need, have)) => write!(
+                        f,
+                        "the record needs {need} bytes, {have} decompressed; nothing after it \
+                         can be read"
+                    ),
+                    None => f.write_str("nothing after this offset can be read"),
+                }
             }
         }
     }
@@ -411,6 +465,30 @@ enum Format {
     Pcapng(pcapng::State),
 }
 
+/// How many [`Abandoned`] ranges a reader keeps (their total is always counted).
+pub const ABANDONED_KEPT: usize = 16;
+
+/// Bytes lenient reading gave up on: from a record whose length could not be trusted to the next
+/// plausible record (or the end of the input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Abandoned {
+    /// Byte offset of the damaged record (of the decompressed stream, for gzip input).
+    pub from: u64,
+    /// Byte offset where reading resumed, or where the input ended.
+    pub to: u64,
+    /// Whether reading resumed at `to` (else no intact record followed).
+    pub resumed: bool,
+    /// Number the next packet found gets.
+    pub next_packet: u64,
+}
+
+impl Abandoned {
+    /// Bytes abandoned.
+    pub fn bytes(&self) -> u64 {
+        self.to - self.from
+    }
+}
+
 /// Streams packets out of a classic pcap or pcapng capture (optionally gzip-compressed).
 ///
 /// After an `Err` in strict mode, the next call goes on with the following record when the
@@ -425,15 +503,27 @@ pub struct CaptureReader {
     packets: u64,
     skipped: Skipped,
     done: bool,
+    /// Where a gzip decoder notes damage (gzip input only).
+    gz: Option<DamageSlot>,
+    abandoned: Vec<Abandoned>,
+    abandoned_count: u64,
+    abandoned_bytes: u64,
 }
 
+/// The name standard input goes by in messages.
+pub const STDIN_NAME: &str = "<stdin>";
+
 impl CaptureReader {
-    /// Opens a capture file; a `.gz` name or gzip content is decompressed on the fly.
+    /// Opens a capture file, or standard input for `-`; gzip content (recognised by its magic,
+    /// whatever the name) is decompressed on the fly. The input is read once, front to back, so
+    /// pipes and FIFOs work.
     pub fn open(path: &Path, lenient: bool) -> Result<Self, PcapError> {
+        if path.as_os_str() == "-" {
+            return Self::new(Box::new(io::stdin()), STDIN_NAME, lenient);
+        }
         let name = path.display().to_string();
         let file = File::open(path).map_err(|e| PcapError::header(&name, PcapErrorKind::Io(e)))?;
-        let gz = path.extension().is_some_and(|e| e == "gz");
-        Self::with_gzip(Box::new(file), &name, lenient, gz)
+        Self::new(Box::new(file), &name, lenient)
     }
 
     /// Reads a capture from any reader (buffering is done here; gzip content is detected by its
@@ -443,32 +533,33 @@ impl CaptureReader {
         source_name: &str,
         lenient: bool,
     ) -> Result<Self, PcapError> {
-        Self::with_gzip(reader, source_name, lenient, false)
-    }
-
-    fn with_gzip(
-        reader: Box<dyn Read + Send>,
-        name: &str,
-        lenient: bool,
-        force_gzip: bool,
-    ) -> Result<Self, PcapError> {
+        let name = source_name;
         let err = |kind| PcapError::header(name, kind);
         let mut input = Input::new(reader);
-        let gz = force_gzip || {
-            input.fill(2).map_err(|e| err(PcapErrorKind::Io(e)))?;
-            input.available() >= 2 && input.peek(2) == [0x1f, 0x8b]
-        };
-        if gz {
+        input.fill(2).map_err(|e| err(PcapErrorKind::Io(e)))?;
+        let mut gz = None;
+        if input.available() >= 2 && input.peek(2) == [0x1f, 0x8b] {
+            // The bytes already read go in front of the rest: a pipe cannot be read again.
             let (head, inner) = input.take_buffered_and_inner();
             let chained = io::Cursor::new(head).chain(inner);
-            input.set_inner(Box::new(flate2::bufread::MultiGzDecoder::new(
-                BufReader::with_capacity(1 << 16, chained),
+            let slot: DamageSlot = Arc::new(Mutex::new(None));
+            input.set_inner(Box::new(GzReader::new(
+                Box::new(chained),
+                Arc::clone(&slot),
             )));
+            gz = Some(slot);
         }
         if !input.fill(4).map_err(|e| err(PcapErrorKind::Io(e)))? {
-            return Err(err(match input.available() {
-                0 => PcapErrorKind::Empty,
-                len => PcapErrorKind::TooShort { len },
+            let damage = gz.as_ref().and_then(take_damage);
+            return Err(err(match (input.available(), damage) {
+                (_, Some(d)) => PcapErrorKind::Gzip {
+                    compressed_offset: d.compressed_offset,
+                    truncated: d.truncated,
+                    message: d.message,
+                    cut: None,
+                },
+                (0, None) => PcapErrorKind::Empty,
+                (len, None) => PcapErrorKind::TooShort { len },
             }));
         }
         let m = input.peek(4);
@@ -499,6 +590,10 @@ impl CaptureReader {
             packets: 0,
             skipped: Skipped::new(SkipUnit::Record),
             done: false,
+            gz,
+            abandoned: Vec::new(),
+            abandoned_count: 0,
+            abandoned_bytes: 0,
         })
     }
 
@@ -526,8 +621,22 @@ impl CaptureReader {
                     }));
                 }
                 Ok(Step::Skip) => {}
-                Ok(Step::End) => self.done = true,
-                Err(fault) => {
+                Ok(Step::End) => {
+                    self.done = true;
+                    if let Some(d) = self.gz.as_ref().and_then(take_damage) {
+                        let fault = Fault::lost(gzip_kind(d, None), self.input.offset(), false);
+                        if let Some(err) = self.fault(fault) {
+                            return Err(err);
+                        }
+                    }
+                }
+                Err(mut fault) => {
+                    // A record cut short because the gzip stream broke: say so.
+                    if let PcapErrorKind::Truncated { need, have, .. } = fault.kind {
+                        if let Some(d) = self.gz.as_ref().and_then(take_damage) {
+                            fault.kind = gzip_kind(d, Some((need, have)));
+                        }
+                    }
                     if let Some(err) = self.fault(fault) {
                         return Err(err);
                     }
@@ -554,25 +663,117 @@ impl CaptureReader {
                 },
             )
         };
-        if fault.framing_lost {
+        let is_io = matches!(fault.kind, PcapErrorKind::Io(_));
+        if !self.lenient || is_io {
+            if fault.framing_lost {
+                self.done = true;
+            }
+            return Some(PcapError {
+                source_name: self.source.clone(),
+                location,
+                offset: fault.offset,
+                kind: fault.kind,
+            });
+        }
+        let mut message = fault.kind.to_string();
+        let input_ended = matches!(
+            fault.kind,
+            PcapErrorKind::Truncated { .. } | PcapErrorKind::Gzip { .. }
+        );
+        if matches!(fault.kind, PcapErrorKind::Gzip { .. }) {
+            self.done = true;
+            self.skipped.stop_at(offset);
+        } else if input_ended {
+            self.done = true;
+        } else if fault.framing_lost {
+            match self.resync(offset) {
+                Ok(a) => {
+                    use fmt::Write as _;
+                    let _ = if a.resumed {
+                        write!(
+                            message,
+                            "; bytes {}..{} abandoned ({} bytes), reading resumed at byte offset {}",
+                            a.from,
+                            a.to,
+                            a.bytes(),
+                            a.to
+                        )
+                    } else {
+                        write!(
+                            message,
+                            "; no intact record after it: bytes {}..{} abandoned ({} bytes)",
+                            a.from,
+                            a.to,
+                            a.bytes()
+                        )
+                    };
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(PcapError {
+                        source_name: self.source.clone(),
+                        location,
+                        offset: self.input.offset(),
+                        kind: PcapErrorKind::Io(e),
+                    });
+                }
+            }
+        }
+        self.skipped.record(at, fault.kind.reason(), message);
+        if self.done && !input_ended {
+            self.skipped.stop_at(offset);
+            // The scan may have run into a broken gzip stream: report that too.
+            if let Some(d) = self.gz.as_ref().and_then(take_damage) {
+                let end = self.input.offset();
+                let at = SkipAt::Block {
+                    offset: end,
+                    next_packet: self.number + 1,
+                };
+                let kind = gzip_kind(d, None);
+                self.skipped.record(at, kind.reason(), kind.to_string());
+            }
+        }
+        None
+    }
+
+    /// Lenient reading after a record whose length cannot be trusted: scans forward from just
+    /// past `from` to the next plausible record and notes the abandoned bytes.
+    #[cold]
+    fn resync(&mut self, from: u64) -> io::Result<Abandoned> {
+        let at = self.input.offset();
+        if at <= from {
+            self.input.skip(from + 1 - at)?;
+        }
+        let found = match &mut self.format {
+            Format::Classic(h) => classic::resync(h, &mut self.input)?,
+            Format::Pcapng(st) => pcapng::resync(st, &mut self.input)?,
+        };
+        let a = Abandoned {
+            from,
+            to: self.input.offset(),
+            resumed: found,
+            next_packet: self.number + 1,
+        };
+        if !found {
             self.done = true;
         }
-        let is_io = matches!(fault.kind, PcapErrorKind::Io(_));
-        if self.lenient && !is_io {
-            self.skipped
-                .record(at, fault.kind.reason(), fault.kind.to_string());
-            let truncated = matches!(fault.kind, PcapErrorKind::Truncated { .. });
-            if fault.framing_lost && !truncated {
-                self.skipped.stop_at(offset);
-            }
-            return None;
+        self.abandoned_count += 1;
+        self.abandoned_bytes += a.bytes();
+        if self.abandoned.len() < ABANDONED_KEPT {
+            self.abandoned.push(a);
         }
-        Some(PcapError {
-            source_name: self.source.clone(),
-            location,
-            offset: fault.offset,
-            kind: fault.kind,
-        })
+        Ok(a)
+    }
+
+    /// Byte ranges lenient reading abandoned to resynchronise after damage (the first
+    /// [`ABANDONED_KEPT`]; see [`CaptureReader::abandoned_total`] for all).
+    pub fn abandoned(&self) -> &[Abandoned] {
+        &self.abandoned
+    }
+
+    /// How many ranges were abandoned, and their bytes in all.
+    pub fn abandoned_total(&self) -> (u64, u64) {
+        (self.abandoned_count, self.abandoned_bytes)
     }
 
     /// Packets returned so far.
@@ -607,6 +808,20 @@ impl CaptureReader {
             Format::Classic(h) => Some(h.linktype),
             Format::Pcapng(st) => st.first_linktype,
         }
+    }
+}
+
+/// Takes what a gzip decoder noted, if anything.
+fn take_damage(slot: &DamageSlot) -> Option<gz::GzDamage> {
+    slot.lock().ok().and_then(|mut d| d.take())
+}
+
+fn gzip_kind(d: gz::GzDamage, cut: Option<(usize, usize)>) -> PcapErrorKind {
+    PcapErrorKind::Gzip {
+        compressed_offset: d.compressed_offset,
+        truncated: d.truncated,
+        message: d.message,
+        cut,
     }
 }
 

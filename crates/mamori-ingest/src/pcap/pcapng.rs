@@ -5,6 +5,8 @@
 //! Interface Description Blocks give link type, snap length and timestamp resolution. Every other
 //! block type is skipped by its length, without buffering it.
 
+use std::io;
+
 use super::input::{u16_at, u32_at, Input};
 use super::{Fault, Found, PcapErrorKind, Step, MAX_BLOCK_LEN, MAX_PACKET_LEN, MAX_SNAPLEN};
 
@@ -198,6 +200,61 @@ pub(crate) fn next(st: &mut State, input: &mut Input) -> Result<Step, Fault> {
 
 fn is_packet_type(btype: u32) -> bool {
     matches!(btype, EPB | PB | SPB)
+}
+
+/// Scans forward, a byte at a time, for a block of a known type whose length is possible and
+/// whose trailing length agrees (a packet block must also name a described interface).
+/// `Ok(true)` leaves the input at it; `Ok(false)` means the input ended first (all of it
+/// consumed).
+pub(crate) fn resync(st: &State, input: &mut Input) -> io::Result<bool> {
+    loop {
+        if !input.fill(12)? {
+            input.consume(input.available());
+            return Ok(false);
+        }
+        if let Some((len, big)) = candidate(st, input.peek(12)) {
+            if input.fill(len)? {
+                let block = input.peek(len);
+                let btype = u32_at(block, 0, big);
+                let n_if = st.interfaces.len();
+                let iface_ok = match btype {
+                    EPB => (u32_at(block, 8, big) as usize) < n_if,
+                    PB => usize::from(u16_at(block, 8, big)) < n_if,
+                    SPB => n_if > 0,
+                    _ => true,
+                };
+                if iface_ok && u32_at(block, len - 4, big) as usize == len {
+                    return Ok(true);
+                }
+            }
+        }
+        input.consume(1);
+    }
+}
+
+/// The length and byte order of a block header that could start a real block.
+fn candidate(st: &State, head: &[u8]) -> Option<(usize, bool)> {
+    let big = if u32_at(head, 0, false) == SHB {
+        match [head[8], head[9], head[10], head[11]] {
+            [0x1A, 0x2B, 0x3C, 0x4D] => true,
+            [0x4D, 0x3C, 0x2B, 0x1A] => false,
+            _ => return None,
+        }
+    } else {
+        st.big
+    };
+    let btype = u32_at(head, 0, big);
+    let min = match btype {
+        SHB => 28,
+        IDB => 20,
+        EPB | PB => 32,
+        SPB => 16,
+        // Name resolution, interface statistics, systemd journal, decryption secrets, custom.
+        4 | 5 | 9 | 0x0A | 0x0BAD | 0x4000_0BAD => 12,
+        _ => return None,
+    };
+    let len = u32_at(head, 4, big);
+    (len & 3 == 0 && len >= min && len <= MAX_BLOCK_LEN).then_some((len as usize, big))
 }
 
 /// Skips a block by its length without buffering it, then checks the trailer.

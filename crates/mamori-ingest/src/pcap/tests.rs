@@ -371,7 +371,7 @@ fn truncated_final_packet() {
 }
 
 #[test]
-fn corrupt_classic_length_stops() {
+fn corrupt_classic_length_resynchronises() {
     let mut bytes = classic(
         false,
         false,
@@ -389,18 +389,53 @@ fn corrupt_classic_length_stops() {
     assert!(strict.next_packet().unwrap().is_none());
 
     let mut lenient = reader(&bytes, true);
-    assert_eq!(read_all(&mut lenient).unwrap().len(), 1);
+    let got = read_all(&mut lenient).unwrap();
+    // The third record is found again; it is numbered by the packets found.
+    assert_eq!(
+        got.iter()
+            .map(|p| (p.number, &p.data[..]))
+            .collect::<Vec<_>>(),
+        [(1, &b"abcd"[..]), (3, &b"ijkl"[..])]
+    );
     assert_eq!(lenient.skipped().counts().get("record too long"), Some(&1));
-    assert_eq!(lenient.skipped().stopped_at(), Some(44));
+    assert_eq!(lenient.skipped().stopped_at(), None);
+    assert_eq!(
+        lenient.abandoned(),
+        [Abandoned {
+            from: 44,
+            to: 64,
+            resumed: true,
+            next_packet: 3
+        }]
+    );
+    assert_eq!(lenient.abandoned_total(), (1, 20));
     let text = lenient.skipped().to_string();
-    assert!(
-        text.starts_with("1 record skipped (record too long: 1); e.g. packet 2 (byte offset 44)"),
-        "{text}"
+    assert_eq!(
+        text,
+        "1 record skipped (record too long: 1); e.g. packet 2 (byte offset 44): record length \
+         4294967295 exceeds the maximum 262144; bytes 44..64 abandoned (20 bytes), reading \
+         resumed at byte offset 64"
     );
-    assert!(
-        text.ends_with("reading stopped at byte offset 44"),
-        "{text}"
+
+    // Nothing plausible after it: the rest is abandoned and reading stops there.
+    let mut bytes = classic(false, false, 1, &[(1, 0, 4, b"abcd"), (2, 0, 4, b"efgh")]);
+    bytes[24 + 20 + 8..24 + 20 + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    let mut lenient = reader(&bytes, true);
+    assert_eq!(read_all(&mut lenient).unwrap().len(), 1);
+    assert_eq!(lenient.skipped().stopped_at(), Some(44));
+    assert_eq!(
+        lenient.abandoned(),
+        [Abandoned {
+            from: 44,
+            to: 64,
+            resumed: false,
+            next_packet: 3
+        }]
     );
+    assert!(lenient
+        .skipped()
+        .to_string()
+        .ends_with("no intact record after it: bytes 44..64 abandoned (20 bytes); reading stopped at byte offset 44"));
 }
 
 #[test]
@@ -434,19 +469,30 @@ fn corrupt_pcapng_blocks() {
     );
     assert_eq!(strict.next_packet().unwrap().unwrap().number, 3);
 
-    // A trailer that disagrees: the framing is lost, lenient stops and says where.
+    // A trailer that disagrees: the framing is lost, lenient resynchronises and says where.
     let mut ng = Ng::new();
     ng.shb(false).idb(1, 0, &[]).epb(0, 1, 4, b"good");
     let bad_at = ng.out.len();
     ng.epb(0, 2, 4, b"bad!").epb(0, 3, 4, b"okay");
     ng.out[bad_at + 32] ^= 0x10;
     let mut lenient = reader(&ng.out, true);
-    assert_eq!(read_all(&mut lenient).unwrap().len(), 1);
+    let got = read_all(&mut lenient).unwrap();
+    assert_eq!(got.iter().map(|p| p.number).collect::<Vec<_>>(), [1, 3]);
     assert_eq!(
         lenient.skipped().counts().get("block trailer mismatch"),
         Some(&1)
     );
-    assert_eq!(lenient.skipped().stopped_at(), Some(bad_at as u64));
+    assert_eq!(lenient.skipped().stopped_at(), None);
+    let to = bad_at as u64 + 36;
+    assert_eq!(
+        lenient.abandoned(),
+        [Abandoned {
+            from: bad_at as u64,
+            to,
+            resumed: true,
+            next_packet: 3
+        }]
+    );
 
     // An impossible block length.
     let mut ng = Ng::new();

@@ -150,6 +150,8 @@ struct DeviceState<T> {
     tally: T,
     /// Packets in this window either way (a row is written only if it sent any).
     touched: bool,
+    /// The last window with packets of this device (for evicting idle devices).
+    last_window: u64,
 }
 
 impl<T: RowTally> DeviceState<T> {
@@ -176,6 +178,7 @@ impl<T: RowTally> DeviceState<T> {
             dst_ports: p,
             src_hosts_in: s,
             last_out_ns,
+            last_window: self.last_window,
             ..DeviceState::default()
         };
     }
@@ -290,7 +293,24 @@ impl<T: RowTally> DeviceState<T> {
     }
 }
 
+/// Devices remembered by default (see [`DeviceWindows::set_max_devices`]).
+pub const MAX_DEVICES: usize = 65_536;
+
+/// What the device memory cap cost so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceEvictions {
+    /// Idle devices forgotten at a window's end (their next packet starts without the
+    /// inter-arrival time from their last one).
+    pub evicted: u64,
+    /// Packets of new devices not counted because a single window already held twice the cap.
+    pub untracked_packets: u64,
+}
+
 /// Turns packets into per-device window rows; `T` tallies the marks of each row's packets.
+///
+/// Memory is bounded: beyond [`MAX_DEVICES`] devices (spoofed sources, a scan), the devices idle
+/// longest are forgotten at the end of a window; within one window at most twice that many are
+/// tracked, further new devices' packets are counted as untracked ([`DeviceWindows::evictions`]).
 pub struct DeviceWindows<T: RowTally = ()> {
     config: DeviceConfig,
     devices: HashMap<DeviceId, DeviceState<T>>,
@@ -298,6 +318,10 @@ pub struct DeviceWindows<T: RowTally = ()> {
     touched: Vec<DeviceId>,
     window: Option<u64>,
     n_features: usize,
+    max_devices: usize,
+    evictions: DeviceEvictions,
+    /// A window in which the map was full of devices active in it.
+    nothing_idle_in: Option<u64>,
 }
 
 impl<T: RowTally> DeviceWindows<T> {
@@ -313,7 +337,25 @@ impl<T: RowTally> DeviceWindows<T> {
             touched: Vec::new(),
             window: None,
             n_features: feature_names().len(),
+            max_devices: MAX_DEVICES,
+            evictions: DeviceEvictions::default(),
+            nothing_idle_in: None,
         }
+    }
+
+    /// Changes the device cap (at least 1).
+    pub fn set_max_devices(&mut self, max: usize) {
+        self.max_devices = max.max(1);
+    }
+
+    /// Devices currently remembered.
+    pub fn tracked_devices(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// What the memory cap cost so far.
+    pub fn evictions(&self) -> DeviceEvictions {
+        self.evictions
     }
 
     /// Adds a packet (with its mark, tallied by the rows of its sender and receiver); rows of
@@ -334,15 +376,17 @@ impl<T: RowTally> DeviceWindows<T> {
         let (src, dst) = self.ids(p);
         if let Some(id) = src {
             let slot_ns = self.config.slot_ns;
-            let d = self.state(id);
-            d.sent(p, slot_ns);
-            d.either(p, mark);
+            if let Some(d) = self.state(id) {
+                d.sent(p, slot_ns);
+                d.either(p, mark);
+            }
         }
         if let Some(id) = dst {
             if Some(id) != src {
-                let d = self.state(id);
-                d.received(p);
-                d.either(p, mark);
+                if let Some(d) = self.state(id) {
+                    d.received(p);
+                    d.either(p, mark);
+                }
             }
         }
     }
@@ -353,12 +397,48 @@ impl<T: RowTally> DeviceWindows<T> {
         self.window = None;
     }
 
-    fn state(&mut self, id: DeviceId) -> &mut DeviceState<T> {
+    fn state(&mut self, id: DeviceId) -> Option<&mut DeviceState<T>> {
+        let hard = self.max_devices.saturating_mul(2);
+        if self.devices.len() >= hard && !self.devices.contains_key(&id) {
+            let w = self.window.unwrap_or(0);
+            // Idle devices go first; once none is left, the rest of the window is untracked
+            // (without looking again at every packet).
+            if self.nothing_idle_in != Some(w) {
+                self.evict_idle(w);
+                if self.devices.len() >= hard {
+                    self.nothing_idle_in = Some(w);
+                }
+            }
+            if self.devices.len() >= hard {
+                self.evictions.untracked_packets += 1;
+                return None;
+            }
+        }
         let d = self.devices.entry(id).or_default();
         if !d.touched {
             self.touched.push(id);
         }
-        d
+        d.last_window = self.window.unwrap_or(0);
+        Some(d)
+    }
+
+    /// Forgets the devices idle longest until at most 7/8 of the cap remain (in batches, so the
+    /// sort is paid rarely). Devices of the window just written are kept.
+    fn evict_idle(&mut self, current: u64) {
+        let keep = self.max_devices - self.max_devices / 8;
+        let mut idle: Vec<(u64, String, DeviceId)> = self
+            .devices
+            .iter()
+            .filter(|(_, d)| d.last_window < current)
+            .map(|(id, d)| (d.last_window, id.to_string(), *id))
+            .collect();
+        // Oldest first; ties by name so the result does not depend on hash order.
+        idle.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let excess = self.devices.len().saturating_sub(keep).min(idle.len());
+        for (_, _, id) in idle.into_iter().take(excess) {
+            self.devices.remove(&id);
+            self.evictions.evicted += 1;
+        }
     }
 
     fn ids(&self, p: &PacketMeta) -> (Option<DeviceId>, Option<DeviceId>) {
@@ -400,6 +480,9 @@ impl<T: RowTally> DeviceWindows<T> {
                 out.put(row, std::mem::take(&mut d.tally));
             }
             d.reset_window();
+        }
+        if self.devices.len() > self.max_devices {
+            self.evict_idle(w);
         }
     }
 }

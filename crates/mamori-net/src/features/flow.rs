@@ -257,8 +257,15 @@ struct HostInterval<T> {
     tally: T,
 }
 
+/// Flows open at once by default (see [`FlowTable::set_max_flows`]).
+pub const MAX_FLOWS: usize = 65_536;
+
 /// Tracks flows and writes flow rows or interval rows; `T` tallies the marks of each row's
 /// packets.
+///
+/// Memory is bounded: flows end after the idle and active timeouts, and when [`MAX_FLOWS`] are
+/// open (a flood of spoofed sources or ports), opening another first ends the eighth of them
+/// idle longest, as if they had timed out; [`FlowTable::evicted_flows`] counts them.
 pub struct FlowTable<T: RowTally = ()> {
     config: FlowConfig,
     output: FlowOutput,
@@ -271,6 +278,8 @@ pub struct FlowTable<T: RowTally = ()> {
     ended: Vec<Flow<T>>,
     interval: Option<u64>,
     next_sweep_ns: u64,
+    max_flows: usize,
+    evicted: u64,
 }
 
 impl<T: RowTally> FlowTable<T> {
@@ -290,7 +299,19 @@ impl<T: RowTally> FlowTable<T> {
             ended: Vec::new(),
             interval: None,
             next_sweep_ns: 0,
+            max_flows: MAX_FLOWS,
+            evicted: 0,
         }
+    }
+
+    /// Changes the cap on open flows (at least 1).
+    pub fn set_max_flows(&mut self, max: usize) {
+        self.max_flows = max.max(1);
+    }
+
+    /// Flows ended early because the table was full.
+    pub fn evicted_flows(&self) -> u64 {
+        self.evicted
     }
 
     /// Flows currently open.
@@ -333,6 +354,9 @@ impl<T: RowTally> FlowTable<T> {
         } else if let Some(&i) = self.index.get(&key.reversed()) {
             (i, 1)
         } else {
+            if self.index.len() >= self.max_flows {
+                self.evict_idle(out);
+            }
             (self.open(key, now, p.app), 0)
         };
         let Some(f) = self.flows[slot].as_mut() else {
@@ -451,6 +475,28 @@ impl<T: RowTally> FlowTable<T> {
                     self.ended.push(f);
                 }
             }
+        }
+    }
+
+    /// Ends the eighth of the open flows idle longest (at least one).
+    fn evict_idle(&mut self, out: &mut impl RowSink<T>) {
+        let mut open: Vec<(u64, usize)> = self
+            .index
+            .values()
+            .filter_map(|&i| self.flows[i].as_ref().map(|f| (f.last_ns, i)))
+            .collect();
+        let k = (open.len() / 8).max(1).min(open.len());
+        if k == 0 {
+            return;
+        }
+        if k < open.len() {
+            open.select_nth_unstable(k - 1);
+        }
+        let mut oldest: Vec<usize> = open[..k].iter().map(|&(_, i)| i).collect();
+        oldest.sort_unstable();
+        for slot in oldest {
+            self.end(slot, out);
+            self.evicted += 1;
         }
     }
 

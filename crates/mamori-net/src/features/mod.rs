@@ -204,6 +204,58 @@ impl<T: RowTally> Extractor<T> {
     pub fn packets(&self) -> u64 {
         self.packets
     }
+
+    /// What the memory caps cost so far ([`device::MAX_DEVICES`], [`flow::MAX_FLOWS`]).
+    pub fn evictions(&self) -> Evictions {
+        match &self.inner {
+            Inner::Device(d) => {
+                let e = d.evictions();
+                Evictions {
+                    devices: e.evicted,
+                    untracked_packets: e.untracked_packets,
+                    flows: 0,
+                }
+            }
+            Inner::Flows(f) => Evictions {
+                flows: f.evicted_flows(),
+                ..Evictions::default()
+            },
+        }
+    }
+
+    /// Devices or open flows currently held in memory.
+    pub fn tracked(&self) -> usize {
+        match &self.inner {
+            Inner::Device(d) => d.tracked_devices(),
+            Inner::Flows(f) => f.open_flows(),
+        }
+    }
+
+    /// Lowers the memory caps (tests; at least 1 each).
+    pub fn set_caps(&mut self, max_devices: usize, max_flows: usize) {
+        match &mut self.inner {
+            Inner::Device(d) => d.set_max_devices(max_devices),
+            Inner::Flows(f) => f.set_max_flows(max_flows),
+        }
+    }
+}
+
+/// State an [`Extractor`] dropped to bound its memory on hostile traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Evictions {
+    /// Idle devices forgotten.
+    pub devices: u64,
+    /// Packets of new devices not counted in a window that already held twice the device cap.
+    pub untracked_packets: u64,
+    /// Flows ended early because the flow table was full.
+    pub flows: u64,
+}
+
+impl Evictions {
+    /// Whether nothing was dropped.
+    pub fn is_empty(&self) -> bool {
+        *self == Evictions::default()
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,13 @@ use crate::plot;
 /// A row is actually an attack when it holds at least one labelled attack packet, and predicted
 /// an attack when its score is over the detector's threshold. Prints the confusion matrix (TN,
 /// FP, FN, TP), accuracy, precision, recall, false-positive rate, F1 and ROC AUC, then detection
-/// per labelled attack and false alarms per capture.
+/// per labelled attack and false alarms per capture. A measure that is undefined on these rows
+/// (ROC AUC with one class, recall without attack rows, …) prints as "n/a" (null in --json).
+/// Labels that match no packet are named in a warning.
+///
+/// Exit status: 0 when the rows hold both normal and attack rows; 1 when they are all of one
+/// class (typically labels whose hosts or times match nothing in the captures): the report is
+/// printed, but detection was not measured; 2 on error.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Detector file.
@@ -36,7 +42,7 @@ pub struct EvalArgs {
     pub json: Option<PathBuf>,
 }
 
-pub fn run(args: EvalArgs) -> Result<()> {
+pub fn run(args: EvalArgs) -> Result<i32> {
     let detector = super::load_detector(&args.model)?;
     let labels = input::load_labels(&args.input.labels)?;
     if labels.is_empty() {
@@ -52,6 +58,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         Ok(())
     })?;
     super::report_input(&stats);
+    let unmatched = super::warn_unmatched_labels(&labels, &stats);
     // kept for the ROC plot
     let (normal_scores, attack_scores) = (tally.normal_scores.clone(), tally.attack_scores.clone());
     let names: Vec<String> = labels.attacks().iter().map(|a| a.name.clone()).collect();
@@ -61,6 +68,27 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
     let (tn, fp, fn_, tp) = (result.tn, result.fp, result.fn_, result.tp);
     let auc = result.roc_auc;
+    let one_class = tp + fn_ == 0 || tn + fp == 0;
+    if one_class {
+        let what = if tp + fn_ == 0 {
+            "normal: no row holds a packet the labels mark as attack"
+        } else {
+            "attack: no normal row to measure false alarms on"
+        };
+        let labels_note = if unmatched > 0 {
+            format!(
+                " ({unmatched} of {} labels matched no packet)",
+                labels.attacks().len()
+            )
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "mamori: warning: all {} rows are {what}{labels_note}; ROC AUC is undefined with one \
+             class (n/a), exit status 1",
+            result.rows
+        );
+    }
     print!("{}", report(&result));
     if let Some(p) = &args.heatmap {
         let title = format!("{} on {} rows", result.algorithm, result.kind);
@@ -80,13 +108,37 @@ pub fn run(args: EvalArgs) -> Result<()> {
             }];
             std::fs::write(p, plot::roc_svg("ROC", &series))
                 .with_context(|| format!("cannot write {}", p.display()))?;
+        } else {
+            eprintln!(
+                "mamori: warning: no ROC curve written to {}: it needs normal and attack rows",
+                p.display()
+            );
         }
     }
     if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_string_pretty(&result)?)
+        let mut json = serde_json::to_value(&result)?;
+        // Undefined measures are null rather than a misleading 0.
+        for (key, defined) in defined_measures(&result) {
+            if !defined {
+                json[key] = serde_json::Value::Null;
+            }
+        }
+        std::fs::write(p, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
-    Ok(())
+    Ok(i32::from(one_class))
+}
+
+/// Which ratios are defined on these rows (a zero denominator, or one class for ROC AUC).
+fn defined_measures(e: &NetEval) -> [(&'static str, bool); 5] {
+    let (attack, normal, flagged) = (e.tp + e.fn_, e.tn + e.fp, e.tp + e.fp);
+    [
+        ("precision", flagged > 0),
+        ("recall", attack > 0),
+        ("false_positive_rate", normal > 0),
+        ("f1", flagged > 0 && attack > 0),
+        ("roc_auc", attack > 0 && normal > 0 && e.roc_auc.is_finite()),
+    ]
 }
 
 /// The text report.
@@ -105,10 +157,23 @@ pub fn report(e: &NetEval) -> String {
     let _ = writeln!(s, "\n                 predicted normal  predicted attack");
     let _ = writeln!(s, "actual normal    TN {:>13}  FP {:>13}", e.tn, e.fp);
     let _ = writeln!(s, "actual attack    FN {:>13}  TP {:>13}", e.fn_, e.tp);
+    let [precision, recall, fpr, f1, auc] = defined_measures(e);
+    let show = |v: f64, (_, defined): (&str, bool)| {
+        if defined && v.is_finite() {
+            format!("{v:.4}")
+        } else {
+            "n/a".to_string()
+        }
+    };
     let _ = writeln!(
         s,
-        "\naccuracy {:.4}  precision {:.4}  recall {:.4}  FPR {:.4}  F1 {:.4}  ROC AUC {:.4}",
-        e.accuracy, e.precision, e.recall, e.false_positive_rate, e.f1, e.roc_auc
+        "\naccuracy {:.4}  precision {}  recall {}  FPR {}  F1 {}  ROC AUC {}",
+        e.accuracy,
+        show(e.precision, precision),
+        show(e.recall, recall),
+        show(e.false_positive_rate, fpr),
+        show(e.f1, f1),
+        show(e.roc_auc, auc)
     );
     if !e.per_attack.is_empty() {
         let _ = writeln!(s, "\nattack                 rows  detected");

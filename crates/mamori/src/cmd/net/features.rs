@@ -117,6 +117,7 @@ pub fn run(args: FeaturesArgs) -> Result<()> {
     })?;
     out.flush()?;
     super::report_input(&stats);
+    super::warn_unmatched_labels(&labels, &stats);
     Ok(())
 }
 

@@ -11,16 +11,19 @@ use clap::Args;
 use mamori_ingest::pcap::CaptureReader;
 use mamori_net::features::device::{DeviceConfig, DeviceKey};
 use mamori_net::features::flow::FlowConfig;
-use mamori_net::features::{FeatureConfig, FeatureKind, FeatureRow};
+use mamori_net::features::{Evictions, FeatureConfig, FeatureKind, FeatureRow};
 use mamori_net::labels::{LabelledExtractor, LabelledRow, Labels, RowLabel};
 use mamori_net::live::PacketCapture;
 use mamori_net::packet::decode;
 use mamori_net::source::PacketSource;
 
+use super::parse::{positive_duration, positive_u32};
+
 /// Where packets come from.
 #[derive(Args, Debug, Clone)]
 pub struct PacketInputArgs {
-    /// Capture files (pcap or pcapng, optionally gzip-compressed); each is its own stream.
+    /// Capture files (pcap or pcapng, optionally gzip-compressed, recognised by content); each is
+    /// its own stream. `-` reads standard input (once), e.g. `zcat x.pcap.gz | mamori net … -`.
     #[arg(value_name = "CAPTURE")]
     pub files: Vec<PathBuf>,
     /// Capture live from this interface instead (libpcap; needs CAP_NET_RAW).
@@ -30,12 +33,14 @@ pub struct PacketInputArgs {
     #[arg(long, value_name = "BPF", requires = "interface")]
     pub filter: Option<String>,
     /// Stop live capture after this long (e.g. `60s`); otherwise at Ctrl-C.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
     pub duration: Option<Duration>,
     /// Bytes kept of each live packet (headers are all that is used).
-    #[arg(long, default_value_t = 256, value_name = "BYTES")]
+    #[arg(long, default_value_t = 256, value_name = "BYTES", value_parser = positive_u32)]
     pub snaplen: u32,
-    /// Count and skip corrupt or truncated records instead of stopping at the first.
+    /// Count and skip corrupt or truncated records instead of stopping at the first: after a
+    /// record whose length cannot be trusted, reading resumes at the next plausible record (the
+    /// abandoned byte range is reported); a cut or corrupt gzip stream keeps what decompressed.
     #[arg(long)]
     pub lenient: bool,
     /// Attack labels (`FROM TO ATTACKER VICTIM NAME` lines); repeatable, apply to every input.
@@ -54,19 +59,19 @@ pub struct FeatureArgs {
     #[arg(long, default_value = "ip", value_parser = parse_key, value_name = "KEY")]
     pub key: DeviceKey,
     /// Window length of `device` rows.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "10s", value_parser = positive_duration, value_name = "DURATION")]
     pub window: Duration,
     /// Slot for the maximum-packets-per-unit-time feature.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "1s", value_parser = positive_duration, value_name = "DURATION")]
     pub slot: Duration,
     /// A flow ends after this long without packets.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "30s", value_parser = positive_duration, value_name = "DURATION")]
     pub idle_timeout: Duration,
     /// A flow is cut after this long in all.
-    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "120s", value_parser = positive_duration, value_name = "DURATION")]
     pub active_timeout: Duration,
     /// Interval of `interval` rows.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "10s", value_parser = positive_duration, value_name = "DURATION")]
     pub interval: Duration,
 }
 
@@ -120,6 +125,12 @@ pub struct InputStats {
     pub skipped: Vec<(String, u64)>,
     /// Live capture: packets the kernel or interface dropped.
     pub dropped: u64,
+    /// Per input with damage (lenient): what was skipped, where, and the abandoned byte ranges.
+    pub damage: Vec<String>,
+    /// Packets matched by each attack label, over all inputs (indexes as in the labels).
+    pub label_matches: Vec<u64>,
+    /// State dropped to bound memory, over all inputs.
+    pub evictions: Evictions,
 }
 
 /// A row and the input it came from.
@@ -174,9 +185,10 @@ pub fn for_each_row(
     if input.files.is_empty() {
         bail!("give capture files, or --interface for live capture");
     }
+    check_stdin_once(&input.files)?;
     for path in &input.files {
         let mut reader = CaptureReader::open(path, input.lenient)?;
-        let name = path.display().to_string();
+        let name = reader.source_name().to_string();
         run_source(
             &mut reader,
             &name,
@@ -186,11 +198,32 @@ pub fn for_each_row(
             || false,
             &mut on_row,
         )?;
-        for (reason, n) in reader.skipped().counts() {
+        let skipped = reader.skipped();
+        for (reason, n) in skipped.counts() {
             stats.skipped.push((format!("{name}: {reason}"), *n));
+        }
+        if !skipped.is_empty() {
+            let mut text = format!("{name}: {skipped}");
+            let (ranges, bytes) = reader.abandoned_total();
+            if ranges > 0 {
+                text.push_str(&format!(
+                    "; {bytes} bytes abandoned in {ranges} place{} to find the next record",
+                    if ranges == 1 { "" } else { "s" }
+                ));
+            }
+            stats.damage.push(text);
         }
     }
     Ok(stats)
+}
+
+/// Standard input can be read only once: `-` may be given once.
+pub fn check_stdin_once<'a>(files: impl IntoIterator<Item = &'a PathBuf>) -> Result<()> {
+    let dashes = files.into_iter().filter(|p| p.as_os_str() == "-").count();
+    if dashes > 1 {
+        bail!("`-` (standard input) is given {dashes} times; it can be read only once");
+    }
+    Ok(())
 }
 
 fn run_source(
@@ -237,6 +270,17 @@ fn run_source(
     let (packets, attack) = extractor.packet_counts();
     stats.packets += packets;
     stats.attack_packets += attack;
+    let matched = extractor.matched_packets();
+    stats
+        .label_matches
+        .resize(matched.len().max(stats.label_matches.len()), 0);
+    for (sum, n) in stats.label_matches.iter_mut().zip(matched) {
+        *sum += n;
+    }
+    let e = extractor.evictions();
+    stats.evictions.devices += e.devices;
+    stats.evictions.untracked_packets += e.untracked_packets;
+    stats.evictions.flows += e.flows;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 pub mod eval;
 pub mod features;
 pub mod input;
+pub mod parse;
 pub mod score;
 pub mod train;
 
@@ -12,6 +13,7 @@ use std::path::Path;
 use anyhow::Result;
 use clap::Subcommand;
 use mamori_net::detector::NetDetector;
+use mamori_net::labels::Labels;
 
 use crate::modelfile;
 
@@ -34,7 +36,7 @@ pub fn run(command: NetCommand) -> Result<i32> {
         NetCommand::Features(a) => features::run(*a).map(|()| 0),
         NetCommand::Train(a) => train::run(*a).map(|()| 0),
         NetCommand::Score(a) => score::run(*a),
-        NetCommand::Eval(a) => eval::run(*a).map(|()| 0),
+        NetCommand::Eval(a) => eval::run(*a),
     }
 }
 
@@ -47,9 +49,43 @@ fn report_input(stats: &input::InputStats) {
     for (reason, n) in &stats.skipped {
         eprintln!("mamori: skipped {n}: {reason}");
     }
+    for text in &stats.damage {
+        eprintln!("mamori: {text}");
+    }
     if stats.dropped > 0 {
         eprintln!("mamori: live capture dropped {} packets", stats.dropped);
     }
+    let e = &stats.evictions;
+    if !e.is_empty() {
+        eprintln!(
+            "mamori: memory cap reached: {} idle devices forgotten, {} packets of new devices not \
+             counted, {} flows ended early",
+            e.devices, e.untracked_packets, e.flows
+        );
+    }
+}
+
+/// Warns about attack labels that matched no packet (wrong hosts or times for these captures);
+/// returns how many there were.
+fn warn_unmatched_labels(labels: &Labels, stats: &input::InputStats) -> usize {
+    let mut unmatched = 0;
+    for (i, a) in labels.attacks().iter().enumerate() {
+        if stats.label_matches.get(i).copied().unwrap_or(0) > 0 {
+            continue;
+        }
+        unmatched += 1;
+        let host = |ip: Option<std::net::IpAddr>| ip.map_or("*".to_string(), |ip| ip.to_string());
+        eprintln!(
+            "mamori: warning: label {} `{}` ({} -> {}, {:.3}..{:.3} s) matched no packet",
+            i + 1,
+            a.name,
+            host(a.attacker),
+            host(a.victim),
+            a.from_ns as f64 * 1e-9,
+            a.to_ns as f64 * 1e-9
+        );
+    }
+    unmatched
 }
 
 /// Reads a detector file: the checksummed model envelope of kind `net` (a changed byte, a

@@ -33,8 +33,8 @@ pub struct ScoreArgs {
     pub alerts_only: bool,
     #[command(flatten)]
     pub alert: AlertArgs,
-    /// Threshold overriding the detector's.
-    #[arg(long, value_name = "SCORE")]
+    /// Threshold overriding the detector's (a finite number).
+    #[arg(long, value_name = "SCORE", value_parser = super::parse::finite_f64)]
     pub threshold: Option<f64>,
 }
 
@@ -43,7 +43,11 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
     let labels = input::load_labels(&args.input.labels)?;
     let threshold = args.threshold.unwrap_or(detector.threshold.value);
     if !threshold.is_finite() {
-        anyhow::bail!("--threshold must be a finite number, got {threshold}");
+        // Only a detector file can get here (the flag is checked when parsed).
+        anyhow::bail!(
+            "{}: the detector's threshold is {threshold}, not a finite number; give --threshold",
+            args.model.display()
+        );
     }
     let entity = detector.features.kind.entity_name();
     let mut alerter = NetAlerter::new(
@@ -109,6 +113,7 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
     out.flush()?;
     alert_sink.flush()?;
     super::report_input(&stats);
+    super::warn_unmatched_labels(&labels, &stats);
     let c = alerter.counts;
     eprintln!(
         "mamori: {} of {} rows over the threshold {threshold}, {} alerts ({} held back by the cooldown)",

@@ -12,6 +12,7 @@ use mamori_net::labels::LabelledRow;
 use mamori_pipeline::net_train::{equal_by_source, held_out_every_fourth, sample_rows, Sourced};
 
 use super::input::{self, FeatureArgs, PacketInputArgs};
+use super::parse::{at_least_two, fraction, positive_f64, positive_usize};
 use crate::modelfile;
 
 /// Which model to train.
@@ -52,7 +53,8 @@ pub struct TrainArgs {
         long = "c",
         default_value = "0.1,1,10,100,1000",
         value_delimiter = ',',
-        value_name = "C"
+        value_name = "C",
+        value_parser = positive_f64
     )]
     pub cs: Vec<f64>,
     /// SVM: gamma values to try, as multiples of 1/n_features (comma-separated; 1 is
@@ -61,11 +63,12 @@ pub struct TrainArgs {
         long = "gamma",
         default_value = "0.01,0.1,1,10",
         value_delimiter = ',',
-        value_name = "G"
+        value_name = "G",
+        value_parser = positive_f64
     )]
     pub gammas: Vec<f64>,
     /// SVM: cross-validation folds.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = at_least_two)]
     pub folds: usize,
     /// SVM: weigh classes inversely to their frequency (default: equal weights, as the seed and
     /// scikit-learn do; on the lab data balancing raised false alarms several-fold for no
@@ -75,24 +78,24 @@ pub struct TrainArgs {
     /// At most this many training rows (and calibration rows); above it, every attack row is kept
     /// (up to half) and normal rows are sampled, shared fairly between the captures (SVM training
     /// time grows with the square of the rows).
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 5_000, value_parser = positive_usize)]
     pub max_rows: usize,
     /// Isolation forest: trees.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = positive_usize)]
     pub trees: usize,
     /// Isolation forest: rows sampled per tree.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = positive_usize)]
     pub max_samples: usize,
     /// Autoencoder: units of the hidden layer on each side of the bottleneck.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = positive_usize)]
     pub hidden: usize,
     /// Autoencoder: units of the bottleneck (keep it well below the feature count, or the
     /// network learns to copy anything).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = positive_usize)]
     pub bottleneck: usize,
     /// Isolation forest and autoencoder: share of normal calibration rows allowed over the
     /// threshold.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, value_parser = fraction)]
     pub target_fpr: f64,
     /// Isolation forest and autoencoder: calibrate on these normal captures instead of
     /// held-out rows.
@@ -103,11 +106,19 @@ pub struct TrainArgs {
     pub seed: u64,
 }
 
+/// Fewer distinct training rows than this get a warning: a detector learnt from a handful of
+/// rows flags nearly everything else (or nothing).
+const FEW_ROWS: usize = 50;
+
 pub fn run(args: TrainArgs) -> Result<()> {
     let config = args.features.config();
+    input::check_stdin_once(args.input.files.iter().chain(&args.calibrate))?;
     let labels = input::load_labels(&args.input.labels)?;
     let (rows, stats) = input::collect_rows(&args.input, &config, &labels)?;
     super::report_input(&stats);
+    super::warn_unmatched_labels(&labels, &stats);
+    // What the model learns from, before any sampling: reported instead of the repeats.
+    let mut distinct: Option<(usize, usize)> = None;
     let all_rows = &rows;
     let n_features = config.kind.names().len() as f64;
     let detector = match args.model {
@@ -120,6 +131,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 );
             }
             let rows = sample.rows;
+            let attack_rows = rows.iter().filter(|r| r.is_attack()).count();
+            warn_few("normal", rows.len() - attack_rows);
+            warn_few("attack", attack_rows);
             let options = SvmOptions {
                 cs: args.cs.clone(),
                 gammas: args.gammas.iter().map(|g| g / n_features).collect(),
@@ -147,10 +161,24 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 calibration_rows = cal;
                 (normal_of(all_rows), normal_of(&calibration_rows))
             };
+            let (n_train, n_calib) = (train.len(), calib.len());
+            distinct = Some((n_train, n_calib));
+            warn_few("normal training", n_train);
+            warn_few("calibration", n_calib);
             // Every capture weighs the same in the model and in the threshold: a device with
             // few rows would otherwise be a small cluster, and small clusters look anomalous.
             let train = equal_by_source(train, args.max_rows, &mut rng);
             let calib = equal_by_source(calib, args.max_rows, &mut rng);
+            if train.len() > n_train || calib.len() > n_calib {
+                eprintln!(
+                    "mamori: {n_train} normal training and {n_calib} calibration rows drawn \
+                     with repeats to {} and {}, so that every capture weighs the same \
+                     (--max-rows {})",
+                    train.len(),
+                    calib.len(),
+                    args.max_rows
+                );
+            }
             let (train, calib) = (features_of(&train), features_of(&calib));
             if args.model == Algorithm::Iforest {
                 let options = ForestOptions {
@@ -179,12 +207,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     modelfile::save(&args.output, modelfile::ModelKind::Net, &detector)?;
     let t = &detector.training;
+    let rows_text = match distinct {
+        Some((n_train, n_calib)) => format!(
+            "{n_train} normal {:?} rows (calibrated on {n_calib})",
+            config.kind
+        ),
+        None => format!(
+            "{} normal and {} attack {:?} rows",
+            t.normal_rows, t.attack_rows, config.kind
+        ),
+    };
     eprintln!(
-        "mamori: {} detector on {} normal and {} attack {:?} rows, threshold {:.6} -> {}",
+        "mamori: {} detector on {rows_text}, threshold {:.6} -> {}",
         detector.algorithm(),
-        t.normal_rows,
-        t.attack_rows,
-        config.kind,
         detector.threshold.value,
         args.output.display()
     );
@@ -192,6 +227,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bail!("no rows were extracted");
     }
     Ok(())
+}
+
+fn warn_few(what: &str, n: usize) {
+    if n > 0 && n < FEW_ROWS {
+        eprintln!(
+            "mamori: warning: only {n} {what} rows: too few for a reliable detector (give longer \
+             captures, or a shorter --window / --interval)"
+        );
+    }
 }
 
 /// The feature rows alone (the unsupervised models learn without labels).
