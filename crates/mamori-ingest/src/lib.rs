@@ -55,6 +55,7 @@
 
 mod adfa;
 mod falco;
+mod held;
 mod jsonl;
 pub mod labels;
 mod lidds;

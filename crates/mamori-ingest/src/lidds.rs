@@ -14,45 +14,26 @@
 //! (`fd=13(<f>/dev/ur`), or, in a file whose first line ends with the space sysdig prints after
 //! every argument (as LID-DS's do), a line without it (`size=51`, cut from `size=512 `).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::held::Held;
 use crate::sysdig::{fd_value, parse_res, split_kv};
-use crate::{shown, IngestError, LineError, LineParser, Record, SyscallEvent, DEFAULT_MAX_PENDING};
+use crate::{shown, IngestError, LineError, LineParser, Record, SyscallEvent};
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct LidDsParser {
     /// Enter halves waiting for their exit, per tid.
-    pending: HashMap<u32, Half>,
-    /// The tids of `pending` by age (`Half::seq`), to evict the oldest at the cap.
-    by_age: BTreeMap<u64, u32>,
-    next_seq: u64,
-    max_pending: usize,
-    evicted: u64,
+    pending: Held<Half>,
     /// Whether the file's first line ends with a space (then every line must).
     trailing_space: Option<bool>,
 }
 
-impl Default for LidDsParser {
-    fn default() -> Self {
-        LidDsParser {
-            pending: HashMap::new(),
-            by_age: BTreeMap::new(),
-            next_seq: 0,
-            max_pending: DEFAULT_MAX_PENDING,
-            evicted: 0,
-            trailing_space: None,
-        }
-    }
-}
-
 #[derive(Debug)]
 struct Half {
-    /// Order of arrival, for eviction.
-    seq: u64,
     time_ns: i64,
     pid: u32,
     tid: u32,
@@ -204,30 +185,18 @@ fn cut_value(args: &[(String, String)]) -> Option<&(String, String)> {
 
 impl LidDsParser {
     fn take_pending(&mut self, tid: u32) -> Option<Half> {
-        let h = self.pending.remove(&tid)?;
-        self.by_age.remove(&h.seq);
-        Some(h)
+        self.pending.take(tid)
     }
 
     /// Holds an enter half; an older one of the same thread, and at the cap the oldest of all,
     /// are yielded alone.
-    fn hold(&mut self, mut half: Half, out: &mut VecDeque<Record>) {
+    fn hold(&mut self, half: Half, out: &mut VecDeque<Record>) {
         if let Some(old) = self.take_pending(half.tid) {
             out.push_back(Record::Call(build(Some(old), None)));
         }
-        while self.pending.len() >= self.max_pending {
-            let Some((_, oldest)) = self.by_age.pop_first() else {
-                break;
-            };
-            if let Some(old) = self.pending.remove(&oldest) {
-                self.evicted += 1;
-                out.push_back(Record::Call(build(Some(old), None)));
-            }
-        }
-        half.seq = self.next_seq;
-        self.next_seq += 1;
-        self.by_age.insert(half.seq, half.tid);
-        self.pending.insert(half.tid, half);
+        self.pending.hold(half.tid, half, |old| {
+            out.push_back(Record::Call(build(Some(old), None)))
+        });
     }
 }
 
@@ -271,7 +240,6 @@ impl LineParser for LidDsParser {
             return Ok(());
         }
         let half = Half {
-            seq: 0,
             time_ns: p.time_ns,
             pid: p.pid,
             tid: p.tid,
@@ -296,8 +264,7 @@ impl LineParser for LidDsParser {
     }
 
     fn finish(&mut self, out: &mut VecDeque<Record>) {
-        let mut rest: Vec<Half> = self.pending.drain().map(|(_, h)| h).collect();
-        self.by_age.clear();
+        let mut rest: Vec<Half> = self.pending.drain().into_iter().map(|(_, h)| h).collect();
         rest.sort_by_key(|h| (h.time_ns, h.tid));
         for h in rest {
             out.push_back(Record::Call(build(Some(h), None)));
@@ -305,7 +272,7 @@ impl LineParser for LidDsParser {
     }
 
     fn set_max_pending(&mut self, max: usize) {
-        self.max_pending = max;
+        self.pending.set_max(max);
     }
 
     fn pending(&self) -> usize {
@@ -313,7 +280,7 @@ impl LineParser for LidDsParser {
     }
 
     fn evicted(&self) -> u64 {
-        self.evicted
+        self.pending.evicted()
     }
 }
 

@@ -20,9 +20,10 @@
 //! whose `fd_path` is the annotation of the returned descriptor (the file actually opened) and
 //! `None` when the call failed. Compound arguments (arrays, structs) are kept as printed.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
-use crate::{shown, LineError, LineParser, Record, SyscallEvent, DEFAULT_MAX_PENDING};
+use crate::held::Held;
+use crate::{shown, LineError, LineParser, Record, SyscallEvent};
 
 /// Calls whose result is a new descriptor for the path they name.
 const OPEN_FAMILY: &[&str] = &["open", "openat", "openat2", "creat", "open_by_handle_at"];
@@ -30,23 +31,14 @@ const OPEN_FAMILY: &[&str] = &["open", "openat", "openat2", "creat", "open_by_ha
 #[derive(Debug)]
 pub(crate) struct StraceParser {
     /// Unfinished calls per pid (0 when strace printed no pid).
-    pending: BTreeMap<u32, Pending>,
-    /// The pids of `pending` by age (`Pending::seq`), to evict the oldest at the cap.
-    by_age: BTreeMap<u64, u32>,
-    next_seq: u64,
-    max_pending: usize,
-    evicted: u64,
+    pending: Held<Pending>,
     clock: Clock,
 }
 
 impl Default for StraceParser {
     fn default() -> Self {
         StraceParser {
-            pending: BTreeMap::new(),
-            by_age: BTreeMap::new(),
-            next_seq: 0,
-            max_pending: DEFAULT_MAX_PENDING,
-            evicted: 0,
+            pending: Held::default(),
             clock: Clock::Unknown,
         }
     }
@@ -57,8 +49,6 @@ struct Pending {
     event: SyscallEvent,
     /// The first `-yy` annotation of the arguments seen so far.
     first_annotation: Option<String>,
-    /// Order of arrival, for eviction.
-    seq: u64,
 }
 
 const DAY_NS: i64 = 86_400_000_000_000;
@@ -536,27 +526,15 @@ impl StraceParser {
     }
 
     fn take_pending(&mut self, key: u32) -> Option<Pending> {
-        let p = self.pending.remove(&key)?;
-        self.by_age.remove(&p.seq);
-        Some(p)
+        self.pending.take(key)
     }
 
     /// Holds an unfinished call; at the cap, first yields the oldest one incomplete.
-    fn hold(&mut self, key: u32, mut p: Pending, out: &mut VecDeque<Record>) {
+    fn hold(&mut self, key: u32, p: Pending, out: &mut VecDeque<Record>) {
         self.flush_pid(key, out);
-        while self.pending.len() >= self.max_pending {
-            let Some((_, oldest)) = self.by_age.pop_first() else {
-                break;
-            };
-            if let Some(old) = self.pending.remove(&oldest) {
-                self.evicted += 1;
-                out.push_back(Record::Call(Self::complete(old, None, None)));
-            }
-        }
-        p.seq = self.next_seq;
-        self.next_seq += 1;
-        self.by_age.insert(p.seq, key);
-        self.pending.insert(key, p);
+        self.pending.hold(key, p, |old| {
+            out.push_back(Record::Call(Self::complete(old, None, None)))
+        });
     }
 
     fn flush_pid(&mut self, key: u32, out: &mut VecDeque<Record>) {
@@ -628,7 +606,6 @@ impl LineParser for StraceParser {
                             ..SyscallEvent::named(name)
                         },
                         first_annotation: None,
-                        seq: 0,
                     }
                 }
             };
@@ -656,7 +633,6 @@ impl LineParser for StraceParser {
                     ..SyscallEvent::named(name)
                 },
                 first_annotation: None,
-                seq: 0,
             };
             (pending, &body[open + 1..])
         };
@@ -681,15 +657,13 @@ impl LineParser for StraceParser {
     }
 
     fn finish(&mut self, out: &mut VecDeque<Record>) {
-        let pending = std::mem::take(&mut self.pending);
-        self.by_age.clear();
-        for (_, p) in pending {
+        for (_, p) in self.pending.drain() {
             out.push_back(Record::Call(Self::complete(p, None, None)));
         }
     }
 
     fn set_max_pending(&mut self, max: usize) {
-        self.max_pending = max;
+        self.pending.set_max(max);
     }
 
     fn pending(&self) -> usize {
@@ -697,7 +671,7 @@ impl LineParser for StraceParser {
     }
 
     fn evicted(&self) -> u64 {
-        self.evicted
+        self.pending.evicted()
     }
 }
 

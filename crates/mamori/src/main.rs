@@ -141,6 +141,43 @@ fn escape_controls(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Every command parses with its defaults: a value parser whose type differs from its
+    /// field's compiles but panics when the arguments are read.
+    #[test]
+    fn every_command_parses_with_its_defaults() {
+        use clap::Parser;
+        let invocations: &[&[&str]] = &[
+            &["train", "-o", "m.json", "x.strace"],
+            &["score", "-m", "m.json", "x.strace"],
+            &["eval", "--adfa", "adfa"],
+            &["learn", "--image", "motion"],
+            &["convert", "x.strace"],
+            &["capture", "-o", "x.jsonl", "--duration", "30s"],
+            &["agent", "--config", "agent.toml"],
+            &["net", "features", "x.pcap"],
+            &["net", "train", "-o", "n.json", "x.pcap"],
+            &["net", "score", "-m", "n.json", "x.pcap"],
+            &["net", "eval", "-m", "n.json", "x.pcap"],
+            &[
+                "ship",
+                "--name",
+                "gw",
+                "--collector",
+                "127.0.0.1:1",
+                "--spool",
+                "s",
+            ],
+            &["collect", "--store", "s", "--certs", "c"],
+        ];
+        for args in invocations {
+            let argv = std::iter::once("mamori").chain(args.iter().copied());
+            if let Err(e) = Cli::try_parse_from(argv) {
+                // a missing required flag is the invocation's fault, not a type mismatch
+                panic!("{args:?}: {e}");
+            }
+        }
+    }
+
     #[test]
     fn error_chain_says_a_cause_once_and_escapes_controls() {
         let os = std::io::Error::from_raw_os_error(2);

@@ -49,6 +49,18 @@ fn train(input: &Path, output: &Path, extra: &[&str]) -> std::process::Output {
         .expect("mamori runs")
 }
 
+/// `mamori score EXTRA -m MODEL INPUT`.
+fn score(model: &Path, input: &Path, extra: &[&str]) -> std::process::Output {
+    mamori()
+        .arg("score")
+        .args(extra)
+        .arg("-m")
+        .arg(model)
+        .arg(input)
+        .output()
+        .expect("mamori runs")
+}
+
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -176,12 +188,7 @@ fn input_unlike_the_training_input_is_refused_or_warned_about() {
     // like the training input: scored, no complaint
     let same = f.tmp.0.join("same.jsonl");
     write_jsonl(&same, held_out);
-    let out = mamori()
-        .args(["score", "-m"])
-        .arg(&model)
-        .arg(&same)
-        .output()
-        .expect("runs");
+    let out = score(&model, &same, &[]);
     assert!(!stderr(&out).contains("unlike"), "{}", stderr(&out));
     assert!(!out.stdout.is_empty());
 
@@ -196,12 +203,7 @@ fn input_unlike_the_training_input_is_refused_or_warned_about() {
         .collect();
     let file = f.tmp.0.join("no-paths.jsonl");
     write_jsonl(&file, &no_paths);
-    let out = mamori()
-        .args(["score", "-m"])
-        .arg(&model)
-        .arg(&file)
-        .output()
-        .expect("runs");
+    let out = score(&model, &file, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -209,12 +211,7 @@ fn input_unlike_the_training_input_is_refused_or_warned_about() {
         "{err}"
     );
     assert!(out.stdout.is_empty(), "refused input printed windows");
-    let out = mamori()
-        .args(["score", "--ignore-input-mismatch", "-m"])
-        .arg(&model)
-        .arg(&file)
-        .output()
-        .expect("runs");
+    let out = score(&model, &file, &["--ignore-input-mismatch"]);
     assert!(stderr(&out).contains("warning"), "{}", stderr(&out));
     assert!(!out.stdout.is_empty());
 
@@ -229,12 +226,7 @@ fn input_unlike_the_training_input_is_refused_or_warned_about() {
         .collect();
     let file = f.tmp.0.join("untimed.jsonl");
     write_jsonl(&file, &untimed);
-    let out = mamori()
-        .args(["score", "-m"])
-        .arg(&model)
-        .arg(&file)
-        .output()
-        .expect("runs");
+    let out = score(&model, &file, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("timestamp"), "{}", stderr(&out));
 }
@@ -246,12 +238,7 @@ fn empty_input_says_no_windows() {
     assert!(train(&f.train, &model, &[]).status.success());
     let empty = f.tmp.0.join("empty.jsonl");
     std::fs::write(&empty, "").expect("empty");
-    let out = mamori()
-        .args(["score", "-m"])
-        .arg(&model)
-        .arg(&empty)
-        .output()
-        .expect("runs");
+    let out = score(&model, &empty, &[]);
     let err = stderr(&out);
     assert!(err.contains("no windows"), "{err}");
     assert!(!err.contains("NaN"), "{err}");
@@ -277,12 +264,7 @@ fn a_flood_of_threads_is_bounded_and_reported() {
     }
     let flood = f.tmp.0.join("flood.jsonl");
     std::fs::write(&flood, text).expect("flood");
-    let out = mamori()
-        .args(["score", "--ignore-input-mismatch", "-m"])
-        .arg(&model)
-        .arg(&flood)
-        .output()
-        .expect("runs");
+    let out = score(&model, &flood, &["--ignore-input-mismatch"]);
     let err = stderr(&out);
     assert!(err.contains("idle streams closed"), "{err}");
 }
@@ -326,12 +308,7 @@ fn a_recording_through_a_pipe_scores_like_the_file() {
         .expect("runs");
     assert!(out.status.success(), "{}", stderr(&out));
     // exit 1: the daemon's shutdown at the end of the recording alerts
-    let from_file = mamori()
-        .args(["score", "-m"])
-        .arg(&model)
-        .arg(&trace)
-        .output()
-        .expect("runs");
+    let from_file = score(&model, &trace, &[]);
     assert!(!from_file.stdout.is_empty(), "{}", stderr(&from_file));
     let gz = std::fs::read(&trace).expect("trace");
     let plain = std::process::Command::new("gzip")

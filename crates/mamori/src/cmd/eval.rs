@@ -106,7 +106,7 @@ pub struct EvalArgs {
     pub models: Vec<ModelKind>,
     /// Train each model with this many seeds (seed, seed+1, …) and report mean and spread.
     #[arg(
-        value_parser = crate::cmd::numbers::count,
+        value_parser = crate::cmd::numbers::count_u64,
         long,
         default_value_t = 1,
         value_name = "N",

@@ -41,6 +41,34 @@ pub fn fraction(text: &str) -> Result<f64, String> {
     Ok(x)
 }
 
+/// A share in [0, 1) (a target false-positive rate of 1 would flag everything).
+pub fn below_one(text: &str) -> Result<f64, String> {
+    let x = finite(text)?;
+    if !(0.0..1.0).contains(&x) {
+        return Err(format!("`{text}` must be at least 0 and below 1"));
+    }
+    Ok(x)
+}
+
+/// A count of at least 2 (cross-validation folds).
+pub fn at_least_two(text: &str) -> Result<usize, String> {
+    let n = count(text)?;
+    if n < 2 {
+        return Err(format!("`{text}` must be at least 2"));
+    }
+    Ok(n)
+}
+
+/// A `u64` count of at least 1 (seeds to run).
+pub fn count_u64(text: &str) -> Result<u64, String> {
+    count(text).map(|n| n as u64)
+}
+
+/// A `u32` count of at least 1 (a snap length in bytes).
+pub fn count_u32(text: &str) -> Result<u32, String> {
+    u32::try_from(count(text)?).map_err(|_| format!("`{text}` is too large"))
+}
+
 /// A count of at least 1 (window sizes, strides, states).
 pub fn count(text: &str) -> Result<usize, String> {
     let n: usize = text
@@ -81,6 +109,11 @@ mod tests {
         assert!(count("-1").is_err());
         assert_eq!(count("19"), Ok(19));
         assert!(duration("0s").is_err());
+        assert!(below_one("1").is_err());
+        assert_eq!(below_one("0"), Ok(0.0));
+        assert!(at_least_two("1").is_err());
+        assert_eq!(count_u32("256"), Ok(256));
+        assert!(count_u32("0").is_err() && count_u32("4294967296").is_err());
         assert_eq!(duration("2s"), Ok(std::time::Duration::from_secs(2)));
     }
 }

@@ -17,8 +17,6 @@ use mamori_net::live::PacketCapture;
 use mamori_net::packet::decode;
 use mamori_net::source::PacketSource;
 
-use super::parse::{positive_duration, positive_u32};
-
 /// Where packets come from.
 #[derive(Args, Debug, Clone)]
 pub struct PacketInputArgs {
@@ -33,10 +31,10 @@ pub struct PacketInputArgs {
     #[arg(long, value_name = "BPF", requires = "interface")]
     pub filter: Option<String>,
     /// Stop live capture after this long (e.g. `60s`); otherwise at Ctrl-C.
-    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::cmd::numbers::duration)]
     pub duration: Option<Duration>,
     /// Bytes kept of each live packet (headers are all that is used).
-    #[arg(long, default_value_t = 256, value_name = "BYTES", value_parser = positive_u32)]
+    #[arg(long, default_value_t = 256, value_name = "BYTES", value_parser = crate::cmd::numbers::count_u32)]
     pub snaplen: u32,
     /// Count and skip corrupt or truncated records instead of stopping at the first: after a
     /// record whose length cannot be trusted, reading resumes at the next plausible record (the
@@ -59,19 +57,19 @@ pub struct FeatureArgs {
     #[arg(long, default_value = "ip", value_parser = parse_key, value_name = "KEY")]
     pub key: DeviceKey,
     /// Window length of `device` rows.
-    #[arg(long, default_value = "10s", value_parser = positive_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "10s", value_parser = crate::cmd::numbers::duration, value_name = "DURATION")]
     pub window: Duration,
     /// Slot for the maximum-packets-per-unit-time feature.
-    #[arg(long, default_value = "1s", value_parser = positive_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "1s", value_parser = crate::cmd::numbers::duration, value_name = "DURATION")]
     pub slot: Duration,
     /// A flow ends after this long without packets.
-    #[arg(long, default_value = "30s", value_parser = positive_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "30s", value_parser = crate::cmd::numbers::duration, value_name = "DURATION")]
     pub idle_timeout: Duration,
     /// A flow is cut after this long in all.
-    #[arg(long, default_value = "120s", value_parser = positive_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "120s", value_parser = crate::cmd::numbers::duration, value_name = "DURATION")]
     pub active_timeout: Duration,
     /// Interval of `interval` rows.
-    #[arg(long, default_value = "10s", value_parser = positive_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "10s", value_parser = crate::cmd::numbers::duration, value_name = "DURATION")]
     pub interval: Duration,
 }
 

@@ -4,7 +4,6 @@
 pub mod eval;
 pub mod features;
 pub mod input;
-pub mod parse;
 pub mod score;
 pub mod train;
 

@@ -34,7 +34,7 @@ pub struct ScoreArgs {
     #[command(flatten)]
     pub alert: AlertArgs,
     /// Threshold overriding the detector's (a finite number).
-    #[arg(long, value_name = "SCORE", value_parser = super::parse::finite_f64)]
+    #[arg(long, value_name = "SCORE", value_parser = crate::cmd::numbers::finite)]
     pub threshold: Option<f64>,
 }
 

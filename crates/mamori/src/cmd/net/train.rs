@@ -12,7 +12,6 @@ use mamori_net::labels::LabelledRow;
 use mamori_pipeline::net_train::{equal_by_source, held_out_every_fourth, sample_rows, Sourced};
 
 use super::input::{self, FeatureArgs, PacketInputArgs};
-use super::parse::{at_least_two, fraction, positive_f64, positive_usize};
 use crate::modelfile;
 
 /// Which model to train.
@@ -54,7 +53,7 @@ pub struct TrainArgs {
         default_value = "0.1,1,10,100,1000",
         value_delimiter = ',',
         value_name = "C",
-        value_parser = positive_f64
+        value_parser = crate::cmd::numbers::positive
     )]
     pub cs: Vec<f64>,
     /// SVM: gamma values to try, as multiples of 1/n_features (comma-separated; 1 is
@@ -64,11 +63,11 @@ pub struct TrainArgs {
         default_value = "0.01,0.1,1,10",
         value_delimiter = ',',
         value_name = "G",
-        value_parser = positive_f64
+        value_parser = crate::cmd::numbers::positive
     )]
     pub gammas: Vec<f64>,
     /// SVM: cross-validation folds.
-    #[arg(long, default_value_t = 5, value_parser = at_least_two)]
+    #[arg(long, default_value_t = 5, value_parser = crate::cmd::numbers::at_least_two)]
     pub folds: usize,
     /// SVM: weigh classes inversely to their frequency (default: equal weights, as the seed and
     /// scikit-learn do; on the lab data balancing raised false alarms several-fold for no
@@ -78,24 +77,24 @@ pub struct TrainArgs {
     /// At most this many training rows (and calibration rows); above it, every attack row is kept
     /// (up to half) and normal rows are sampled, shared fairly between the captures (SVM training
     /// time grows with the square of the rows).
-    #[arg(long, default_value_t = 5_000, value_parser = positive_usize)]
+    #[arg(long, default_value_t = 5_000, value_parser = crate::cmd::numbers::count)]
     pub max_rows: usize,
     /// Isolation forest: trees.
-    #[arg(long, default_value_t = 100, value_parser = positive_usize)]
+    #[arg(long, default_value_t = 100, value_parser = crate::cmd::numbers::count)]
     pub trees: usize,
     /// Isolation forest: rows sampled per tree.
-    #[arg(long, default_value_t = 256, value_parser = positive_usize)]
+    #[arg(long, default_value_t = 256, value_parser = crate::cmd::numbers::count)]
     pub max_samples: usize,
     /// Autoencoder: units of the hidden layer on each side of the bottleneck.
-    #[arg(long, default_value_t = 32, value_parser = positive_usize)]
+    #[arg(long, default_value_t = 32, value_parser = crate::cmd::numbers::count)]
     pub hidden: usize,
     /// Autoencoder: units of the bottleneck (keep it well below the feature count, or the
     /// network learns to copy anything).
-    #[arg(long, default_value_t = 8, value_parser = positive_usize)]
+    #[arg(long, default_value_t = 8, value_parser = crate::cmd::numbers::count)]
     pub bottleneck: usize,
     /// Isolation forest and autoencoder: share of normal calibration rows allowed over the
     /// threshold.
-    #[arg(long, default_value_t = 0.01, value_parser = fraction)]
+    #[arg(long, default_value_t = 0.01, value_parser = crate::cmd::numbers::below_one)]
     pub target_fpr: f64,
     /// Isolation forest and autoencoder: calibrate on these normal captures instead of
     /// held-out rows.
