@@ -139,7 +139,7 @@ pub struct ShipArgs {
     #[arg(long, value_enum, default_value_t = FirstRead::Start)]
     pub first_read: FirstRead,
     /// A heartbeat record after this long with nothing else (0: none).
-    #[arg(long, default_value = "60s", value_parser = crate::cmd::numbers::duration)]
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub heartbeat: Duration,
     /// Intake pauses (and says so) when unacknowledged records take this many MiB.
     #[arg(long, default_value_t = 256)]
