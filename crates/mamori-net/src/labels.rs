@@ -33,8 +33,7 @@ pub struct Labels {
 impl Labels {
     /// Reads a labels file and adds its attacks.
     pub fn add_file(&mut self, path: &Path) -> Result<(), LabelsError> {
-        self.attacks
-            .extend(read_labels(path, Expect::Hosts).map_err(printable)?);
+        self.attacks.extend(read_labels(path, Expect::Hosts)?);
         Ok(())
     }
 
@@ -42,7 +41,7 @@ impl Labels {
     /// errors.
     pub fn add_text(&mut self, text: &str, source: &str) -> Result<(), LabelsError> {
         self.attacks
-            .extend(parse_labels(text, source, Expect::Hosts).map_err(printable)?);
+            .extend(parse_labels(text, source, Expect::Hosts)?);
         Ok(())
     }
 
@@ -74,32 +73,6 @@ impl Labels {
                 && ((src == attacker && a.victim.is_none_or(|v| v == dst))
                     || (dst == attacker && a.victim.is_none_or(|v| v == src)))
         })
-    }
-}
-
-/// The error with control characters of the file's text escaped (`\u{7}`), so a message about
-/// a corrupt file cannot drive the terminal.
-fn printable(e: LabelsError) -> LabelsError {
-    match e {
-        LabelsError::Line {
-            file,
-            line,
-            message,
-        } if message.chars().any(char::is_control) => LabelsError::Line {
-            file,
-            line,
-            message: message
-                .chars()
-                .map(|c| {
-                    if c.is_control() {
-                        c.escape_default().to_string()
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect(),
-        },
-        e => e,
     }
 }
 
