@@ -467,8 +467,11 @@ pub struct AlertsConfig {
     pub stdout: bool,
     /// URL alerts are POSTed to as JSON (empty: none).
     pub webhook: String,
-    /// An alert fires at the K-th window over the threshold within `gap_seconds` of each other.
-    pub min_windows: usize,
+    /// An alert fires at the K-th window (or row) over the threshold within `gap_seconds` of
+    /// each other. Unset: 10 for system-call windows (`AlertRule::SYSCALL_MIN_FLAGGED`; the
+    /// context signals alert at once), 1 for traffic rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_windows: Option<usize>,
     /// Flagged windows closer than this belong to the same incident.
     pub gap_seconds: f64,
     /// After an alert, further flagged windows of the same container within this many seconds
@@ -516,7 +519,20 @@ impl AlertsConfig {
     /// The shared alert rule these settings describe, checked.
     pub fn rule(&self) -> Result<mamori_core::AlertRule> {
         mamori_core::AlertRule::from_seconds(
-            self.min_windows,
+            self.min_windows
+                .unwrap_or(mamori_core::AlertRule::SYSCALL_MIN_FLAGGED),
+            self.gap_seconds,
+            self.cooldown_seconds,
+        )
+        .context("[alerts]")
+    }
+}
+
+impl AlertsConfig {
+    /// The rule for traffic rows: as [`Self::rule`], one flagged row fires unless set.
+    pub fn net_rule(&self) -> Result<mamori_core::AlertRule> {
+        mamori_core::AlertRule::from_seconds(
+            self.min_windows.unwrap_or(1),
             self.gap_seconds,
             self.cooldown_seconds,
         )
@@ -538,7 +554,7 @@ impl Default for AlertsConfig {
             file: PathBuf::from("/var/log/mamori/alerts.jsonl"),
             stdout: true,
             webhook: String::new(),
-            min_windows: 1,
+            min_windows: None,
             gap_seconds: 2.0,
             cooldown_seconds: 10.0,
             top_classes: 3,
@@ -622,7 +638,9 @@ mod tests {
         let partial: AgentConfig =
             toml::from_str("[capture]\ncontainers = [\"cam\"]\n").expect("partial");
         assert_eq!(partial.capture.containers, vec!["cam"]);
-        assert_eq!(partial.alerts.min_windows, 1);
+        assert_eq!(partial.alerts.min_windows, None);
+        assert_eq!(partial.alerts.rule().unwrap().min_flagged, 10);
+        assert_eq!(partial.alerts.net_rule().unwrap().min_flagged, 1);
     }
 
     #[test]

@@ -146,7 +146,7 @@ pub fn run(config: &AgentConfig, duration: Option<Duration>) -> Result<()> {
                 model: config.net.model.clone(),
                 snaplen: config.net.snaplen,
             },
-            config.alerts.rule()?,
+            config.alerts.net_rule()?,
             Arc::clone(&stop),
         )?;
         eprintln!(

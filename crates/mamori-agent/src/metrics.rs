@@ -348,7 +348,7 @@ impl MetricsSnapshot {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
         use MetricType::{Counter, Gauge};
         type Field = fn(&ContainerMetrics) -> u64;
-        let per_container: [(&str, MetricType, &str, Field); 10] = [
+        let per_container: [(&str, MetricType, &str, Field); 12] = [
             (
                 "mamori_events_total",
                 Counter,
@@ -393,6 +393,18 @@ impl MetricsSnapshot {
                 Counter,
                 "Streams closed because the container had more than 65536 open at once (idlest half, scored as ended).",
                 |c| c.stats.streams_evicted,
+            ),
+            (
+                "mamori_context_novelties_total",
+                Counter,
+                "Programs and requests never seen in training (every occurrence).",
+                |c| c.stats.novelties,
+            ),
+            (
+                "mamori_context_alerts_total",
+                Counter,
+                "Alerts raised by first-time programs and requests (also in mamori_alerts_total).",
+                |c| c.stats.context_alerts,
             ),
             (
                 "mamori_joined_short_streams_total",
@@ -1019,6 +1031,8 @@ pub(crate) mod tests {
             "mamori_alerts_suppressed",
             "mamori_idle_streams_closed",
             "mamori_streams_evicted",
+            "mamori_context_novelties",
+            "mamori_context_alerts",
             "mamori_joined_short_streams",
             "mamori_probe_records",
             "mamori_probe_dropped",
@@ -1170,7 +1184,7 @@ pub(crate) mod tests {
             families["mamori_resident_memory_bytes"].family_type,
             PrometheusType::Gauge
         );
-        assert_eq!(families.len(), 28);
+        assert_eq!(families.len(), 30);
     }
 
     #[test]

@@ -11,6 +11,8 @@ use mamori_detect::classes::ClassTable;
 use mamori_detect::window::{StreamMode, Window, Windower};
 use mamori_ingest::Record;
 
+use mamori_detect::event::SyscallEvent;
+use mamori_pipeline::context::{ContextWatcher, NoveltyKind};
 use mamori_pipeline::model::TrainedModel;
 
 /// A model ready to score: the trained body, its class table and its threshold.
@@ -56,6 +58,10 @@ pub struct MonitorStats {
     pub joined_partial_skipped: u64,
     /// Streams closed because the container had too many open at once.
     pub streams_evicted: u64,
+    /// First-time programs and requests seen (every occurrence).
+    pub novelties: u64,
+    /// Alerts raised by them (also counted in `alerts`).
+    pub context_alerts: u64,
 }
 
 struct StreamRecent {
@@ -80,6 +86,10 @@ pub struct ContainerMonitor {
     born: HashSet<u32>,
     /// Streams first seen without their creation: already running when watching began.
     joined: HashSet<u64>,
+    /// First-time programs and requests, against the model's context profile.
+    context: ContextWatcher,
+    /// The alert rule's state per first-time item: each alerts at once, then cools down.
+    context_states: HashMap<(NoveltyKind, String), AlertState>,
     /// Counters.
     pub stats: MonitorStats,
 }
@@ -89,6 +99,9 @@ const MAX_STREAMS: usize = mamori_detect::window::DEFAULT_MAX_STREAMS;
 
 /// Bound on remembered births not yet followed by a call.
 const BORN_MAX: usize = 65_536;
+
+/// Bound on first-time items with their own rule state.
+const CONTEXT_STATES_MAX: usize = 4096;
 
 impl ContainerMonitor {
     /// A monitor for one container with its image's model.
@@ -104,6 +117,8 @@ impl ContainerMonitor {
             window_index: 0,
             born: HashSet::new(),
             joined: HashSet::new(),
+            context: ContextWatcher::new(),
+            context_states: HashMap::new(),
             stats: MonitorStats::default(),
         }
     }
@@ -123,6 +138,7 @@ impl ContainerMonitor {
         match record {
             Record::Call(e) => {
                 self.stats.events += 1;
+                self.check_context(&e, alerts);
                 if matches!(e.syscall.as_str(), "clone" | "clone3" | "fork" | "vfork") {
                     if let Some(child) = e.ret.and_then(|r| u32::try_from(r).ok()) {
                         if self.born.len() >= BORN_MAX {
@@ -277,6 +293,62 @@ impl ContainerMonitor {
             self.subject.clone(),
             "syscalls",
             self.model.model.kind.name(),
+            &self.model.path,
+            fired,
+            evidence,
+        ));
+    }
+
+    /// Raises an alert for a program or request never seen in training, with the context
+    /// signals' rule: one occurrence fires, the same item again within the cooldown does not.
+    fn check_context(&mut self, e: &SyscallEvent, alerts: &mut Vec<Alert>) {
+        let Some(profile) = self.model.model.context.as_ref() else {
+            return;
+        };
+        let Some((novelty, repeats)) = self.context.observe(profile, e) else {
+            return;
+        };
+        self.stats.novelties += 1;
+        let t = e.time_ns.unwrap_or(0);
+        let rule = AlertRule {
+            min_flagged: 1,
+            ..self.settings.rule
+        };
+        if self.context_states.len() >= CONTEXT_STATES_MAX {
+            self.context_states.clear();
+        }
+        let state = self
+            .context_states
+            .entry((novelty.kind, novelty.what.clone()))
+            .or_default();
+        let Decision::Fire { run_start_ns, .. } = state.observe(&rule, t, 1.0, 0.0) else {
+            self.stats.suppressed += 1;
+            return;
+        };
+        self.stats.alerts += 1;
+        self.stats.context_alerts += 1;
+        let fired = Fired {
+            time_ns: t,
+            score: 1.0,
+            threshold: 0.0,
+            run_len: 1,
+            run_start_ns,
+        };
+        let evidence = Evidence::Detail {
+            message: novelty.explain(),
+            data: serde_json::json!({
+                "signal": novelty.kind.name(),
+                "what": novelty.what,
+                "pid": novelty.pid,
+                "tid": novelty.tid,
+                "process": e.process,
+                "seen_before": repeats,
+            }),
+        };
+        alerts.push(Alert::warning(
+            self.subject.clone(),
+            "context",
+            novelty.kind.name(),
             &self.model.path,
             fired,
             evidence,

@@ -31,6 +31,24 @@ impl Default for AlertRule {
     }
 }
 
+impl AlertRule {
+    /// Flagged windows in a run before a system-call window model alerts, by default: a
+    /// window model pages on sustained change (a daemon restarted or reconfigured, code running
+    /// inside it), not on one odd window — normal daemons make those whenever a short-lived
+    /// thread starts or ends. First-time actions (a new program, a new request) are the context
+    /// signals' job, and those alert at once. Chosen on the motion evaluation (EVALUATION.md).
+    pub const SYSCALL_MIN_FLAGGED: usize = 10;
+
+    /// The default rule for system-call windows: [`Self::SYSCALL_MIN_FLAGGED`] flagged windows
+    /// within 2 s, 10 s cooldown.
+    pub fn syscall_default() -> Self {
+        AlertRule {
+            min_flagged: Self::SYSCALL_MIN_FLAGGED,
+            ..AlertRule::default()
+        }
+    }
+}
+
 /// A setting the rule cannot use.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RuleError {

@@ -19,6 +19,7 @@ use mamori_detect::window::{sequence_windows, WindowConfig};
 use mamori_detect::Symbol;
 use serde::Serialize;
 
+use crate::context::{ContextLearner, ContextProfile, ContextWatcher, Novelty};
 use crate::labels::{self, AttackRange};
 use crate::model::{Detector, ModelKind, ModelSettings};
 use crate::operator::{operator_view, steps_hit, OperatorView, ScoredWindow};
@@ -115,6 +116,10 @@ pub struct Dataset {
     pub steps: Vec<AttackRange>,
     /// Names of the timed recordings, by the index in `TestWindow::time`.
     pub recordings: Vec<String>,
+    /// What the training recordings did, when context signals are used.
+    pub context_profile: Option<ContextProfile>,
+    /// First-time actions in the test recordings, in order.
+    pub context_units: Vec<ContextUnit>,
 }
 
 impl Dataset {
@@ -157,6 +162,10 @@ pub struct RunResult {
     /// The operator view (timed recordings).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operator: Option<OperatorView>,
+    /// The operator view of the model together with the context signals (new programs, new
+    /// requests), each signal with its own rule state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_with_context: Option<OperatorView>,
     /// Attack windows of each --test recording against all normal test windows.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_recording: Vec<RecordingResult>,
@@ -247,8 +256,37 @@ pub struct EvalReport {
     pub alert_rule: AlertRule,
     /// Seconds after a step an alert still credits it.
     pub alert_grace: f64,
+    /// The context signals on their own, when they were used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<ContextReport>,
     /// Per model.
     pub models: Vec<ModelResult>,
+}
+
+/// The context signals of an evaluation on their own.
+#[derive(Serialize)]
+pub struct ContextReport {
+    /// Programs executed in training.
+    pub programs_learned: usize,
+    /// Request kinds seen in training.
+    pub requests_learned: usize,
+    /// First-time actions found in the test recordings (every occurrence).
+    pub novelties: Vec<ContextUnit>,
+    /// The operator view of the context signals alone.
+    pub operator: OperatorView,
+}
+
+/// One first-time action in a test recording.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContextUnit {
+    /// Recording (as in [`TestWindow::time`]).
+    pub recording: u32,
+    /// Signal item (channel of the operator view, from 1).
+    pub channel: u32,
+    /// What it was.
+    pub novelty: Novelty,
+    /// Labelled steps it happened in.
+    pub steps: Vec<u32>,
 }
 
 /// Everything an evaluation needs (what `mamori eval`'s flags describe).
@@ -310,6 +348,9 @@ pub struct EvalConfig {
     pub keep_scores: bool,
     /// Print warnings (an unlike calibration tail) on stderr.
     pub warn: bool,
+    /// Learn the context signals (programs, requests) from the training recordings and add
+    /// them to the operator view (timed recordings only).
+    pub context: bool,
 }
 
 /// Reads the data an evaluation describes: the class table, the windows and their labels, and
@@ -434,6 +475,7 @@ pub fn evaluate(
         trace_score: cfg.trace_score,
         alert_rule: cfg.alert_rule,
         alert_grace: cfg.alert_grace,
+        context: context_report(cfg, data),
         models: results,
     };
     Ok((report_data, plotted))
@@ -497,6 +539,7 @@ fn measure(
         .iter()
         .filter_map(|w| {
             w.time.map(|(recording, start_ns, end_ns)| ScoredWindow {
+                channel: 0,
                 recording,
                 start_ns,
                 end_ns,
@@ -507,14 +550,13 @@ fn measure(
         })
         .collect();
 
-    let operator = (!timed.is_empty()).then(|| {
-        operator_view(
-            &timed,
-            &data.steps,
-            threshold,
-            &cfg.alert_rule,
-            (cfg.alert_grace * 1e9) as i64,
-        )
+    let grace_ns = (cfg.alert_grace * 1e9) as i64;
+    let operator = (!timed.is_empty())
+        .then(|| operator_view(&timed, &data.steps, threshold, &cfg.alert_rule, grace_ns));
+    let operator_with_context = (!timed.is_empty() && data.context_profile.is_some()).then(|| {
+        let mut units = timed.clone();
+        units.extend(context_windows(&data.context_units));
+        operator_view(&units, &data.steps, threshold, &cfg.alert_rule, grace_ns)
     });
     let per_recording = data
         .recordings
@@ -547,8 +589,112 @@ fn measure(
         sweep,
         traces,
         operator,
+        operator_with_context,
         per_recording,
     })
+}
+
+/// Context units as operator-view units: always over any threshold.
+fn context_windows(units: &[ContextUnit]) -> impl Iterator<Item = ScoredWindow> + '_ {
+    units.iter().filter_map(|u| {
+        let t = u.novelty.time_ns?;
+        Some(ScoredWindow {
+            recording: u.recording,
+            channel: u.channel,
+            start_ns: t,
+            end_ns: t,
+            attack: !u.steps.is_empty(),
+            steps: u.steps.clone(),
+            score: f64::INFINITY,
+        })
+    })
+}
+
+/// The context signals alone: the test windows are kept (unscored) so normal time is the same.
+fn context_report(cfg: &EvalConfig, data: &Dataset) -> Option<ContextReport> {
+    let profile = data.context_profile.as_ref()?;
+    let mut units: Vec<ScoredWindow> = data
+        .test
+        .iter()
+        .filter_map(|w| {
+            w.time.map(|(recording, start_ns, end_ns)| ScoredWindow {
+                recording,
+                channel: 0,
+                start_ns,
+                end_ns,
+                attack: w.attack,
+                steps: w.steps.clone(),
+                score: f64::NAN,
+            })
+        })
+        .collect();
+    if units.is_empty() {
+        return None;
+    }
+    units.extend(context_windows(&data.context_units));
+    Some(ContextReport {
+        programs_learned: profile.programs.len(),
+        requests_learned: profile.requests.len(),
+        novelties: data.context_units.clone(),
+        operator: operator_view(
+            &units,
+            &data.steps,
+            0.0,
+            &cfg.alert_rule,
+            (cfg.alert_grace * 1e9) as i64,
+        ),
+    })
+}
+
+/// Learns the context profile from the training recordings and finds the first-time actions
+/// of each timed test recording (after its warm-up, as the windows).
+fn context_of(
+    cfg: &EvalConfig,
+    recordings: &[(u32, &PathBuf)],
+    steps: &[AttackRange],
+) -> Result<(ContextProfile, Vec<ContextUnit>)> {
+    let mut learner = ContextLearner::new();
+    for path in &cfg.train {
+        learner.next_recording();
+        recording::for_each_record(std::slice::from_ref(path), &cfg.read, |_, record| {
+            if let mamori_core::Record::Call(e) = record {
+                learner.observe(&e);
+            }
+            Ok(())
+        })?;
+    }
+    let profile = learner.finish();
+    let mut units = Vec::new();
+    let mut channels: HashMap<(crate::context::NoveltyKind, String), u32> = HashMap::new();
+    for &(rec, path) in recordings {
+        let mut watcher = ContextWatcher::new();
+        let mut first_ns: Option<i64> = None;
+        recording::for_each_record(std::slice::from_ref(path), &cfg.read, |_, record| {
+            let mamori_core::Record::Call(e) = record else {
+                return Ok(());
+            };
+            let Some(t) = e.time_ns else { return Ok(()) };
+            let f0 = *first_ns.get_or_insert(t);
+            let found = watcher.observe(&profile, &e);
+            if t < f0.saturating_add(cfg.warmup_ns) {
+                return Ok(());
+            }
+            if let Some((novelty, _)) = found {
+                let next = channels.len() as u32 + 1;
+                let channel = *channels
+                    .entry((novelty.kind, novelty.what.clone()))
+                    .or_insert(next);
+                units.push(ContextUnit {
+                    recording: rec,
+                    channel,
+                    steps: steps_hit(steps, &[t]),
+                    novelty,
+                });
+            }
+            Ok(())
+        })?;
+    }
+    Ok((profile, units))
 }
 
 fn quantile(values: &[f64], q: f64) -> f64 {
@@ -872,9 +1018,12 @@ fn file_dataset(cfg: &EvalConfig, window: WindowConfig) -> Result<(ClassTable, D
         );
     }
     let mut rec = cfg.test.len() as u32;
+    // Recording index of every timed test file, for the context signals.
+    let mut indexed: Vec<(u32, &PathBuf)> = cfg.test.iter().enumerate().map(|(i, p)| (i as u32, p)).collect();
     for (paths, attack) in [(&cfg.normal, false), (&cfg.attack, true)] {
         for path in paths {
             rec += 1;
+            indexed.push((rec, path));
             recording::windows_of(
                 std::slice::from_ref(path),
                 &cfg.read,
@@ -901,6 +1050,11 @@ fn file_dataset(cfg: &EvalConfig, window: WindowConfig) -> Result<(ClassTable, D
                 },
             )?;
         }
+    }
+    if cfg.context && timed && !cfg.train.is_empty() {
+        let (profile, units) = context_of(cfg, &indexed, &ranges)?;
+        data.context_profile = Some(profile);
+        data.context_units = units;
     }
     Ok((table, data))
 }
@@ -1010,6 +1164,7 @@ mod tests {
             },
             keep_scores: true,
             warn: false,
+            context: false,
         }
     }
 

@@ -3,6 +3,7 @@
 //!
 //! - [`model`]: the registry of system-call models behind one serialisable type, their settings,
 //!   and the model-file body (stored in `mamori_core::envelope`'s checksummed envelope);
+//! - [`context`]: programs and requests seen in training, so a first-time one alerts on its own;
 //! - [`recording`]: recordings on disk → class table → classified windows;
 //! - [`train`]: the training and calibration policy (held-out tail, unlike-tail trimming,
 //!   unreachable thresholds refused, STIDE's novel-call floor);
@@ -29,6 +30,7 @@
 //!         let hit = steps_hit(&steps, &[t * s]);
 //!         ScoredWindow {
 //!             recording: 0,
+//!             channel: 0,
 //!             start_ns: t * s,
 //!             end_ns: t * s,
 //!             attack: !hit.is_empty(),
@@ -43,6 +45,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod context;
 pub mod eval;
 pub mod labels;
 pub mod model;

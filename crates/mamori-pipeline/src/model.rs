@@ -422,6 +422,10 @@ pub struct TrainedModel {
     /// can say which classes were unusual. Empty in models from before it was recorded.
     #[serde(default)]
     pub class_share: Vec<f64>,
+    /// Programs and requests seen in training, for the context signals; `None` in models from
+    /// before they were learned (those raise no context alerts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<crate::context::ContextProfile>,
     /// The fitted model.
     pub detector: Detector,
 }

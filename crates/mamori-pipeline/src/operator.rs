@@ -7,6 +7,8 @@
 //! other alert — before an attack, long after it, or raised by windows of unrelated threads
 //! while it runs — is a false alarm.
 
+use std::collections::HashMap;
+
 use mamori_core::rule::{AlertRule, AlertState, Decision};
 use serde::Serialize;
 
@@ -17,6 +19,10 @@ use crate::labels::AttackRange;
 pub struct ScoredWindow {
     /// Which recording (each is one subject with its own rule state).
     pub recording: u32,
+    /// Which signal: 0 for the window model; context signals (a new program, a new request)
+    /// number their items from 1. Each signal of a recording keeps its own rule state, so a new
+    /// program alerts even during the cooldown of a window alert.
+    pub channel: u32,
     /// Time of the window's first call (ns).
     pub start_ns: i64,
     /// Time of its last call: the earliest moment it can be scored (ns).
@@ -59,6 +65,25 @@ pub struct OperatorView {
     pub false_alarms_per_hour: f64,
     /// One entry per labelled step that falls inside a recording.
     pub steps: Vec<StepAlert>,
+    /// Every alert, in order, for reading what paged.
+    pub alerts: Vec<FiredAlert>,
+}
+
+/// One alert of an operator view.
+#[derive(Debug, Clone, Serialize)]
+pub struct FiredAlert {
+    /// Recording.
+    pub recording: u32,
+    /// Signal (see [`ScoredWindow::channel`]).
+    pub channel: u32,
+    /// When it fired (ns).
+    pub at_ns: i64,
+    /// The score that fired it.
+    pub score: f64,
+    /// Steps it was credited to; empty for a false alarm (or an attack-throughout recording).
+    pub credited: Vec<u32>,
+    /// Whether it counts as a false alarm.
+    pub false_alarm: bool,
 }
 
 /// Indices of the steps during which one of `call_times` lies.
@@ -87,12 +112,21 @@ pub fn operator_view(
     let mut first_alert: Vec<Option<i64>> = vec![None; steps.len()];
     let mut normal_ns = 0i64;
     let mut spans = Vec::new();
+    let mut alerts = Vec::new();
     for rec in recordings {
-        let mut state = AlertState::default();
+        let mut states: HashMap<u32, AlertState> = HashMap::new();
         let (mut start, mut end) = (i64::MAX, i64::MIN);
+        // Each signal has its own state, so only the order within a signal matters. A context
+        // item is one event, not a run of windows: it alerts at once.
+        let single = AlertRule {
+            min_flagged: 1,
+            ..*rule
+        };
         for w in windows.iter().filter(|w| w.recording == rec) {
             start = start.min(w.start_ns);
             end = end.max(w.end_ns);
+            let state = states.entry(w.channel).or_default();
+            let rule = if w.channel == 0 { rule } else { &single };
             match state.observe(rule, w.end_ns, w.score, threshold) {
                 Decision::Fire { .. } => {}
                 Decision::Suppressed { .. } => {
@@ -116,11 +150,20 @@ pub fn operator_view(
                 *first = Some(first.map_or(fired, |f| f.min(fired)));
             }
             // A recording that is attack throughout has no steps: its alerts are true ones.
-            if !credited.is_empty() || (w.attack && w.steps.is_empty()) {
+            let true_alarm = !credited.is_empty() || (w.attack && w.steps.is_empty());
+            if true_alarm {
                 true_alarms += 1;
             } else {
                 false_alarms += 1;
             }
+            alerts.push(FiredAlert {
+                recording: rec,
+                channel: w.channel,
+                at_ns: fired,
+                score: w.score,
+                credited,
+                false_alarm: !true_alarm,
+            });
         }
         if start <= end {
             normal_ns += (end - start) - covered(steps, start, end);
@@ -150,6 +193,7 @@ pub fn operator_view(
             0.0
         },
         steps,
+        alerts,
     }
 }
 
@@ -191,6 +235,7 @@ mod tests {
         let hit = steps_hit(steps, &[t * S]);
         ScoredWindow {
             recording: 0,
+            channel: 0,
             start_ns: t * S,
             end_ns: t * S,
             attack: !hit.is_empty(),
@@ -263,6 +308,7 @@ mod tests {
         let steps = [step(40, 45, "edit")];
         let launcher = ScoredWindow {
             recording: 0,
+            channel: 0,
             start_ns: 10 * S,
             end_ns: 90 * S,
             attack: false,
@@ -288,6 +334,7 @@ mod tests {
         let steps = [step(40, 45, "shell")];
         let late = ScoredWindow {
             recording: 0,
+            channel: 0,
             start_ns: 44 * S,
             end_ns: 60 * S,
             attack: true,

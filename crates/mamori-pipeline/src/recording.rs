@@ -242,6 +242,7 @@ pub fn windows_of(
         Windower::new(window),
         warmup_ns,
         None,
+        &mut |_, _| {},
         f,
     )?;
     Ok((r.events, r.monitored))
@@ -265,6 +266,7 @@ pub fn windows_checked(
         Windower::new(window),
         warmup_ns,
         check,
+        &mut |_, _| {},
         f,
     )
 }
@@ -286,11 +288,39 @@ pub fn windows_with_call_times(
         Windower::with_call_times(window),
         warmup_ns,
         None,
+        &mut |_, _| {},
         f,
     )
     .map(|r| (r.events, r.monitored))
 }
 
+/// [`windows_checked`] that also shows every call to `on_call` (in input order, before its
+/// window), for signals that look at calls rather than windows, such as
+/// [`crate::context`]'s. `on_call` gets the file's index in `paths`.
+#[allow(clippy::too_many_arguments)]
+pub fn windows_observed(
+    paths: &[PathBuf],
+    read: &ReadOptions,
+    table: &ClassTable,
+    window: WindowConfig,
+    warmup_ns: i64,
+    check: Option<InputCheck<'_>>,
+    mut on_call: impl FnMut(usize, &SyscallEvent),
+    f: impl FnMut(Window) -> Result<()>,
+) -> Result<WindowsRead> {
+    windows(
+        paths,
+        read,
+        table,
+        Windower::new(window),
+        warmup_ns,
+        check,
+        &mut on_call,
+        f,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
 fn windows(
     paths: &[PathBuf],
     read: &ReadOptions,
@@ -298,6 +328,7 @@ fn windows(
     mut windower: Windower,
     warmup_ns: i64,
     check: Option<InputCheck<'_>>,
+    on_call: &mut dyn FnMut(usize, &SyscallEvent),
     mut f: impl FnMut(Window) -> Result<()>,
 ) -> Result<WindowsRead> {
     let stream_mode = windower.stream_mode();
@@ -314,7 +345,7 @@ fn windows(
         f(w)
     };
     // One file at a time, so the warm-up restarts with each; the windower carries on across them.
-    for path in paths {
+    for (file, path) in paths.iter().enumerate() {
         first_ns = None;
         let mut file_profile = InputProfile::default();
         let mut checked = check.is_none();
@@ -343,6 +374,7 @@ fn windows(
             match record {
                 Record::Call(e) => {
                     seen += 1;
+                    on_call(file, &e);
                     profile.add(&e);
                     file_profile.add(&e);
                     if !checked && file_profile.calls >= PROBE_CALLS {

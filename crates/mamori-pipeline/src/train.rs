@@ -12,6 +12,7 @@ use mamori_detect::classes::LearnParams;
 use mamori_detect::window::{stitch_streams, WindowConfig};
 use mamori_detect::Symbol;
 
+use crate::context::ContextLearner;
 use crate::model::{class_share, Detector, ModelKind, ModelSettings, TrainedModel, TrainingInfo};
 use crate::recording::{self, ReadOptions};
 
@@ -78,13 +79,24 @@ pub fn train(cfg: &TrainConfig, mut on_window: impl FnMut()) -> Result<(TrainedM
     let mut windows: Vec<Vec<Symbol>> = Vec::new();
     // (stream, start) of each window, to rebuild whole streams for models that read them.
     let mut origin: Vec<(u64, u64)> = Vec::new();
-    let read = recording::windows_checked(
+    // What the container did by name, for the context signals (every call, warm-up included:
+    // a program its start-up runs is one it runs).
+    let mut context = ContextLearner::new();
+    let mut file = usize::MAX;
+    let read = recording::windows_observed(
         &cfg.inputs,
         &cfg.read,
         &table,
         cfg.window,
         cfg.warmup_ns,
         None,
+        |f, e| {
+            if f != file {
+                file = f;
+                context.next_recording();
+            }
+            context.observe(e);
+        },
         |w| {
             on_window();
             origin.push((w.stream, w.start));
@@ -199,6 +211,7 @@ pub fn train(cfg: &TrainConfig, mut on_window: impl FnMut()) -> Result<(TrainedM
             fit_seconds,
             input: Some(read.profile),
         },
+        context: Some(context.finish()),
         detector,
     };
     Ok((model, notes))

@@ -104,7 +104,9 @@ fn apply_overrides(config: &mut AgentConfig, args: &AgentArgs) -> Result<()> {
         };
     }
     let rule = args.alert.rule_over(config.alerts.rule()?)?;
-    config.alerts.min_windows = rule.min_flagged;
+    if args.alert.min_windows.is_some() {
+        config.alerts.min_windows = Some(rule.min_flagged);
+    }
     config.alerts.gap_seconds = rule.gap_ns as f64 / 1e9;
     config.alerts.cooldown_seconds = rule.cooldown_ns as f64 / 1e9;
     if let Some(i) = &args.net_interface {

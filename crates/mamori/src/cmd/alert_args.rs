@@ -8,7 +8,9 @@ use mamori_core::AlertRule;
 /// `--alert-min-windows`, `--alert-gap`, `--alert-cooldown`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct AlertArgs {
-    /// Flagged windows (or rows) in a run before an alert fires [default: 1].
+    /// Flagged windows (or rows) in a run before an alert fires [default: 10 for system-call
+    /// windows, whose first-time programs and requests alert at once on their own; 1 for
+    /// traffic rows].
     #[arg(
         value_parser = crate::cmd::numbers::count,
         long = "alert-min-windows",

@@ -143,6 +143,10 @@ pub struct EvalArgs {
     pub alert_grace: f64,
     #[command(flatten)]
     pub alert: AlertArgs,
+    /// Leave out the context signals (programs and requests never seen in training, each
+    /// alerting on its own) from the operator view of timed recordings.
+    #[arg(long, help_heading = "Evaluation")]
+    pub no_context: bool,
     /// Print JSON instead of tables.
     #[arg(long, help_heading = "Output")]
     pub json: bool,
@@ -187,7 +191,9 @@ impl EvalArgs {
             seeds: self.seeds,
             target_fpr: self.target_fpr,
             thresholds: self.thresholds.clone(),
-            alert_rule: self.alert.rule()?,
+            alert_rule: self
+                .alert
+                .rule_over(mamori_core::AlertRule::syscall_default())?,
             alert_grace: self.alert_grace,
             read: self.input.read_options(),
             warmup_ns: self.warmup.ns()?,
@@ -197,6 +203,7 @@ impl EvalArgs {
             settings: self.model.settings(),
             keep_scores: self.plots.is_some(),
             warn: !self.quiet,
+            context: !self.no_context,
         })
     }
 }
@@ -422,16 +429,17 @@ fn print_report(rep: &EvalReport) {
     }
 }
 
-/// Alerts per attack step and false alarms per hour, at each model's calibrated threshold.
+/// Alerts per attack step and false alarms per hour, at each model's calibrated threshold: the
+/// window models alone, then with the context signals.
 fn print_operator_view(rep: &EvalReport) {
-    let views: Vec<(&str, &OperatorView)> = rep
+    let alone: Vec<(String, &OperatorView)> = rep
         .models
         .iter()
-        .filter_map(|m| m.runs[0].operator.as_ref().map(|v| (m.model.as_str(), v)))
+        .filter_map(|m| m.runs[0].operator.as_ref().map(|v| (m.model.clone(), v)))
         .collect();
-    let Some((_, first)) = views.first() else {
+    if alone.is_empty() {
         return;
-    };
+    }
     let r = &rep.alert_rule;
     println!(
         "\noperator view at the calibrated threshold (seed {}), the agent's alert rule replayed \
@@ -444,8 +452,30 @@ fn print_operator_view(rep: &EvalReport) {
         r.cooldown_ns as f64 / 1e9,
         rep.alert_grace
     );
+    print_operator_table(&alone);
+    let Some(ctx) = &rep.context else { return };
+    println!(
+        "\nwith the context signals ({} programs and {} request kinds learned from training; a \
+         first-time one alerts on its own rule state): {} new programs or requests in the test \
+         recordings",
+        ctx.programs_learned,
+        ctx.requests_learned,
+        ctx.novelties.len()
+    );
+    let mut with: Vec<(String, &OperatorView)> = vec![("context alone".into(), &ctx.operator)];
+    with.extend(rep.models.iter().filter_map(|m| {
+        m.runs[0]
+            .operator_with_context
+            .as_ref()
+            .map(|v| (format!("{}+ctx", m.model), v))
+    }));
+    print_operator_table(&with);
+}
+
+fn print_operator_table(views: &[(String, &OperatorView)]) {
+    let first = views[0].1;
     let mut header = vec!["attack step", "lasts s"];
-    header.extend(views.iter().map(|v| v.0));
+    header.extend(views.iter().map(|v| v.0.as_str()));
     let mut t = report::Table::new(&header);
     for (i, step) in first.steps.iter().enumerate() {
         let mut row = vec![
@@ -455,7 +485,7 @@ fn print_operator_view(rep: &EvalReport) {
                 to => format!("{:.2}", (to - step.from_ns) as f64 / 1e9),
             },
         ];
-        for (_, v) in &views {
+        for (_, v) in views {
             row.push(match v.steps.get(i).and_then(|s| s.latency_s) {
                 Some(l) => format!("{l:.2}"),
                 None => "missed".into(),
@@ -467,7 +497,7 @@ fn print_operator_view(rep: &EvalReport) {
         format!("false alarms, {:.0} s normal", first.normal_hours * 3600.0),
         String::new(),
     ];
-    for (_, v) in &views {
+    for (_, v) in views {
         row.push(format!(
             "{} ({:.1}/h)",
             v.false_alarms, v.false_alarms_per_hour

@@ -9,14 +9,17 @@ use mamori_detect::classes::ClassTable;
 use serde::Serialize;
 
 use mamori_core::alert::Fired;
-use mamori_core::rule::{AlertState, Decision, RuleCounts};
+use mamori_core::rule::{AlertRule, AlertState, Decision, RuleCounts};
 use mamori_core::sink::{AlertSink, JsonLines};
 use mamori_core::{Alert, Evidence, Subject};
 
 use super::alert_args::AlertArgs;
 use crate::input::{self, InputArgs, WarmupArgs};
 use crate::{modelfile, progress};
+use mamori_pipeline::context::{ContextWatcher, Novelty, NoveltyKind};
 use mamori_pipeline::model::TrainedModel;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use mamori_pipeline::recording::{self, InputCheck, MismatchPolicy};
 
 /// Score recordings window by window with a trained model.
@@ -87,7 +90,7 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
     check_settings(&args, &model)?;
     let table = ClassTable::new(model.classes.clone())
         .with_context(|| format!("{}: stored class table", args.model.display()))?;
-    let rule = args.alert.rule()?;
+    let rule = args.alert.rule_over(mamori_core::AlertRule::syscall_default())?;
     let threshold = match args.threshold {
         Some(t) => t,
         None => match &model.threshold {
@@ -125,14 +128,99 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
             MismatchPolicy::Refuse
         },
     });
-    recording::windows_checked(
+    // First-time programs and requests, found per call and emitted before the next window.
+    let mut watcher = ContextWatcher::new();
+    let found: RefCell<Vec<(Novelty, u64, Option<String>)>> = RefCell::new(Vec::new());
+    let mut context_states: HashMap<(NoveltyKind, String), AlertState> = HashMap::new();
+    let context_rule = AlertRule {
+        min_flagged: 1,
+        ..rule
+    };
+    let mut emit_context = |out: &mut BufWriter<std::io::StdoutLock<'_>>,
+                            alert_sink: &mut JsonLines<std::io::Stdout>,
+                            counts: &mut RuleCounts|
+     -> Result<()> {
+        for (novelty, repeats, process) in found.borrow_mut().drain(..) {
+            let t = novelty.time_ns.unwrap_or(0);
+            let state = context_states
+                .entry((novelty.kind, novelty.what.clone()))
+                .or_default();
+            let decision = state.observe(&context_rule, t, 1.0, 0.0);
+            counts.add(&decision);
+            let Decision::Fire { run_start_ns, .. } = decision else {
+                continue;
+            };
+            if args.alerts_only {
+                let fired = Fired {
+                    time_ns: t,
+                    score: 1.0,
+                    threshold: 0.0,
+                    run_len: 1,
+                    run_start_ns,
+                };
+                let evidence = Evidence::Detail {
+                    message: novelty.explain(),
+                    data: serde_json::json!({
+                        "signal": novelty.kind.name(),
+                        "what": novelty.what,
+                        "pid": novelty.pid,
+                        "tid": novelty.tid,
+                        "process": process,
+                        "seen_before": repeats,
+                    }),
+                };
+                alert_sink.alert(&Alert::warning(
+                    subject.clone(),
+                    "context",
+                    novelty.kind.name(),
+                    &model_path,
+                    fired,
+                    evidence,
+                ))?;
+            } else {
+                serde_json::to_writer(
+                    &mut *out,
+                    &serde_json::json!({
+                        "context": novelty.kind.name(),
+                        "what": novelty.what,
+                        "time_ns": novelty.time_ns,
+                        "pid": novelty.pid,
+                        "tid": novelty.tid,
+                        "alert": true,
+                    }),
+                )?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Ok(())
+    };
+    let profile = model.context.clone();
+    let mut first: (usize, Option<i64>) = (usize::MAX, None);
+    recording::windows_observed(
         &args.inputs,
         &args.input.read_options(),
         &table,
         model.window,
         warmup_ns,
         check,
+        |file, e| {
+            let Some(profile) = &profile else { return };
+            // The warm-up of each file is left out, as its windows are.
+            if first.0 != file {
+                first = (file, e.time_ns);
+            }
+            let f0 = *first.1.get_or_insert(e.time_ns.unwrap_or(0));
+            let in_warmup = e.time_ns.is_some_and(|t| t < f0.saturating_add(warmup_ns));
+            let found_now = watcher.observe(profile, e);
+            if in_warmup {
+                return;
+            }
+            if let Some((n, repeats)) = found_now {
+                found.borrow_mut().push((n, repeats, e.process.clone()));
+            }
+        },
         |w| {
+            emit_context(&mut out, &mut alert_sink, &mut counts)?;
             let score = scorer.score(&w.symbols);
             max_score = max_score.max(score);
             let t = w.end_time_ns.or(w.start_time_ns).unwrap_or(0);
@@ -189,6 +277,7 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
             Ok(())
         },
     )?;
+    emit_context(&mut out, &mut alert_sink, &mut counts)?;
     out.flush()?;
     alert_sink.flush()?;
     bar.finish_and_clear();

@@ -1,0 +1,446 @@
+//! Context signals beside the window models: what a container did in training, by name, so a
+//! first-time action raises its own alert with its own explanation.
+//!
+//! - **Programs**: the paths a container executed (`execve`). A program never executed in
+//!   training — a shell, `ps`, an editor, a downloaded payload — is what most intrusions do
+//!   first, and a window model sees it only through the calls it happens to make.
+//! - **Requests**: the first line of what each inbound connection sent to a listening port
+//!   (for HTTP the method, the path and the names of the query parameters). A device's API has
+//!   a fixed surface; a call of an endpoint never used in training (`/0/detection/pause`) starts
+//!   no process, and its system calls look like every other request's.
+//!
+//! Both are sets learned from training recordings ([`ContextLearner`]) and checked while
+//! scoring ([`ContextWatcher`]). Items are kept as text, so an alert says what was new.
+//! Requests need the received data (strace `-s`, Falco `evt.buffer`); sources without it give
+//! program novelty only.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use mamori_core::SyscallEvent;
+use serde::{Deserialize, Serialize};
+
+/// How many characters of a request key are kept.
+const MAX_KEY_CHARS: usize = 160;
+/// Open inbound connections remembered per watcher before the oldest half is forgotten.
+const MAX_CONNECTIONS: usize = 65_536;
+/// Distinct items a profile keeps per kind: a learner fed something that is not one device's
+/// normal operation stops growing instead of exhausting memory.
+pub const MAX_ITEMS: usize = 65_536;
+
+/// What kind of first-time action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoveltyKind {
+    /// A program executed that never was in training.
+    Program,
+    /// A request to a listening port unlike every one in training.
+    Request,
+}
+
+impl NoveltyKind {
+    /// Short name, as alerts and metrics label it.
+    pub fn name(self) -> &'static str {
+        match self {
+            NoveltyKind::Program => "new-program",
+            NoveltyKind::Request => "new-request",
+        }
+    }
+}
+
+/// What a container did in training.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextProfile {
+    /// Executed program paths.
+    pub programs: BTreeSet<String>,
+    /// Request keys (`PORT METHOD /path?names`, or `PORT text…` for other protocols).
+    pub requests: BTreeSet<String>,
+    /// Whether the training input carried received data at all: without it, request novelty
+    /// cannot be judged and is not raised.
+    #[serde(default)]
+    pub saw_received_data: bool,
+}
+
+impl ContextProfile {
+    fn set(&self, kind: NoveltyKind) -> &BTreeSet<String> {
+        match kind {
+            NoveltyKind::Program => &self.programs,
+            NoveltyKind::Request => &self.requests,
+        }
+    }
+}
+
+/// A first-time action found while scoring.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Novelty {
+    /// Which signal.
+    pub kind: NoveltyKind,
+    /// The program path or request key.
+    pub what: String,
+    /// When (ns), if the event had a time.
+    pub time_ns: Option<i64>,
+    /// Process and thread.
+    pub pid: Option<u32>,
+    /// See `pid`.
+    pub tid: Option<u32>,
+}
+
+impl Novelty {
+    /// One line for an alert.
+    pub fn explain(&self) -> String {
+        match self.kind {
+            NoveltyKind::Program => format!("a program never run in training: {}", self.what),
+            NoveltyKind::Request => format!("a request never seen in training: {}", self.what),
+        }
+    }
+}
+
+/// Follows connections and listening ports across events, the part learning and watching share.
+#[derive(Debug, Default)]
+struct Tracker {
+    /// Local ports some process accepted connections on or listened on.
+    listening: HashSet<u16>,
+    /// Inbound connections (pid, descriptor text) whose first data was already seen.
+    answered: HashSet<(u32, String)>,
+}
+
+impl Tracker {
+    /// The context item this event shows, if any.
+    fn item(&mut self, e: &SyscallEvent) -> Option<(NoveltyKind, String)> {
+        let name = e.syscall.as_str();
+        if name == "execve" || name == "execveat" {
+            if e.ret.is_some_and(|r| r != 0) {
+                return None; // a failed exec (a shell searching $PATH) ran nothing
+            }
+            let path = if name == "execveat" {
+                e.args.get(1)
+            } else {
+                e.args.first()
+            }?;
+            return (!path.is_empty()).then(|| (NoveltyKind::Program, path.clone()));
+        }
+        let fd_path = e.fd_path.as_deref()?;
+        if matches!(name, "listen" | "accept" | "accept4") {
+            if let Some(port) = listening_port(fd_path) {
+                self.listening.insert(port);
+            }
+            return None;
+        }
+        if !matches!(name, "read" | "recvfrom" | "recv" | "recvmsg" | "readv") {
+            return None;
+        }
+        if !e.ret.is_some_and(|r| r > 0) {
+            return None;
+        }
+        let (local, _) = connection_ports(fd_path)?;
+        if !self.listening.contains(&local) {
+            return None;
+        }
+        let data = e.args.get(1)?;
+        let pid = e.pid.unwrap_or(0);
+        if self.answered.len() >= MAX_CONNECTIONS {
+            self.answered.clear();
+        }
+        if !self.answered.insert((pid, fd_path.to_string())) {
+            return None; // only a connection's first data says what it asks for
+        }
+        Some((NoveltyKind::Request, request_key(local, data)))
+    }
+
+    /// A descriptor was closed: a later connection may reuse its text.
+    fn closed(&mut self, e: &SyscallEvent) {
+        if e.syscall == "close" {
+            if let Some(p) = e.fd_path.as_deref() {
+                self.answered.remove(&(e.pid.unwrap_or(0), p.to_string()));
+            }
+        }
+    }
+}
+
+/// Learns a [`ContextProfile`] from training events.
+#[derive(Debug, Default)]
+pub struct ContextLearner {
+    profile: ContextProfile,
+    tracker: Tracker,
+}
+
+impl ContextLearner {
+    /// An empty learner.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds one training event.
+    pub fn observe(&mut self, e: &SyscallEvent) {
+        if is_receive(e) && e.args.get(1).is_some_and(|d| !d.is_empty()) {
+            self.profile.saw_received_data = true;
+        }
+        if let Some((kind, what)) = self.tracker.item(e) {
+            let set = match kind {
+                NoveltyKind::Program => &mut self.profile.programs,
+                NoveltyKind::Request => &mut self.profile.requests,
+            };
+            if set.len() < MAX_ITEMS {
+                set.insert(what);
+            }
+        }
+        self.tracker.closed(e);
+    }
+
+    /// Starts watching another recording: connections do not carry over.
+    pub fn next_recording(&mut self) {
+        self.tracker = Tracker::default();
+    }
+
+    /// What was learned.
+    pub fn finish(self) -> ContextProfile {
+        self.profile
+    }
+}
+
+/// Checks events against a [`ContextProfile`]; one per container (or recording).
+#[derive(Debug, Default)]
+pub struct ContextWatcher {
+    tracker: Tracker,
+    /// Items already reported by this watcher, by kind, with how often each was seen.
+    seen: HashMap<(NoveltyKind, String), u64>,
+}
+
+impl ContextWatcher {
+    /// A watcher that has seen nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The first-time action this event shows, if any. Every occurrence of an item missing
+    /// from the profile is returned (the alert rule decides what pages); `repeats` says how many
+    /// times this watcher saw it before.
+    pub fn observe(
+        &mut self,
+        profile: &ContextProfile,
+        e: &SyscallEvent,
+    ) -> Option<(Novelty, u64)> {
+        let found = self.tracker.item(e);
+        self.tracker.closed(e);
+        let (kind, what) = found?;
+        if kind == NoveltyKind::Request && !profile.saw_received_data {
+            return None;
+        }
+        if profile.set(kind).contains(&what) {
+            return None;
+        }
+        if self.seen.len() >= MAX_ITEMS {
+            self.seen.clear();
+        }
+        let count = self.seen.entry((kind, what.clone())).or_insert(0);
+        let repeats = *count;
+        *count += 1;
+        Some((
+            Novelty {
+                kind,
+                what,
+                time_ns: e.time_ns,
+                pid: e.pid,
+                tid: e.tid,
+            },
+            repeats,
+        ))
+    }
+}
+
+fn is_receive(e: &SyscallEvent) -> bool {
+    matches!(
+        e.syscall.as_str(),
+        "read" | "recvfrom" | "recv" | "recvmsg" | "readv"
+    ) && e
+        .fd_path
+        .as_deref()
+        .is_some_and(|p| p.starts_with("TCP") || p.starts_with("UDP"))
+}
+
+/// The port of a listening socket's text: `TCP:[0.0.0.0:8080]`, `TCPv6:[[::]:8080]`, or a
+/// connection's local port (`accept`'s descriptor names the listening socket; some sources
+/// name the new connection).
+fn listening_port(fd_path: &str) -> Option<u16> {
+    if let Some((local, _)) = connection_ports(fd_path) {
+        return Some(local);
+    }
+    let inner = socket_inner(fd_path)?;
+    port_of(inner)
+}
+
+/// Local and remote port of a connection's text: `TCP:[127.0.0.1:8080->127.0.0.1:39834]`.
+fn connection_ports(fd_path: &str) -> Option<(u16, u16)> {
+    let inner = socket_inner(fd_path)?;
+    let (local, remote) = inner.split_once("->")?;
+    Some((port_of(local)?, port_of(remote)?))
+}
+
+fn socket_inner(fd_path: &str) -> Option<&str> {
+    let rest = fd_path
+        .strip_prefix("TCP:[")
+        .or_else(|| fd_path.strip_prefix("TCPv6:["))?;
+    rest.strip_suffix(']')
+}
+
+fn port_of(addr: &str) -> Option<u16> {
+    addr.rsplit_once(':')?.1.parse().ok()
+}
+
+/// What a connection asked for, from its first data: `PORT METHOD /path?a&b` for HTTP (query
+/// values dropped: they vary, the endpoint does not); else `PORT ` and the first line, digits
+/// folded to `#`, anything unprintable to `.`.
+pub fn request_key(port: u16, data: &str) -> String {
+    let line = data.split(['\r', '\n']).next().unwrap_or("");
+    let mut words = line.split(' ');
+    let method = words.next().unwrap_or("");
+    let target = words.next().unwrap_or("");
+    let is_http = !method.is_empty()
+        && method.len() <= 10
+        && method.bytes().all(|b| b.is_ascii_uppercase())
+        && target.starts_with('/')
+        && words.next().is_some_and(|v| v.starts_with("HTTP/"));
+    let text = if is_http {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut names: Vec<&str> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').map_or(p, |(n, _)| n))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() {
+            format!("{method} {path}")
+        } else {
+            format!("{method} {path}?{}", names.join("&"))
+        }
+    } else {
+        let mut folded = String::new();
+        let mut in_digits = false;
+        for c in line.chars() {
+            if c.is_ascii_digit() {
+                if !in_digits {
+                    folded.push('#');
+                }
+                in_digits = true;
+                continue;
+            }
+            in_digits = false;
+            folded.push(if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '.'
+            });
+        }
+        folded
+    };
+    let mut key = format!("{port} {text}");
+    if key.chars().count() > MAX_KEY_CHARS {
+        key = key.chars().take(MAX_KEY_CHARS).collect();
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(pid: u32, syscall: &str, args: &[&str], fd_path: Option<&str>, ret: i64) -> SyscallEvent {
+        SyscallEvent {
+            time_ns: Some(1),
+            pid: Some(pid),
+            tid: Some(pid),
+            syscall: syscall.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            fd_path: fd_path.map(str::to_string),
+            ret: Some(ret),
+            ..SyscallEvent::default()
+        }
+    }
+
+    const LISTEN: &str = "TCP:[0.0.0.0:8080]";
+    const CONN: &str = "TCP:[127.0.0.1:8080->127.0.0.1:40000]";
+
+    fn request(pid: u32, conn: &str, line: &str) -> Vec<SyscallEvent> {
+        vec![
+            call(pid, "accept4", &["3"], Some(LISTEN), 4),
+            call(pid, "recvfrom", &["4", line], Some(conn), line.len() as i64),
+            call(pid, "recvfrom", &["4", "more data"], Some(conn), 9),
+            call(pid, "close", &["4"], Some(conn), 0),
+        ]
+    }
+
+    #[test]
+    fn request_keys_keep_the_endpoint_and_drop_values() {
+        assert_eq!(
+            request_key(80, "GET /0/config/set?threshold=200000&x=1 HTTP/1.1\r\nHost: a\r\n"),
+            "80 GET /0/config/set?threshold&x"
+        );
+        assert_eq!(request_key(80, "GET / HTTP/1.0\r\n"), "80 GET /");
+        assert_eq!(request_key(23, "login 1234\u{1}\n"), "23 login #.");
+        assert_eq!(request_key(80, "GET /x"), "80 GET /x", "not HTTP without a version");
+    }
+
+    #[test]
+    fn programs_and_requests_never_seen_in_training_are_reported_once_each_time() {
+        let mut learner = ContextLearner::new();
+        let mut training = vec![call(1, "execve", &["/usr/bin/motion"], None, 0)];
+        training.extend(request(1, CONN, "GET /0/detection/status HTTP/1.1\r\n"));
+        for e in &training {
+            learner.observe(e);
+        }
+        let profile = learner.finish();
+        assert!(profile.saw_received_data);
+        assert_eq!(
+            profile.requests.iter().collect::<Vec<_>>(),
+            ["8080 GET /0/detection/status"]
+        );
+
+        let mut watcher = ContextWatcher::new();
+        let mut found = Vec::new();
+        let mut test = vec![
+            call(1, "execve", &["/usr/bin/motion"], None, 0),
+            // a shell searching $PATH: the failed tries ran nothing
+            call(2, "execve", &["/usr/local/bin/ps"], None, -2),
+            call(2, "execve", &["/usr/bin/ps"], None, 0),
+        ];
+        test.extend(request(1, CONN, "GET /0/detection/status HTTP/1.1\r\n"));
+        test.extend(request(1, CONN, "GET /0/detection/pause HTTP/1.1\r\n"));
+        test.push(call(3, "execve", &["/usr/bin/ps"], None, 0));
+        // a client connection of the device itself is not a request to it
+        test.push(call(
+            1,
+            "read",
+            &["5", "HTTP/1.1 200 OK"],
+            Some("TCP:[127.0.0.1:50000->127.0.0.1:9000]"),
+            15,
+        ));
+        for e in &test {
+            if let Some((n, repeats)) = watcher.observe(&profile, e) {
+                found.push((n.kind, n.what, repeats));
+            }
+        }
+        assert_eq!(
+            found,
+            vec![
+                (NoveltyKind::Program, "/usr/bin/ps".to_string(), 0),
+                (
+                    NoveltyKind::Request,
+                    "8080 GET /0/detection/pause".to_string(),
+                    0
+                ),
+                (NoveltyKind::Program, "/usr/bin/ps".to_string(), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_received_data_in_training_requests_are_not_judged() {
+        let mut learner = ContextLearner::new();
+        learner.observe(&call(1, "execve", &["/bin/sh"], None, 0));
+        let profile = learner.finish();
+        let mut watcher = ContextWatcher::new();
+        for e in request(1, CONN, "GET /anything HTTP/1.1\r\n") {
+            assert_eq!(watcher.observe(&profile, &e), None);
+        }
+    }
+}
