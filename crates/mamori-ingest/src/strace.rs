@@ -284,6 +284,12 @@ pub fn split_args(text: &str) -> SplitArgs<'_> {
                 };
                 continue;
             }
+            // `1<<TCP_LISTEN` (a flag mask strace prints in netlink messages) is a shift, not an
+            // annotation
+            b'<' if b.get(i + 1) == Some(&b'<') => {
+                i += 2;
+                continue;
+            }
             b'<' if i == start
                 || text[start..i].trim().is_empty()
                 || b[i - 1].is_ascii_alphanumeric()
@@ -678,6 +684,16 @@ impl LineParser for StraceParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shift_operators_in_netlink_messages_are_not_annotations() {
+        // from `ss -tlnp` under strace -yy (the fresh motion set's recon)
+        let text = "3<NETLINK:[SOCK_DIAG:23481]>, {msg_iov=[{iov_base=[{idiag_states=1<<TCP_CLOSE|1<<TCP_LISTEN, id={idiag_sport=htons(0)}}], iov_len=72}], msg_flags=0}, 0) = 72";
+        let split = split_args(text);
+        assert_eq!(split.args.len(), 3, "{:?}", split.args);
+        assert_eq!(split.args[2], "0");
+        assert!(split.end.is_some());
+    }
     use crate::{EventReader, Format};
 
     fn parse(text: &str) -> Vec<Record> {
