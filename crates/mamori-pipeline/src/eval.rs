@@ -348,6 +348,9 @@ pub struct EvalConfig {
     pub keep_scores: bool,
     /// Print warnings (an unlike calibration tail) on stderr.
     pub warn: bool,
+    /// Train (and calibrate, and learn the context signals) on only the first this-many
+    /// seconds of each training recording, for a learning curve.
+    pub train_seconds: Option<f64>,
     /// Learn the context signals (programs, requests) from the training recordings and add
     /// them to the operator view (timed recordings only).
     pub context: bool,
@@ -654,11 +657,17 @@ fn context_of(
     steps: &[AttackRange],
 ) -> Result<(ContextProfile, Vec<ContextUnit>)> {
     let mut learner = ContextLearner::new();
+    let limit_ns = cfg.train_seconds.map(|s| (s * 1e9) as i64);
     for path in &cfg.train {
         learner.next_recording();
+        let mut first_ns: Option<i64> = None;
         recording::for_each_record(std::slice::from_ref(path), &cfg.read, |_, record| {
             if let mamori_core::Record::Call(e) = record {
-                learner.observe(&e);
+                let f0 = *first_ns.get_or_insert(e.time_ns.unwrap_or(0));
+                let late = matches!((limit_ns, e.time_ns), (Some(l), Some(t)) if t > f0.saturating_add(l));
+                if !late {
+                    learner.observe(&e);
+                }
             }
             Ok(())
         })?;
@@ -924,10 +933,31 @@ fn file_dataset(cfg: &EvalConfig, window: WindowConfig) -> Result<(ClassTable, D
             .collect(),
         ..Dataset::default()
     };
-    recording::windows_of(&cfg.train, &cfg.read, &table, window, warmup_ns, |w| {
-        data.train.push(w.symbols);
-        Ok(())
-    })?;
+    let limit_ns = cfg.train_seconds.map(|s| (s * 1e9) as i64);
+    // First call of the training file being read, for --train-seconds.
+    let first: std::cell::Cell<(usize, Option<i64>)> = std::cell::Cell::new((usize::MAX, None));
+    recording::windows_observed(
+        &cfg.train,
+        &cfg.read,
+        &table,
+        window,
+        warmup_ns,
+        None,
+        |file, e| {
+            if first.get().0 != file {
+                first.set((file, e.time_ns));
+            }
+        },
+        |w| {
+            if let (Some(limit), Some(f0), Some(end)) = (limit_ns, first.get().1, w.end_time_ns) {
+                if end > f0.saturating_add(limit) {
+                    return Ok(());
+                }
+            }
+            data.train.push(w.symbols);
+            Ok(())
+        },
+    )?;
     let timed = !cfg.test.is_empty();
     data.x_label = if timed {
         "seconds from the first window of the test recording".into()
@@ -1165,6 +1195,7 @@ mod tests {
             keep_scores: true,
             warn: false,
             context: false,
+            train_seconds: None,
         }
     }
 

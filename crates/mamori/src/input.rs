@@ -82,8 +82,9 @@ pub struct WindowArgs {
     /// Calls between consecutive window starts.
     #[arg(value_parser = crate::cmd::numbers::count, long, default_value_t = 1, value_name = "N", help_heading = "Windows")]
     pub stride: usize,
-    /// One interleaved stream per recording (the paper), or one per process / thread.
-    #[arg(long, value_enum, default_value_t = StreamArg::Interleaved, help_heading = "Windows")]
+    /// One stream per thread (recommended: a new process or thread forms windows of its own), one
+    /// per process, or one interleaved stream per recording (the paper).
+    #[arg(long, value_enum, default_value_t = StreamArg::PerThread, help_heading = "Windows")]
     pub stream: StreamArg,
 }
 

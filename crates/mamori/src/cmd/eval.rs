@@ -143,6 +143,15 @@ pub struct EvalArgs {
     pub alert_grace: f64,
     #[command(flatten)]
     pub alert: AlertArgs,
+    /// Train, calibrate and learn the context signals on only the first this-many seconds of
+    /// each --train recording (a learning curve: how much normal time a model needs).
+    #[arg(
+        value_parser = crate::cmd::numbers::positive,
+        long,
+        value_name = "SECONDS",
+        help_heading = "Data"
+    )]
+    pub train_seconds: Option<f64>,
     /// Leave out the context signals (programs and requests never seen in training, each
     /// alerting on its own) from the operator view of timed recordings.
     #[arg(long, help_heading = "Evaluation")]
@@ -204,6 +213,7 @@ impl EvalArgs {
             keep_scores: self.plots.is_some(),
             warn: !self.quiet,
             context: !self.no_context,
+            train_seconds: self.train_seconds,
         })
     }
 }

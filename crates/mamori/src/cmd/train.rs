@@ -50,7 +50,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0, value_name = "CALLS")]
     pub tolerate_novel_calls: usize,
     /// Which model to train.
-    #[arg(long = "model", value_parser = parse_model_kind, default_value_t = ModelKind::AeBosc, value_name = "MODEL")]
+    #[arg(long = "model", value_parser = parse_model_kind, default_value_t = ModelKind::Hmm, value_name = "MODEL")]
     pub kind: ModelKind,
     #[command(flatten)]
     pub input: InputArgs,
