@@ -150,14 +150,6 @@ mod tests {
         assert!(a.observe(&row("10.0.0.7", 101 * S, 1.0)).1.is_none());
         assert!(a.observe(&row("10.0.0.9", 101 * S, 1.0)).1.is_some());
         assert!(a.observe(&row("10.0.0.9", 102 * S, -1.0)).1.is_none());
-        // a row judged against its device's own, higher threshold is not flagged
-        let (d, _) = a.observe_against(&row("10.0.0.5", 103 * S, 1.0), 2.0);
-        assert!(!d.flagged());
-        a.counts = RuleCounts::default();
-        a.observe(&row("10.0.0.7", 100 * S, 1.0));
-        a.observe(&row("10.0.0.7", 101 * S, 1.0));
-        a.observe(&row("10.0.0.9", 100 * S, 1.0));
-        a.observe(&row("10.0.0.9", 102 * S, -1.0));
         assert_eq!(
             (
                 a.counts.scored,
@@ -167,5 +159,11 @@ mod tests {
             ),
             (4, 3, 2, 1)
         );
+        // a row judged against its device's own, higher threshold is not flagged; its alert
+        // records the threshold it was judged against
+        let (d, none) = a.observe_against(&row("10.0.0.5", 103 * S, 1.0), 2.0);
+        assert!(!d.flagged() && none.is_none());
+        let (_, fired) = a.observe_against(&row("10.0.0.5", 104 * S, 3.0), 2.0);
+        assert_eq!(fired.expect("fires").threshold, 2.0);
     }
 }

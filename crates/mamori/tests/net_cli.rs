@@ -283,7 +283,8 @@ fn autoencoder_across_networks_catches_every_attack_kind() {
     let data = benign();
     let s = split(&data);
     let tmp = TempDir::new("ae");
-    let model = tmp.0.join("ae.json");
+    // not ae.json: eval writes its report there
+    let model = tmp.0.join("ae-model.json");
     run(mamori()
         .args(["net", "train", "--model", "ae", "--kind", "device", "-o"])
         .arg(&model)
