@@ -13,12 +13,15 @@ from collections import defaultdict
 MODELS = ["ensemble+baselines", "ensemble", "single"]
 
 
-def spread(values, fmt="{:.0f}"):
+def spread(values, fmt=None):
+    """`mean (min–max)`; counts (fmt None) print their mean with one decimal."""
     if not values:
         return "n/a"
     lo, hi, mean = min(values), max(values), sum(values) / len(values)
     if lo == hi:
-        return fmt.format(lo)
+        return (fmt or "{:,}").format(lo)
+    if fmt is None:
+        return f"{mean:,.1f} ({lo:,}–{hi:,})"
     return f"{fmt.format(mean)} ({fmt.format(lo)}–{fmt.format(hi)})"
 
 
