@@ -195,7 +195,7 @@ if [ "$no_mamori" = 0 ]; then
         || { tail -n 5 "$out/train-iforest-device.log" >&2; die "mamori net train --model iforest --kind device failed"; }
     "$mamori" net train --model iforest --kind flow -o "$work/iforest-flow.json" "$ref" 2>"$out/train-iforest-flow.log" \
         || { tail -n 5 "$out/train-iforest-flow.log" >&2; die "mamori net train --model iforest --kind flow failed"; }
-    "$mamori" net train --model autoencoder --kind device -o "$work/ae-device.json" "$ref" 2>"$out/train-ae-device.log" \
+    "$mamori" net train --model autoencoder --members 1 --no-baselines --kind device -o "$work/ae-device.json" "$ref" 2>"$out/train-ae-device.log" \
         || { tail -n 5 "$out/train-ae-device.log" >&2; die "mamori net train --model autoencoder --kind device failed"; }
     svm=0
     if ! skipped svm; then

@@ -10,7 +10,9 @@
 #                             [--mamori PATH] [--out DIR]
 #
 # Needs the reference venv (scripts/setup-reference-venv.sh: numpy, scikit-learn) and
-# ../shared/data/iot-benign-pcap. Writes DIR (default out/bench/net-unsupervised-KIND) with the
+# ../shared/data/iot-benign-pcap. mamori's autoencoder here is the single autoencoder with one
+# threshold (`--members 1 --no-baselines`), the model family the references share; the default
+# ensemble with per-device baselines is measured by bench/net-seeds.sh. Writes DIR (default out/bench/net-unsupervised-KIND) with the
 # feature CSVs, mamori's detector and scores, and results.md. A few seconds here.
 set -euo pipefail
 
@@ -68,7 +70,9 @@ for f in "${test[@]}"; do
 done
 specs=()
 for model in iforest autoencoder; do
-    "$mamori" net train --model "$model" --kind "$kind" "${train_labels[@]}" -o "$out/$model.json" "${train[@]}" 2>"$out/train-$model.log"
+    single=()
+    [ "$model" = autoencoder ] && single=(--members 1 --no-baselines)
+    "$mamori" net train --model "$model" "${single[@]}" --kind "$kind" "${train_labels[@]}" -o "$out/$model.json" "${train[@]}" 2>"$out/train-$model.log"
     specs+=(--mamori "$model" "$out/$model.json")
     for f in "${test[@]}"; do
         jsonl="$out/$(name "$f").$model.scores.jsonl"

@@ -123,6 +123,8 @@ fn run(
     let name = format!("iface:{}", live.interface());
     let mut extractor: Extractor = Extractor::new(&detector.features);
     let mut scratch = Scratch::default();
+    // per-device baselines when the detector has them (new devices warm up live)
+    let mut judge = detector.judge(true);
     let mut rows: Vec<mamori_net::features::FeatureRow> = Vec::new();
     let mut packets = 0u64;
     let publish = |alerter: &NetAlerter, live: &mut PacketCapture, packets: u64| {
@@ -147,14 +149,16 @@ fn run(
         extractor.push(&meta, (), &mut rows);
         for row in rows.drain(..) {
             let score = detector.score(&row.values, &mut scratch);
-            let (_, fired) = alerter.observe(&ScoredRow {
+            let j = judge.judge(&name, &row.entity, row.start_ns, row.end_ns, score);
+            let scored = ScoredRow {
                 input: &name,
                 entity: &row.entity,
                 start_ns: row.start_ns,
                 end_ns: row.end_ns,
                 packets: row.packets,
                 score,
-            });
+            };
+            let (_, fired) = alerter.observe_against(&scored, j.threshold);
             if let Some(a) = fired {
                 if let Err(TrySendError::Full(_)) = tx.try_send(a) {
                     dropped.fetch_add(1, Ordering::Relaxed);

@@ -60,17 +60,27 @@ impl NetAlerter {
 
     /// Feeds one row; returns the rule's decision and, when it fires, the alert.
     pub fn observe(&mut self, row: &ScoredRow<'_>) -> (Decision, Option<Alert>) {
+        self.observe_against(row, self.threshold)
+    }
+
+    /// [`NetAlerter::observe`] with the row's own threshold (a per-device baseline; infinite
+    /// for a row of a device's warm-up, which is never flagged).
+    pub fn observe_against(
+        &mut self,
+        row: &ScoredRow<'_>,
+        threshold: f64,
+    ) -> (Decision, Option<Alert>) {
         let key = (row.input.to_string(), row.entity.to_string());
         if !self.states.contains_key(&key) && self.states.len() >= MAX_ENTITIES {
             // Bounded memory: forgetting every state only risks one extra alert per entity.
             self.states.clear();
         }
         let t = i64::try_from(row.end_ns).unwrap_or(i64::MAX);
-        let decision =
-            self.states
-                .entry(key)
-                .or_default()
-                .observe(&self.rule, t, row.score, self.threshold);
+        let decision = self
+            .states
+            .entry(key)
+            .or_default()
+            .observe(&self.rule, t, row.score, threshold);
         self.counts.add(&decision);
         let Decision::Fire {
             run_len,
@@ -82,7 +92,7 @@ impl NetAlerter {
         let fired = Fired {
             time_ns: t,
             score: row.score,
-            threshold: self.threshold,
+            threshold,
             run_len,
             run_start_ns,
         };
@@ -149,5 +159,11 @@ mod tests {
             ),
             (4, 3, 2, 1)
         );
+        // a row judged against its device's own, higher threshold is not flagged; its alert
+        // records the threshold it was judged against
+        let (d, none) = a.observe_against(&row("10.0.0.5", 103 * S, 1.0), 2.0);
+        assert!(!d.flagged() && none.is_none());
+        let (_, fired) = a.observe_against(&row("10.0.0.5", 104 * S, 3.0), 2.0);
+        assert_eq!(fired.expect("fires").threshold, 2.0);
     }
 }

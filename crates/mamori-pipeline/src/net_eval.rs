@@ -44,6 +44,12 @@ pub struct NetEval {
     pub per_attack: Vec<AttackDetection>,
     /// False alarms and detection per capture.
     pub per_source: Vec<SourceAlarms>,
+    /// Rows of new devices' warm-ups (per-device baselines): scored, never flagged, and not
+    /// counted in `rows` or the confusion matrix.
+    pub warmup_rows: usize,
+    /// Of those, rows holding labelled attack packets (an attack during a warm-up is learnt as
+    /// the device's normal).
+    pub warmup_attack_rows: usize,
 }
 
 /// Detection of one labelled attack.
@@ -70,6 +76,24 @@ pub struct SourceAlarms {
     pub attack_rows: usize,
     /// Of those, flagged.
     pub detected: usize,
+    /// Rows of its new devices' warm-ups (not counted above).
+    pub warmup_rows: usize,
+}
+
+fn source_entry<'a>(
+    per_source: &'a mut BTreeMap<String, SourceAlarms>,
+    source: &str,
+) -> &'a mut SourceAlarms {
+    per_source
+        .entry(source.to_string())
+        .or_insert_with(|| SourceAlarms {
+            source: source.to_string(),
+            normal_rows: 0,
+            false_alarms: 0,
+            attack_rows: 0,
+            detected: 0,
+            warmup_rows: 0,
+        })
 }
 
 fn ratio(n: usize, d: usize) -> f64 {
@@ -90,22 +114,14 @@ pub struct Tally {
     confusion: [usize; 4],
     per_attack: BTreeMap<usize, (usize, usize)>,
     per_source: BTreeMap<String, SourceAlarms>,
+    warmup: [usize; 2],
 }
 
 impl Tally {
     /// Adds one row of capture `source`: its score, whether it was flagged, and its label
     /// (`None` normal, `Some(attack)` an attack row with the index of its first attack if known).
     pub fn add(&mut self, source: &str, score: f64, flagged: bool, label: Option<Option<usize>>) {
-        let src = self
-            .per_source
-            .entry(source.to_string())
-            .or_insert_with(|| SourceAlarms {
-                source: source.to_string(),
-                normal_rows: 0,
-                false_alarms: 0,
-                attack_rows: 0,
-                detected: 0,
-            });
+        let src = source_entry(&mut self.per_source, source);
         match label {
             Some(attack) => {
                 self.attack_scores.push(score);
@@ -125,6 +141,17 @@ impl Tally {
                 self.confusion[usize::from(flagged)] += 1;
             }
         }
+    }
+
+    /// Counts a row of a new device's warm-up (left out of the measures); `attack` when it holds
+    /// labelled attack packets.
+    pub fn add_warmup(&mut self, source: &str, attack: bool) {
+        self.source(source).warmup_rows += 1;
+        self.warmup[usize::from(attack)] += 1;
+    }
+
+    fn source(&mut self, source: &str) -> &mut SourceAlarms {
+        source_entry(&mut self.per_source, source)
     }
 
     /// The results; `attack_names` names the attacks by index. `None` when no row was added.
@@ -176,6 +203,8 @@ impl Tally {
                 })
                 .collect(),
             per_source: self.per_source.into_values().collect(),
+            warmup_rows: self.warmup[0] + self.warmup[1],
+            warmup_attack_rows: self.warmup[1],
         })
     }
 }
@@ -204,6 +233,19 @@ mod tests {
         assert_eq!(e.per_source[0].false_alarms, 1);
         // attack scores 0.9, 0.2 against normal 0.8, 0.1, 0.0: 5 of 6 pairs ordered
         assert!((e.roc_auc - 5.0 / 6.0).abs() < 1e-12);
+        assert_eq!((e.warmup_rows, e.warmup_attack_rows), (0, 0));
+        // warm-up rows are counted apart and change no measure
+        let mut t = Tally::default();
+        t.add("a.pcap", 0.9, true, Some(Some(0)));
+        t.add("a.pcap", 0.1, false, None);
+        t.add_warmup("b.pcap", false);
+        t.add_warmup("b.pcap", true);
+        let e = t.finish("ae", "device", 0.5, &names).expect("rows");
+        assert_eq!(
+            (e.rows, e.tn, e.tp, e.warmup_rows, e.warmup_attack_rows),
+            (2, 1, 1, 2, 1)
+        );
+        assert_eq!(e.per_source[1].warmup_rows, 2);
         assert!(Tally::default()
             .finish("svm", "device", 0.5, &names)
             .is_none());

@@ -21,6 +21,11 @@ use crate::plot;
 /// (ROC AUC with one class, recall without attack rows, …) prints as "n/a" (null in --json).
 /// Labels that match no packet are named in a warning.
 ///
+/// A detector with per-device baselines (the autoencoder's default) judges each device against
+/// its own threshold; rows of a device never seen in training that fall in its warm-up are left
+/// out of every measure and counted apart ("warm-up rows"). `--no-baselines` judges every row
+/// against the detector's one threshold instead.
+///
 /// Exit status: 0 when the rows hold both normal and attack rows; 1 when they are all of one
 /// class (typically labels whose hosts or times match nothing in the captures): the report is
 /// printed, but detection was not measured; 2 on error.
@@ -40,6 +45,9 @@ pub struct EvalArgs {
     /// Write the results as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Ignore the detector's per-device baselines: one threshold for every row, no warm-up.
+    #[arg(long)]
+    pub no_baselines: bool,
 }
 
 pub fn run(args: EvalArgs) -> Result<i32> {
@@ -51,10 +59,16 @@ pub fn run(args: EvalArgs) -> Result<i32> {
     let threshold = detector.threshold.value;
     let mut scratch = Scratch::default();
     let mut tally = Tally::default();
+    let mut judge = detector.judge(!args.no_baselines);
     let stats = input::for_each_row(&args.input, &detector.features, &labels, |r| {
         let score = detector.score(&r.row.values, &mut scratch);
+        let j = judge.judge(r.source, &r.row.entity, r.row.start_ns, r.row.end_ns, score);
+        if j.warmup {
+            tally.add_warmup(r.source, r.label.is_attack());
+            return Ok(());
+        }
         let label = r.label.is_attack().then_some(r.label.attack);
-        tally.add(r.source, score, detector.flags(score), label);
+        tally.add(r.source, score, j.flagged, label);
         Ok(())
     })?;
     super::report_input(&stats);
@@ -87,6 +101,13 @@ pub fn run(args: EvalArgs) -> Result<i32> {
             "mamori: warning: all {} rows are {what}{labels_note}; ROC AUC is undefined with one \
              class (n/a), exit status 1",
             result.rows
+        );
+    }
+    if result.warmup_rows > 0 {
+        eprintln!(
+            "mamori: {} rows of new devices' warm-ups ({} of them attack rows) were learnt, not \
+             judged, and are left out of the measures (--no-baselines to judge them)",
+            result.warmup_rows, result.warmup_attack_rows
         );
     }
     print!("{}", report(&result));
@@ -154,6 +175,13 @@ pub fn report(e: &NetEval) -> String {
         e.tn + e.fp,
         e.fn_ + e.tp
     );
+    if e.warmup_rows > 0 {
+        let _ = writeln!(
+            s,
+            "per-device thresholds; {} warm-up rows of new devices not judged ({} attack)",
+            e.warmup_rows, e.warmup_attack_rows
+        );
+    }
     let _ = writeln!(s, "\n                 predicted normal  predicted attack");
     let _ = writeln!(s, "actual normal    TN {:>13}  FP {:>13}", e.tn, e.fp);
     let _ = writeln!(s, "actual attack    FN {:>13}  TP {:>13}", e.fn_, e.tp);
@@ -181,9 +209,11 @@ pub fn report(e: &NetEval) -> String {
             let _ = writeln!(s, "{:<20} {:>6}  {:>8}", a.name, a.rows, a.detected);
         }
     }
+    let warm = e.warmup_rows > 0;
     let _ = writeln!(
         s,
-        "\ncapture                                   normal  false alarms  attack  detected"
+        "\ncapture                                   normal  false alarms  attack  detected{}",
+        if warm { "  warm-up" } else { "" }
     );
     for src in &e.per_source {
         let chars: Vec<char> = src.source.chars().collect();
@@ -192,11 +222,15 @@ pub fn report(e: &NetEval) -> String {
         } else {
             src.source.clone()
         };
-        let _ = writeln!(
+        let _ = write!(
             s,
             "{:<40} {:>7}  {:>12}  {:>6}  {:>8}",
             name, src.normal_rows, src.false_alarms, src.attack_rows, src.detected
         );
+        if warm {
+            let _ = write!(s, "  {:>7}", src.warmup_rows);
+        }
+        s.push('\n');
     }
     s
 }

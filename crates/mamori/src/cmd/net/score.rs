@@ -21,6 +21,10 @@ use mamori_pipeline::net_alerts::{NetAlerter, ScoredRow};
 /// rule, --alert-min-windows flagged rows within --alert-gap seconds, then a --alert-cooldown).
 /// With --alerts-only, prints the alerts themselves, as the agent writes them. Exit status: 0
 /// when no alert fired, 1 when one did, 2 on error.
+///
+/// A detector with per-device baselines judges each device against its own threshold; rows of
+/// a device never seen in training that fall in its warm-up carry "warmup": true and are never
+/// flagged. --threshold or --no-baselines judge every row against one threshold.
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
     /// Detector file.
@@ -33,9 +37,12 @@ pub struct ScoreArgs {
     pub alerts_only: bool,
     #[command(flatten)]
     pub alert: AlertArgs,
-    /// Threshold overriding the detector's (a finite number).
+    /// Threshold overriding the detector's (a finite number; one threshold for every device).
     #[arg(long, value_name = "SCORE", value_parser = crate::cmd::numbers::finite)]
     pub threshold: Option<f64>,
+    /// Ignore the detector's per-device baselines: one threshold for every row, no warm-up.
+    #[arg(long)]
+    pub no_baselines: bool,
 }
 
 pub fn run(args: ScoreArgs) -> Result<i32> {
@@ -61,16 +68,23 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut alert_sink = JsonLines::new("stdout", std::io::stdout(), live);
     let mut scratch = Scratch::default();
+    let mut judge = if args.threshold.is_some() {
+        mamori_net::detector::Judge::new(detector.features.kind, threshold, None)
+    } else {
+        detector.judge(!args.no_baselines)
+    };
     let stats = input::for_each_row(&args.input, &detector.features, &labels, |r| {
         let score = detector.score(&r.row.values, &mut scratch);
-        let (decision, fired) = alerter.observe(&ScoredRow {
+        let j = judge.judge(r.source, &r.row.entity, r.row.start_ns, r.row.end_ns, score);
+        let row = ScoredRow {
             input: r.source,
             entity: &r.row.entity,
             start_ns: r.row.start_ns,
             end_ns: r.row.end_ns,
             packets: r.row.packets,
             score,
-        });
+        };
+        let (decision, fired) = alerter.observe_against(&row, j.threshold);
         if args.alerts_only {
             if let Some(a) = &fired {
                 alert_sink.alert(a)?;
@@ -99,6 +113,9 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
                 decision.flagged(),
                 fired.is_some()
             )?;
+            if j.warmup {
+                out.write_all(b",\"warmup\":true")?;
+            }
             if !labels.is_empty() {
                 write!(out, ",\"label\":{}", u8::from(r.label.is_attack()))?;
             }

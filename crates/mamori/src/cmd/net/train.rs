@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use mamori_detect::iforest::IsolationForestParams;
-use mamori_net::detector::{AutoencoderOptions, ForestOptions, NetDetector, SvmOptions};
+use mamori_net::detector::{
+    AutoencoderOptions, BaselineOptions, ForestOptions, NetDetector, SvmOptions,
+};
 use mamori_net::features::FeatureRow;
 use mamori_net::labels::LabelledRow;
 
@@ -21,8 +23,9 @@ pub enum Algorithm {
     Svm,
     /// Isolation forest on normal rows only (no attack labels needed).
     Iforest,
-    /// Autoencoder on normal rows only (no attack labels needed): the unsupervised model for
-    /// training on the network it will watch.
+    /// Autoencoders on normal rows only (no attack labels needed), the recommended unsupervised
+    /// model: by default an ensemble of five seeds (`--members`) with per-device baselines
+    /// (`--warmup`, `--no-baselines`).
     #[value(alias = "ae")]
     Autoencoder,
 }
@@ -35,6 +38,14 @@ pub enum Algorithm {
 /// and `--model autoencoder` learn normal traffic only (labelled attack rows, if any, are left
 /// out) and calibrate their threshold on held-out normal rows (every fourth, or the
 /// `--calibrate` captures).
+///
+/// The autoencoder is by default five autoencoders of consecutive seeds whose errors, each
+/// divided by its own 99th calibration percentile, are combined by their median (`--members 1`:
+/// one autoencoder), with per-device baselines: a device seen in training is flagged over
+/// max(threshold, --baseline-margin × its highest normal training score); a device never seen
+/// in training is not flagged during its first --warmup (its warm-up), then over
+/// max(threshold at --new-device-fpr, --baseline-margin × its highest warm-up score).
+/// `--no-baselines` keeps one threshold for every device.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     #[command(flatten)]
@@ -100,6 +111,25 @@ pub struct TrainArgs {
     /// held-out rows.
     #[arg(long, value_name = "CAPTURE", num_args = 1..)]
     pub calibrate: Vec<PathBuf>,
+    /// Autoencoder: members of the ensemble (seeds --seed, --seed + 1, …); 1 trains a single
+    /// autoencoder.
+    #[arg(long, default_value_t = 5, value_parser = crate::cmd::numbers::count)]
+    pub members: usize,
+    /// Autoencoder: one threshold for every device (no per-device baselines, no warm-up).
+    #[arg(long)]
+    pub no_baselines: bool,
+    /// Autoencoder baselines: how long a device never seen in training is only learnt, not
+    /// judged, from its first row on (`0s`: no warm-up).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub warmup: std::time::Duration,
+    /// Autoencoder baselines: a device's threshold is at least this many times its highest
+    /// normal score (in training, or in its warm-up).
+    #[arg(long, default_value_t = 2.0, value_parser = crate::cmd::numbers::positive)]
+    pub baseline_margin: f64,
+    /// Autoencoder baselines: share of calibration rows over the lowest threshold of a device
+    /// never seen in training.
+    #[arg(long, default_value_t = 0.001, value_parser = crate::cmd::numbers::below_one)]
+    pub new_device_fpr: f64,
     /// Seed for folds, sampling and trees.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -179,6 +209,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 );
             }
             let (train, calib) = (features_of(&train), features_of(&calib));
+            // Every normal row, unsampled: each device's own baseline.
+            let baseline_rows: Vec<&FeatureRow> = all_rows
+                .iter()
+                .filter(|(_, r)| !r.is_attack())
+                .map(|(_, r)| &r.row)
+                .collect();
             if args.model == Algorithm::Iforest {
                 let options = ForestOptions {
                     params: IsolationForestParams {
@@ -191,13 +227,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 };
                 NetDetector::train_forest(&train, &calib, config, &options)?
             } else {
-                let options = AutoencoderOptions::traffic(
-                    args.hidden,
-                    args.bottleneck,
-                    args.seed,
-                    args.target_fpr,
-                );
-                NetDetector::train_autoencoder(&train, &calib, config, &options)?
+                let baselines = (!args.no_baselines).then(|| BaselineOptions {
+                    warmup_ns: u64::try_from(args.warmup.as_nanos()).unwrap_or(u64::MAX),
+                    margin: args.baseline_margin,
+                    new_device_fpr: args.new_device_fpr,
+                });
+                let options = AutoencoderOptions {
+                    members: args.members,
+                    baselines,
+                    ..AutoencoderOptions::traffic(
+                        args.hidden,
+                        args.bottleneck,
+                        args.seed,
+                        args.target_fpr,
+                    )
+                };
+                NetDetector::train_autoencoder(&train, &calib, &baseline_rows, config, &options)?
             }
         }
     };
@@ -222,6 +267,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         detector.threshold.value,
         args.output.display()
     );
+    if let Some(b) = &detector.baselines {
+        eprintln!(
+            "mamori: per-device baselines: {} devices seen in training; a new device is learnt \
+             for {} and then flagged over at least {:.6}",
+            b.known.len(),
+            humantime::format_duration(std::time::Duration::from_nanos(b.warmup_ns)),
+            b.new_device_threshold
+        );
+    }
     if stats.rows == 0 {
         bail!("no rows were extracted");
     }
