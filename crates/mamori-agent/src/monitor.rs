@@ -454,6 +454,7 @@ mod tests {
                 windows.iter().copied(),
                 table.n_symbols(),
             ),
+            context: None,
             detector,
         };
         Arc::new(LoadedModel {
@@ -533,6 +534,57 @@ mod tests {
                 top_classes: 2,
             },
         )
+    }
+
+    #[test]
+    fn a_program_never_run_in_training_alerts_at_once_with_its_name() {
+        let Ok(mut loaded) = Arc::try_unwrap(model()) else {
+            panic!("a fresh model has one owner");
+        };
+        let mut learner = mamori_pipeline::context::ContextLearner::new();
+        let mut motion = SyscallEvent {
+            syscall: "execve".into(),
+            args: vec!["/usr/bin/motion".into()],
+            ret: Some(0),
+            ..SyscallEvent::default()
+        };
+        learner.observe(&motion);
+        loaded.model.context = Some(learner.finish());
+        let mut m = ContainerMonitor::new(
+            Subject::Container {
+                name: "cam".into(),
+                id: "abc".into(),
+                image: "motion".into(),
+            },
+            Arc::new(loaded),
+            MonitorSettings {
+                rule: AlertRule::syscall_default(),
+                top_classes: 2,
+            },
+        );
+        let mut alerts = Vec::new();
+        motion.time_ns = Some(1);
+        m.push(Record::Call(motion), &mut alerts);
+        assert!(alerts.is_empty(), "a trained program: {alerts:?}");
+        let shell = |t: i64| {
+            Record::Call(SyscallEvent {
+                time_ns: Some(t),
+                pid: Some(9),
+                syscall: "execve".into(),
+                args: vec!["/bin/sh".into()],
+                ret: Some(0),
+                ..SyscallEvent::default()
+            })
+        };
+        m.push(shell(2), &mut alerts);
+        m.push(shell(3), &mut alerts); // within the cooldown: counted, not re-alerted
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].source, "context");
+        let Evidence::Detail { message, .. } = &alerts[0].evidence else {
+            panic!("{:?}", alerts[0].evidence);
+        };
+        assert_eq!(message, "a program never run in training: /bin/sh");
+        assert_eq!((m.stats.novelties, m.stats.context_alerts), (2, 1));
     }
 
     #[test]
