@@ -525,3 +525,35 @@ pub fn class_share<'a>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gru_trains_on_sequences_round_trips_and_scores_traces() {
+        assert_eq!("gru".parse::<ModelKind>(), Ok(ModelKind::Gru));
+        assert_eq!(ModelKind::Gru.representation(), "sequence");
+        let pattern = [0u16, 1, 2, 0, 3];
+        let trace: Vec<Symbol> = (0..200).map(|i| pattern[i % 5]).collect();
+        let sequences: Vec<&[Symbol]> = trace.chunks(50).collect();
+        let windows: Vec<&[Symbol]> = trace.windows(6).collect();
+        let settings = ModelSettings {
+            gru_hidden: 8,
+            gru_epochs: 20,
+            ..ModelSettings::default()
+        };
+        let det =
+            Detector::fit(ModelKind::Gru, &settings, 1, &windows, &sequences, 5, 6).expect("fit");
+        assert!(det
+            .describe()
+            .starts_with("GRU language model, 8 hidden units"));
+        let json = serde_json::to_string(&det).expect("serialise");
+        let back: Detector = serde_json::from_str(&json).expect("deserialise");
+        let odd: Vec<Symbol> = vec![0, 3, 0, 3, 4, 4, 1, 1];
+        assert_eq!(back.sequence_score(&trace), det.sequence_score(&trace));
+        assert!(det.sequence_score(&odd) > det.sequence_score(&trace));
+        assert_eq!(back.scorer().score(&odd), det.scorer().score(&odd));
+        assert!(det.scorer().score(&odd) > det.scorer().score(&trace[..6]));
+    }
+}
