@@ -12,6 +12,8 @@
 //!   Mahalanobis distance on BoSC, Yoon et al.);
 //! - [`cover`]: sequence covering (Marteau 2019), the number of pieces of normal training
 //!   sequences needed to cover a sequence, per call; it scores whole traces as well as windows.
+//! - [`seqlm`]: a GRU language model over the call sequence (Kim et al. 2016), the mean negative
+//!   log-likelihood per call; it scores whole traces as well as windows.
 //!
 //! Network traffic reaches the same crate as rows of `f64` features (per device window, flow or
 //! host interval, extracted by `mamori-net`), held in a row-major [`matrix::Matrix`]:
@@ -69,6 +71,7 @@ pub mod matrix;
 pub mod metrics;
 pub mod rng;
 pub mod scaler;
+pub mod seqlm;
 pub mod stide;
 pub mod svm;
 pub mod traits;

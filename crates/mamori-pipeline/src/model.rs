@@ -9,6 +9,7 @@ use mamori_detect::hmm::{
     CategoricalHmm, CategoricalHmmParams, FlatBoscHmm, MultinomialMixture, MultinomialMixtureParams,
 };
 use mamori_detect::kmeans::{KMeans, KMeansParams};
+use mamori_detect::seqlm::{GruLm, GruLmParams};
 use mamori_detect::stide::{Stide, StideParams};
 use mamori_detect::window::WindowConfig;
 use mamori_detect::{Symbol, WindowScorer};
@@ -39,6 +40,9 @@ pub enum ModelKind {
     /// Sequence covering (Marteau 2019): pieces of normal training sequences needed per call.
     /// Trained on whole sequences; scores whole traces as well as windows.
     Cover,
+    /// GRU language model over the call sequence (Kim et al. 2016): mean negative
+    /// log-likelihood per call. Trained on whole sequences; scores whole traces as well as windows.
+    Gru,
 }
 
 impl ModelKind {
@@ -49,7 +53,8 @@ impl ModelKind {
             | ModelKind::Ae
             | ModelKind::AeIndex
             | ModelKind::Stide
-            | ModelKind::Cover => "sequence",
+            | ModelKind::Cover
+            | ModelKind::Gru => "sequence",
             ModelKind::HmmBoscFlat | ModelKind::HmmBosc | ModelKind::AeBosc | ModelKind::Kmeans => {
                 "BoSC"
             }
@@ -59,7 +64,7 @@ impl ModelKind {
 
 impl ModelKind {
     /// Every kind, in the order they are documented.
-    pub const ALL: [ModelKind; 9] = [
+    pub const ALL: [ModelKind; 10] = [
         ModelKind::Hmm,
         ModelKind::HmmBoscFlat,
         ModelKind::HmmBosc,
@@ -69,6 +74,7 @@ impl ModelKind {
         ModelKind::Stide,
         ModelKind::Kmeans,
         ModelKind::Cover,
+        ModelKind::Gru,
     ];
 
     /// The name flags, files and alerts use (`ae-bosc`).
@@ -83,6 +89,7 @@ impl ModelKind {
             ModelKind::Stide => "stide",
             ModelKind::Kmeans => "kmeans",
             ModelKind::Cover => "cover",
+            ModelKind::Gru => "gru",
         }
     }
 }
@@ -139,6 +146,10 @@ pub struct ModelSettings {
     pub ngram: usize,
     /// k-means: clusters.
     pub clusters: usize,
+    /// GRU language model: hidden units.
+    pub gru_hidden: usize,
+    /// GRU language model: training epochs.
+    pub gru_epochs: usize,
 }
 
 impl Default for ModelSettings {
@@ -160,6 +171,8 @@ impl Default for ModelSettings {
             learning_rate: None,
             ngram: 6,
             clusters: 8,
+            gru_hidden: GruLmParams::default().hidden,
+            gru_epochs: GruLmParams::default().epochs,
         }
     }
 }
@@ -230,6 +243,8 @@ pub enum Detector {
     Kmeans(KMeans),
     /// See [`ModelKind::Cover`].
     Cover(SequenceCover),
+    /// See [`ModelKind::Gru`].
+    Gru(GruLm),
 }
 
 impl Detector {
@@ -295,6 +310,20 @@ impl Detector {
                 };
                 Detector::Cover(SequenceCover::fit(seqs).with_context(ctx)?)
             }
+            ModelKind::Gru => {
+                let seqs = if sequences.is_empty() {
+                    windows
+                } else {
+                    sequences
+                };
+                let params = GruLmParams {
+                    hidden: s.gru_hidden,
+                    epochs: s.gru_epochs,
+                    seed,
+                    ..GruLmParams::default()
+                };
+                Detector::Gru(GruLm::fit(&params, seqs, n_symbols).with_context(ctx)?)
+            }
         })
     }
 
@@ -303,6 +332,7 @@ impl Detector {
     pub fn sequence_score(&self, sequence: &[Symbol]) -> Option<f64> {
         match self {
             Detector::Cover(m) => Some(m.score_sequence(sequence)),
+            Detector::Gru(m) => Some(m.score_sequence(sequence)),
             _ => None,
         }
     }
@@ -317,6 +347,7 @@ impl Detector {
             Detector::Stide(m) => m,
             Detector::Kmeans(m) => m,
             Detector::Cover(m) => m,
+            Detector::Gru(m) => m,
         }
     }
 
@@ -355,6 +386,12 @@ impl Detector {
                 m.n_sequences(),
                 m.n_calls(),
                 m.n_states()
+            ),
+            Detector::Gru(m) => format!(
+                "GRU language model, {} hidden units, {} symbols, final training loss {:.4} nats/call",
+                m.hidden(),
+                m.n_symbols(),
+                m.history().last().copied().unwrap_or(f64::NAN)
             ),
         }
     }
@@ -491,4 +528,36 @@ pub fn class_share<'a>(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gru_trains_on_sequences_round_trips_and_scores_traces() {
+        assert_eq!("gru".parse::<ModelKind>(), Ok(ModelKind::Gru));
+        assert_eq!(ModelKind::Gru.representation(), "sequence");
+        let pattern = [0u16, 1, 2, 0, 3];
+        let trace: Vec<Symbol> = (0..200).map(|i| pattern[i % 5]).collect();
+        let sequences: Vec<&[Symbol]> = trace.chunks(50).collect();
+        let windows: Vec<&[Symbol]> = trace.windows(6).collect();
+        let settings = ModelSettings {
+            gru_hidden: 8,
+            gru_epochs: 20,
+            ..ModelSettings::default()
+        };
+        let det =
+            Detector::fit(ModelKind::Gru, &settings, 1, &windows, &sequences, 5, 6).expect("fit");
+        assert!(det
+            .describe()
+            .starts_with("GRU language model, 8 hidden units"));
+        let json = serde_json::to_string(&det).expect("serialise");
+        let back: Detector = serde_json::from_str(&json).expect("deserialise");
+        let odd: Vec<Symbol> = vec![0, 3, 0, 3, 4, 4, 1, 1];
+        assert_eq!(back.sequence_score(&trace), det.sequence_score(&trace));
+        assert!(det.sequence_score(&odd) > det.sequence_score(&trace));
+        assert_eq!(back.scorer().score(&odd), det.scorer().score(&odd));
+        assert!(det.scorer().score(&odd) > det.scorer().score(&trace[..6]));
+    }
 }

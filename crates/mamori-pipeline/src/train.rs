@@ -129,9 +129,9 @@ pub fn train(cfg: &TrainConfig, mut on_window: impl FnMut()) -> Result<(TrainedM
         calibration = windows.split_off(keep.max(1));
     }
     let train: Vec<&[Symbol]> = cfg.settings.subsample(&windows);
-    // Whole streams of the training windows (the held-out ones excluded), for `cover`.
+    // Whole streams of the training windows (the held-out ones excluded), for `cover` and `gru`.
     let sequences: Vec<Vec<Symbol>> = match cfg.kind {
-        ModelKind::Cover => stitch_streams(
+        ModelKind::Cover | ModelKind::Gru => stitch_streams(
             origin
                 .iter()
                 .zip(&windows)

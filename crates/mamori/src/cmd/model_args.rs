@@ -76,6 +76,24 @@ pub struct ModelArgs {
         help_heading = "Baselines"
     )]
     pub clusters: usize,
+    /// GRU language model (gru): hidden units.
+    #[arg(
+        value_parser = crate::cmd::numbers::count,
+        long,
+        default_value_t = 64,
+        value_name = "N",
+        help_heading = "GRU language model"
+    )]
+    pub gru_hidden: usize,
+    /// GRU language model (gru): training epochs over the training sequences.
+    #[arg(
+        value_parser = crate::cmd::numbers::count,
+        long,
+        default_value_t = 20,
+        value_name = "N",
+        help_heading = "GRU language model"
+    )]
+    pub gru_epochs: usize,
 }
 
 impl ModelArgs {
@@ -97,6 +115,8 @@ impl ModelArgs {
             learning_rate: self.learning_rate,
             ngram: self.ngram,
             clusters: self.clusters,
+            gru_hidden: self.gru_hidden,
+            gru_epochs: self.gru_epochs,
         }
     }
 }
