@@ -128,7 +128,7 @@ impl Tracker {
         if !matches!(name, "read" | "recvfrom" | "recv" | "recvmsg" | "readv") {
             return None;
         }
-        if !e.ret.is_some_and(|r| r > 0) {
+        if e.ret.is_none_or(|r| r <= 0) {
             return None;
         }
         let (local, _) = connection_ports(fd_path)?;
@@ -344,7 +344,13 @@ pub fn request_key(port: u16, data: &str) -> String {
 mod tests {
     use super::*;
 
-    fn call(pid: u32, syscall: &str, args: &[&str], fd_path: Option<&str>, ret: i64) -> SyscallEvent {
+    fn call(
+        pid: u32,
+        syscall: &str,
+        args: &[&str],
+        fd_path: Option<&str>,
+        ret: i64,
+    ) -> SyscallEvent {
         SyscallEvent {
             time_ns: Some(1),
             pid: Some(pid),
@@ -372,12 +378,19 @@ mod tests {
     #[test]
     fn request_keys_keep_the_endpoint_and_drop_values() {
         assert_eq!(
-            request_key(80, "GET /0/config/set?threshold=200000&x=1 HTTP/1.1\r\nHost: a\r\n"),
+            request_key(
+                80,
+                "GET /0/config/set?threshold=200000&x=1 HTTP/1.1\r\nHost: a\r\n"
+            ),
             "80 GET /0/config/set?threshold&x"
         );
         assert_eq!(request_key(80, "GET / HTTP/1.0\r\n"), "80 GET /");
         assert_eq!(request_key(23, "login 1234\u{1}\n"), "23 login #.");
-        assert_eq!(request_key(80, "GET /x"), "80 GET /x", "not HTTP without a version");
+        assert_eq!(
+            request_key(80, "GET /x"),
+            "80 GET /x",
+            "not HTTP without a version"
+        );
     }
 
     #[test]

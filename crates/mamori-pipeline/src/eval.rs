@@ -664,7 +664,8 @@ fn context_of(
         recording::for_each_record(std::slice::from_ref(path), &cfg.read, |_, record| {
             if let mamori_core::Record::Call(e) = record {
                 let f0 = *first_ns.get_or_insert(e.time_ns.unwrap_or(0));
-                let late = matches!((limit_ns, e.time_ns), (Some(l), Some(t)) if t > f0.saturating_add(l));
+                let late =
+                    matches!((limit_ns, e.time_ns), (Some(l), Some(t)) if t > f0.saturating_add(l));
                 if !late {
                     learner.observe(&e);
                 }
@@ -1049,7 +1050,12 @@ fn file_dataset(cfg: &EvalConfig, window: WindowConfig) -> Result<(ClassTable, D
     }
     let mut rec = cfg.test.len() as u32;
     // Recording index of every timed test file, for the context signals.
-    let mut indexed: Vec<(u32, &PathBuf)> = cfg.test.iter().enumerate().map(|(i, p)| (i as u32, p)).collect();
+    let mut indexed: Vec<(u32, &PathBuf)> = cfg
+        .test
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i as u32, p))
+        .collect();
     for (paths, attack) in [(&cfg.normal, false), (&cfg.attack, true)] {
         for path in paths {
             rec += 1;

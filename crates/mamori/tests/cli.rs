@@ -336,32 +336,24 @@ fn train_and_score_cover_model() {
     assert!(score_max(&attack[0]) > 0.3);
 }
 
-/// The bundled motion recordings (data/motion), with the recommended settings and the agent's
-/// alert rule counted strictly (EVALUATION.md): all but two steps of the three process-spawning
-/// attacks are caught within 2 s by the HMM or STIDE, each model catches most
-/// steps, and false alarms stay bounded. Steps inside the 10 s cooldown of an earlier alert of
-/// the same incident count as missed, as they page nobody.
+/// The bundled motion recordings (data/motion) with the defaults an operator gets (EVALUATION.md,
+/// issue #17): the HMM on per-thread streams at the syscall rule (10th flagged window) plus the
+/// context signals, counted strictly. Every step but `exit-shell` (whose calls are in none of
+/// Table 1's classes and which runs no program) is alerted within 2 s, with no false alarm in
+/// the ~30 min of normal time; neither the context signals nor the HMM alone do both.
 #[test]
-fn bundled_motion_recordings_alert_on_every_process_spawning_step() {
+fn bundled_motion_recordings_default_catches_every_visible_step_without_false_alarms() {
     let d = repo().join("data/motion");
     let mut cmd = mamori();
-    cmd.args([
-        "eval",
-        "--json",
-        "-q",
-        "--warmup",
-        "10",
-        "--stream",
-        "per-thread",
-    ])
-    .args(["--models", "hmm,stide"])
-    .arg("--profile")
-    .arg(repo().join("profiles/motion.toml"))
-    .arg("--train")
-    .arg(d.join("normal-a.strace.gz"))
-    .arg("--normal")
-    .arg(d.join("normal-b.strace.gz"));
-    for s in ["paper", "dropper", "exfil"] {
+    cmd.args(["eval", "--json", "-q", "--warmup", "10"])
+        .args(["--models", "hmm"])
+        .arg("--profile")
+        .arg(repo().join("profiles/motion.toml"))
+        .arg("--train")
+        .arg(d.join("normal-a.strace.gz"))
+        .arg("--normal")
+        .arg(d.join("normal-b.strace.gz"));
+    for s in ["paper", "dropper", "exfil", "api-tamper"] {
         cmd.arg("--test")
             .arg(d.join(format!("{s}.strace.gz")))
             .arg("--labels")
@@ -369,40 +361,38 @@ fn bundled_motion_recordings_alert_on_every_process_spawning_step() {
     }
     let out = run(&mut cmd);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
-    let mut caught_by_any = [false; 11];
-    for m in report["models"].as_array().expect("models") {
-        let name = m["model"].as_str().unwrap_or("?");
-        let op = &m["runs"][0]["operator"];
-        let steps = op["steps"].as_array().expect("steps");
-        assert_eq!(steps.len(), 11, "4 + 4 + 3 labelled steps");
-        let mut caught = 0;
-        for (i, s) in steps.iter().enumerate() {
-            if s["latency_s"].as_f64().is_some_and(|l| l <= 2.0) {
-                caught += 1;
-                caught_by_any[i] = true;
-            }
-        }
-        assert!(
-            caught >= 7,
-            "{name} caught only {caught} of 11 steps within 2 s"
-        );
-        let fa = op["false_alarms"].as_u64().unwrap_or(u64::MAX);
-        assert!(
-            fa <= 60,
-            "{name} raised {fa} false alarms in ~30 min of normal time"
-        );
-        if name == "stide" {
-            assert!(
-                fa <= 10,
-                "stide raised {fa} false alarms in ~30 min of normal time"
-            );
-        }
-    }
-    // exit-shell (1 ms) and exfiltrate (in the cooldown of collect's alert, 6 s earlier) are
-    // what neither catches today (issue: detection an operator can leave on)
-    let missed: Vec<usize> = (0..11).filter(|&i| !caught_by_any[i]).collect();
-    assert!(
-        missed.len() <= 2,
-        "steps neither hmm nor stide caught within 2 s: {missed:?}"
+    assert_eq!(
+        report["alert_rule"]["min_flagged"], 10,
+        "the syscall default"
     );
+    let missed = |op: &serde_json::Value| -> Vec<String> {
+        let steps = op["steps"].as_array().expect("steps");
+        assert_eq!(steps.len(), 14, "4 + 4 + 3 + 3 labelled steps");
+        steps
+            .iter()
+            .filter(|s| !s["latency_s"].as_f64().is_some_and(|l| l <= 2.0))
+            .map(|s| s["name"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+    let run0 = &report["models"][0]["runs"][0];
+    let default = &run0["operator_with_context"];
+    assert_eq!(missed(default), vec!["exit-shell".to_string()]);
+    assert_eq!(default["false_alarms"], 0, "{default}");
+    // each part alone is worse on steps
+    let context = &report["context"]["operator"];
+    assert!(
+        missed(context).len() >= 2,
+        "context alone: {:?}",
+        missed(context)
+    );
+    assert!(missed(context).contains(&"restart".to_string()));
+    let hmm = &run0["operator"];
+    assert!(missed(hmm).len() >= 5, "hmm alone: {:?}", missed(hmm));
+    // the web-API steps start no process: only their requests are new
+    let novelties = report["context"]["novelties"]
+        .as_array()
+        .expect("novelties");
+    assert!(novelties.iter().any(|n| n["novelty"]["what"]
+        .as_str()
+        .is_some_and(|w| w.ends_with("GET /0/detection/pause"))));
 }

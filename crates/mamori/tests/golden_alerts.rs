@@ -102,9 +102,12 @@ fn stide_on_the_motion_attacks_raises_the_committed_alerts() {
         );
         for a in &alerts {
             assert_eq!(a["record"], "alert");
-            assert_eq!(a["source"], "syscalls");
+            assert!(a["source"] == "syscalls" || a["source"] == "context", "{a}");
             assert_eq!(a["subject"]["kind"], "recording");
             assert!(a["score"].as_f64() > a["threshold"].as_f64());
+        }
+        if s == "normal-b" {
+            assert!(alerts.is_empty(), "normal-b: {alerts:?}");
         }
         check_golden(&format!("motion-{s}-stide.jsonl"), alerts);
     }

@@ -117,6 +117,16 @@ fn a_short_motion_recording_catches_the_papers_suspicious_commands() {
         few_false_alarms >= 3,
         "fewer than 3 of 5 models had at most 10 false alarms in the normal part:\n{summary}"
     );
+    // The context signals (programs never run in training) catch the three steps that run one,
+    // at once, whatever the window models do.
+    let context = &default_rule["context"]["operator"]["steps"];
+    for i in 0..3 {
+        let step = &context[i];
+        assert!(
+            step["latency_s"].as_f64().is_some_and(|l| l <= 2.0),
+            "context signals missed {step}\n{summary}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -133,6 +143,9 @@ fn eval(normal: &Path, attack: &Path, cooldown: &str) -> Value {
             "per-thread",
             "--alert-cooldown",
             cooldown,
+            // the window models' own view: every flagged window may page
+            "--alert-min-windows",
+            "1",
         ])
         .arg("--profile")
         .arg(repo().join("profiles/motion.toml"))

@@ -18,9 +18,9 @@ use crate::input::{self, InputArgs, WarmupArgs};
 use crate::{modelfile, progress};
 use mamori_pipeline::context::{ContextWatcher, Novelty, NoveltyKind};
 use mamori_pipeline::model::TrainedModel;
+use mamori_pipeline::recording::{self, InputCheck, MismatchPolicy};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use mamori_pipeline::recording::{self, InputCheck, MismatchPolicy};
 
 /// Score recordings window by window with a trained model.
 ///
@@ -90,7 +90,9 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
     check_settings(&args, &model)?;
     let table = ClassTable::new(model.classes.clone())
         .with_context(|| format!("{}: stored class table", args.model.display()))?;
-    let rule = args.alert.rule_over(mamori_core::AlertRule::syscall_default())?;
+    let rule = args
+        .alert
+        .rule_over(mamori_core::AlertRule::syscall_default())?;
     let threshold = match args.threshold {
         Some(t) => t,
         None => match &model.threshold {
