@@ -327,31 +327,12 @@ impl ContainerMonitor {
         };
         self.stats.alerts += 1;
         self.stats.context_alerts += 1;
-        let fired = Fired {
-            time_ns: t,
-            score: 1.0,
-            threshold: 0.0,
-            run_len: 1,
-            run_start_ns,
-        };
-        let evidence = Evidence::Detail {
-            message: novelty.explain(),
-            data: serde_json::json!({
-                "signal": novelty.kind.name(),
-                "what": novelty.what,
-                "pid": novelty.pid,
-                "tid": novelty.tid,
-                "process": e.process,
-                "seen_before": repeats,
-            }),
-        };
-        alerts.push(Alert::warning(
+        alerts.push(novelty.alert(
             self.subject.clone(),
-            "context",
-            novelty.kind.name(),
             &self.model.path,
-            fired,
-            evidence,
+            e.process.as_deref(),
+            repeats,
+            run_start_ns,
         ));
     }
 

@@ -16,7 +16,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use mamori_core::SyscallEvent;
+use mamori_core::alert::Fired;
+use mamori_core::{Alert, Evidence, Subject, SyscallEvent};
 use serde::{Deserialize, Serialize};
 
 /// How many characters of a request key are kept.
@@ -85,6 +86,46 @@ pub struct Novelty {
 }
 
 impl Novelty {
+    /// The alert it raises (source `context`, detector the signal's name), as the agent and
+    /// `mamori score` write it: `process` is the command name when the source gives one,
+    /// `repeats` how often the same item was seen before, `run_start_ns` from the alert rule.
+    pub fn alert(
+        &self,
+        subject: Subject,
+        model_path: &str,
+        process: Option<&str>,
+        repeats: u64,
+        run_start_ns: i64,
+    ) -> Alert {
+        let t = self.time_ns.unwrap_or(0);
+        let fired = Fired {
+            time_ns: t,
+            score: 1.0,
+            threshold: 0.0,
+            run_len: 1,
+            run_start_ns,
+        };
+        let evidence = Evidence::Detail {
+            message: self.explain(),
+            data: serde_json::json!({
+                "signal": self.kind.name(),
+                "what": self.what,
+                "pid": self.pid,
+                "tid": self.tid,
+                "process": process,
+                "seen_before": repeats,
+            }),
+        };
+        Alert::warning(
+            subject,
+            "context",
+            self.kind.name(),
+            model_path,
+            fired,
+            evidence,
+        )
+    }
+
     /// One line for an alert.
     pub fn explain(&self) -> String {
         match self.kind {

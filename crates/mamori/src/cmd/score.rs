@@ -153,31 +153,12 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
                 continue;
             };
             if args.alerts_only {
-                let fired = Fired {
-                    time_ns: t,
-                    score: 1.0,
-                    threshold: 0.0,
-                    run_len: 1,
-                    run_start_ns,
-                };
-                let evidence = Evidence::Detail {
-                    message: novelty.explain(),
-                    data: serde_json::json!({
-                        "signal": novelty.kind.name(),
-                        "what": novelty.what,
-                        "pid": novelty.pid,
-                        "tid": novelty.tid,
-                        "process": process,
-                        "seen_before": repeats,
-                    }),
-                };
-                alert_sink.alert(&Alert::warning(
+                alert_sink.alert(&novelty.alert(
                     subject.clone(),
-                    "context",
-                    novelty.kind.name(),
                     &model_path,
-                    fired,
-                    evidence,
+                    process.as_deref(),
+                    repeats,
+                    run_start_ns,
                 ))?;
             } else {
                 serde_json::to_writer(
