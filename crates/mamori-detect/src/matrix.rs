@@ -165,6 +165,50 @@ impl Matrix {
     }
 }
 
+/// f32 matrix product for the neural models (autoencoder, GRU): `C (m×n) = op(A) (m×k) · op(B) (k×n) + beta·C`, all row-major; `ta` means `A` is stored as
+/// `k×m`, `tb` that `B` is stored as `n×k`. Lengths are checked, so a bad shape panics instead
+/// of reading out of bounds.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_f32(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    ta: bool,
+    b: &[f32],
+    tb: bool,
+    c: &mut [f32],
+    beta: f32,
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "gemm shape"
+    );
+    let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
+    let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
+    // SAFETY: the assert above keeps every index the kernel touches inside the three slices
+    // (op(A) is m×k, op(B) k×n and C m×n with the strides chosen for their storage), and `c`
+    // does not alias `a` or `b` (it is a distinct `&mut`).
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,7 @@
 //! assert!(model.score(&[0, 1, 2, 3, 0, 1]) < model.score(&[0, 2, 1, 3, 4, 1]));
 //! ```
 
+use crate::matrix::gemm_f32;
 use serde::{Deserialize, Serialize};
 
 use crate::classes::Symbol;
@@ -266,50 +267,6 @@ impl TryFrom<GruLmFile> for GruLm {
     }
 }
 
-/// `C (m×n) = op(A) (m×k) · op(B) (k×n) + beta·C`, all row-major; `ta` means `A` is stored as
-/// `k×m`, `tb` that `B` is stored as `n×k`. Lengths are checked, so a bad shape panics instead
-/// of reading out of bounds.
-#[allow(clippy::too_many_arguments)]
-fn gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    ta: bool,
-    b: &[f32],
-    tb: bool,
-    c: &mut [f32],
-    beta: f32,
-) {
-    assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "gemm shape"
-    );
-    let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
-    let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
-    // SAFETY: the assert above keeps every index the kernel touches inside the three slices
-    // (op(A) is m×k, op(B) k×n and C m×n with the strides chosen for their storage), and `c`
-    // does not alias `a` or `b` (it is a distinct `&mut`).
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-}
-
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -517,7 +474,7 @@ impl GruLm {
         let mut logits = vec![0.0f32; b * v];
         let mut sums = vec![0.0f64; b];
         for t in 0..len - 1 {
-            gemm(b, hd, 3 * hd, &h, false, &self.w.u, true, &mut g, 0.0);
+            gemm_f32(b, hd, 3 * hd, &h, false, &self.w.u, true, &mut g, 0.0);
             for (i, w) in windows.iter().enumerate() {
                 let x = self.input_row(w[t]);
                 let gx = &self.w.x[x * 3 * hd..(x + 1) * 3 * hd];
@@ -530,7 +487,7 @@ impl GruLm {
                     hi[j] = (1.0 - z) * n + z * hi[j];
                 }
             }
-            gemm(b, hd, v, &h, false, &self.w.o, true, &mut logits, 0.0);
+            gemm_f32(b, hd, v, &h, false, &self.w.o, true, &mut logits, 0.0);
             for (i, w) in windows.iter().enumerate() {
                 let row = &mut logits[i * v..(i + 1) * v];
                 for (l, c) in row.iter_mut().zip(&self.w.c) {
@@ -687,7 +644,7 @@ impl Trainer {
                     hp[lane * h..(lane + 1) * h].fill(0.0);
                 }
             }
-            gemm(b, h, 3 * h, hp, false, &w.u, true, &mut self.g, 0.0);
+            gemm_f32(b, h, 3 * h, hp, false, &w.u, true, &mut self.g, 0.0);
             for lane in 0..b {
                 let x = c.input[t * b + lane];
                 let gx = &w.x[x * 3 * h..(x + 1) * 3 * h];
@@ -711,7 +668,7 @@ impl Trainer {
         // Output layer over every step at once.
         let rows = steps * b;
         let logits = &mut self.logits[..rows * v];
-        gemm(
+        gemm_f32(
             rows,
             h,
             v,
@@ -753,7 +710,7 @@ impl Trainer {
             }
         }
         let dlogits = &self.logits[..rows * v];
-        gemm(
+        gemm_f32(
             v,
             rows,
             h,
@@ -764,7 +721,7 @@ impl Trainer {
             &mut self.grads.o,
             1.0,
         );
-        gemm(
+        gemm_f32(
             rows,
             v,
             h,
@@ -802,7 +759,7 @@ impl Trainer {
                 }
             }
             let hp = &self.hp[t * bh..(t + 1) * bh];
-            gemm(
+            gemm_f32(
                 3 * h,
                 b,
                 h,
@@ -818,7 +775,7 @@ impl Trainer {
                     *gb += d;
                 }
             }
-            gemm(b, 3 * h, h, &self.dg, false, &w.u, false, &mut self.dh, 1.0);
+            gemm_f32(b, 3 * h, h, &self.dg, false, &w.u, false, &mut self.dh, 1.0);
             for lane in 0..b {
                 if c.reset[t * b + lane] {
                     self.dh[lane * h..(lane + 1) * h].fill(0.0);

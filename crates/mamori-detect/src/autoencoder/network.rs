@@ -2,6 +2,7 @@
 //! the Adam optimiser. All buffers live in a [`Workspace`] sized once for the largest batch, so a
 //! training step allocates nothing.
 
+use crate::matrix::gemm_f32;
 use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
@@ -38,50 +39,6 @@ impl Activation {
             Activation::Linear => {}
             Activation::Sigmoid => d.iter_mut().zip(a).for_each(|(d, &a)| *d *= a * (1.0 - a)),
         }
-    }
-}
-
-/// `C (m×n) = op(A) (m×k) · op(B) (k×n) + beta·C`, all row-major; `ta` means `A` is stored as
-/// `k×m`, `tb` that `B` is stored as `n×k`. Lengths are checked, so a bad shape panics instead
-/// of reading out of bounds.
-#[allow(clippy::too_many_arguments)]
-fn gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    ta: bool,
-    b: &[f32],
-    tb: bool,
-    c: &mut [f32],
-    beta: f32,
-) {
-    assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "gemm shape"
-    );
-    let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
-    let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
-    // SAFETY: the assert above keeps every index the kernel touches inside the three slices
-    // (op(A) is m×k, op(B) k×n and C m×n with the strides chosen for their storage), and `c`
-    // does not alias `a` or `b` (it is a distinct `&mut`).
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
     }
 }
 
@@ -302,7 +259,7 @@ impl Network {
                 }
             } else {
                 let input = if l == 0 { x } else { &before[l - 1][..] };
-                gemm(
+                gemm_f32(
                     bs,
                     layer.n_in,
                     layer.n_out,
@@ -434,7 +391,7 @@ impl Network {
                 }
             } else {
                 let input = if l == 0 { x } else { &acts[l - 1][..bs * n_in] };
-                gemm(n_in, bs, n_out, input, true, dz, false, gw, 0.0);
+                gemm_f32(n_in, bs, n_out, input, true, dz, false, gw, 0.0);
             }
             let gb = &mut g.b[l];
             gb.fill(0.0);
@@ -442,7 +399,7 @@ impl Network {
                 axpy(gb, 1.0, dr);
             }
             if l > 0 {
-                gemm(
+                gemm_f32(
                     bs,
                     n_out,
                     n_in,
