@@ -649,62 +649,62 @@ fn context_report(cfg: &EvalConfig, data: &Dataset) -> Option<ContextReport> {
     })
 }
 
-/// Learns the context profile from the training recordings and finds the first-time actions
-/// of each timed test recording (after its warm-up, as the windows).
-fn context_of(
-    cfg: &EvalConfig,
-    recordings: &[(u32, &PathBuf)],
-    steps: &[AttackRange],
-) -> Result<(ContextProfile, Vec<ContextUnit>)> {
-    let mut learner = ContextLearner::new();
-    let limit_ns = cfg.train_seconds.map(|s| (s * 1e9) as i64);
-    for path in &cfg.train {
-        learner.next_recording();
-        let mut first_ns: Option<i64> = None;
-        recording::for_each_record(std::slice::from_ref(path), &cfg.read, |_, record| {
-            if let mamori_core::Record::Call(e) = record {
-                let f0 = *first_ns.get_or_insert(e.time_ns.unwrap_or(0));
-                let late =
-                    matches!((limit_ns, e.time_ns), (Some(l), Some(t)) if t > f0.saturating_add(l));
-                if !late {
-                    learner.observe(&e);
-                }
-            }
-            Ok(())
-        })?;
+/// Finds the first-time actions of timed test recordings while their windows are read.
+struct ContextScan {
+    profile: ContextProfile,
+    watcher: ContextWatcher,
+    /// The recording being read and its first call time (its warm-up is left out).
+    current: Option<(u32, Option<i64>)>,
+    channels: HashMap<(crate::context::NoveltyKind, String), u32>,
+    units: Vec<ContextUnit>,
+}
+
+impl ContextScan {
+    fn new(profile: ContextProfile) -> Self {
+        ContextScan {
+            profile,
+            watcher: ContextWatcher::new(),
+            current: None,
+            channels: HashMap::new(),
+            units: Vec::new(),
+        }
     }
-    let profile = learner.finish();
-    let mut units = Vec::new();
-    let mut channels: HashMap<(crate::context::NoveltyKind, String), u32> = HashMap::new();
-    for &(rec, path) in recordings {
-        let mut watcher = ContextWatcher::new();
-        let mut first_ns: Option<i64> = None;
-        recording::for_each_record(std::slice::from_ref(path), &cfg.read, |_, record| {
-            let mamori_core::Record::Call(e) = record else {
-                return Ok(());
-            };
-            let Some(t) = e.time_ns else { return Ok(()) };
-            let f0 = *first_ns.get_or_insert(t);
-            let found = watcher.observe(&profile, &e);
-            if t < f0.saturating_add(cfg.warmup_ns) {
-                return Ok(());
-            }
-            if let Some((novelty, _)) = found {
-                let next = channels.len() as u32 + 1;
-                let channel = *channels
-                    .entry((novelty.kind, novelty.what.clone()))
-                    .or_insert(next);
-                units.push(ContextUnit {
-                    recording: rec,
-                    channel,
-                    steps: steps_hit(steps, &[t]),
-                    novelty,
-                });
-            }
-            Ok(())
-        })?;
+
+    /// One call of recording `rec`.
+    fn observe(
+        &mut self,
+        rec: u32,
+        e: &mamori_core::SyscallEvent,
+        steps: &[AttackRange],
+        warmup_ns: i64,
+    ) {
+        if self.current.map(|c| c.0) != Some(rec) {
+            self.current = Some((rec, None));
+            self.watcher = ContextWatcher::new();
+        }
+        let Some(t) = e.time_ns else { return };
+        let Some((_, first)) = self.current.as_mut() else {
+            return;
+        };
+        let f0 = *first.get_or_insert(t);
+        let found = self.watcher.observe(&self.profile, e);
+        if t < f0.saturating_add(warmup_ns) {
+            return;
+        }
+        if let Some((novelty, _)) = found {
+            let next = self.channels.len() as u32 + 1;
+            let channel = *self
+                .channels
+                .entry((novelty.kind, novelty.what.clone()))
+                .or_insert(next);
+            self.units.push(ContextUnit {
+                recording: rec,
+                channel,
+                steps: steps_hit(steps, &[t]),
+                novelty,
+            });
+        }
     }
-    Ok((profile, units))
 }
 
 fn quantile(values: &[f64], q: f64) -> f64 {
@@ -937,6 +937,9 @@ fn file_dataset(cfg: &EvalConfig, window: WindowConfig) -> Result<(ClassTable, D
     let limit_ns = cfg.train_seconds.map(|s| (s * 1e9) as i64);
     // First call of the training file being read, for --train-seconds.
     let first: std::cell::Cell<(usize, Option<i64>)> = std::cell::Cell::new((usize::MAX, None));
+    let timed = !cfg.test.is_empty();
+    // The context signals learn from every call of the training recordings (within the limit).
+    let mut learner = (cfg.context && timed).then(ContextLearner::new);
     recording::windows_observed(
         &cfg.train,
         &cfg.read,
@@ -947,6 +950,16 @@ fn file_dataset(cfg: &EvalConfig, window: WindowConfig) -> Result<(ClassTable, D
         |file, e| {
             if first.get().0 != file {
                 first.set((file, e.time_ns));
+                if let Some(l) = learner.as_mut() {
+                    l.next_recording();
+                }
+            }
+            let late = match (limit_ns, first.get().1, e.time_ns) {
+                (Some(limit), Some(f0), Some(t)) => t > f0.saturating_add(limit),
+                _ => false,
+            };
+            if let Some(l) = learner.as_mut().filter(|_| !late) {
+                l.observe(e);
             }
         },
         |w| {
@@ -959,7 +972,7 @@ fn file_dataset(cfg: &EvalConfig, window: WindowConfig) -> Result<(ClassTable, D
             Ok(())
         },
     )?;
-    let timed = !cfg.test.is_empty();
+    let mut scan = learner.map(|l| ContextScan::new(l.finish()));
     data.x_label = if timed {
         "seconds from the first window of the test recording".into()
     } else {
@@ -977,6 +990,11 @@ fn file_dataset(cfg: &EvalConfig, window: WindowConfig) -> Result<(ClassTable, D
             &table,
             window,
             warmup_ns,
+            |_, e| {
+                if let Some(scan) = scan.as_mut() {
+                    scan.observe(rec as u32, e, &ranges, warmup_ns);
+                }
+            },
             |w| {
                 let (Some(a), Some(b)) = (w.start_time_ns, w.end_time_ns) else {
                     missing_time += 1;
@@ -1049,23 +1067,21 @@ fn file_dataset(cfg: &EvalConfig, window: WindowConfig) -> Result<(ClassTable, D
         );
     }
     let mut rec = cfg.test.len() as u32;
-    // Recording index of every timed test file, for the context signals.
-    let mut indexed: Vec<(u32, &PathBuf)> = cfg
-        .test
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (i as u32, p))
-        .collect();
     for (paths, attack) in [(&cfg.normal, false), (&cfg.attack, true)] {
         for path in paths {
             rec += 1;
-            indexed.push((rec, path));
-            recording::windows_of(
+            recording::windows_observed(
                 std::slice::from_ref(path),
                 &cfg.read,
                 &table,
                 window,
                 warmup_ns,
+                None,
+                |_, e| {
+                    if let Some(scan) = scan.as_mut() {
+                        scan.observe(rec, e, &ranges, warmup_ns);
+                    }
+                },
                 |w| {
                     let time = w.start_time_ns.zip(w.end_time_ns).map(|(a, b)| (rec, a, b));
                     // Timed recordings share the --test recordings' clock on the plots.
@@ -1087,10 +1103,9 @@ fn file_dataset(cfg: &EvalConfig, window: WindowConfig) -> Result<(ClassTable, D
             )?;
         }
     }
-    if cfg.context && timed && !cfg.train.is_empty() {
-        let (profile, units) = context_of(cfg, &indexed, &ranges)?;
-        data.context_profile = Some(profile);
-        data.context_units = units;
+    if let Some(scan) = scan.filter(|_| !cfg.train.is_empty()) {
+        data.context_profile = Some(scan.profile);
+        data.context_units = scan.units;
     }
     Ok((table, data))
 }

@@ -248,37 +248,15 @@ pub fn windows_of(
     Ok((r.events, r.monitored))
 }
 
-/// [`windows_of`] that also checks each file against a model's training input and returns
-/// what it read.
-pub fn windows_checked(
-    paths: &[PathBuf],
-    read: &ReadOptions,
-    table: &ClassTable,
-    window: WindowConfig,
-    warmup_ns: i64,
-    check: Option<InputCheck<'_>>,
-    f: impl FnMut(Window) -> Result<()>,
-) -> Result<WindowsRead> {
-    windows(
-        paths,
-        read,
-        table,
-        Windower::new(window),
-        warmup_ns,
-        check,
-        &mut |_, _| {},
-        f,
-    )
-}
-
-/// [`windows_of`] with each window's call times ([`Window::call_times`]), so evaluation can label
-/// a window by its calls rather than its span.
+/// [`windows_observed`] with each window's call times ([`Window::call_times`]), so evaluation
+/// can label a window by its calls rather than its span.
 pub fn windows_with_call_times(
     paths: &[PathBuf],
     read: &ReadOptions,
     table: &ClassTable,
     window: WindowConfig,
     warmup_ns: i64,
+    mut on_call: impl FnMut(usize, &SyscallEvent),
     f: impl FnMut(Window) -> Result<()>,
 ) -> Result<(u64, u64)> {
     windows(
@@ -288,13 +266,14 @@ pub fn windows_with_call_times(
         Windower::with_call_times(window),
         warmup_ns,
         None,
-        &mut |_, _| {},
+        &mut on_call,
         f,
     )
     .map(|r| (r.events, r.monitored))
 }
 
-/// [`windows_checked`] that also shows every call to `on_call` (in input order, before its
+/// [`windows_of`] that also checks each file against a model's training input (`check`),
+/// returns what it read, and shows every call to `on_call` (in input order, before its
 /// window), for signals that look at calls rather than windows, such as
 /// [`crate::context`]'s. `on_call` gets the file's index in `paths`.
 #[allow(clippy::too_many_arguments)]
