@@ -310,10 +310,7 @@ impl ContainerMonitor {
         };
         self.stats.novelties += 1;
         let t = e.time_ns.unwrap_or(0);
-        let rule = AlertRule {
-            min_flagged: 1,
-            ..self.settings.rule
-        };
+        let rule = self.settings.rule.at_once();
         if self.context_states.len() >= CONTEXT_STATES_MAX {
             self.context_states.clear();
         }

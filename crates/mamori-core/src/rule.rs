@@ -39,6 +39,15 @@ impl AlertRule {
     /// signals' job, and those alert at once. Chosen on the motion evaluation (EVALUATION.md).
     pub const SYSCALL_MIN_FLAGGED: usize = 10;
 
+    /// This rule for single events rather than runs of windows (a context signal's first-time
+    /// program or request): the first flagged unit fires; gap and cooldown are kept.
+    pub fn at_once(self) -> Self {
+        AlertRule {
+            min_flagged: 1,
+            ..self
+        }
+    }
+
     /// The default rule for system-call windows: [`Self::SYSCALL_MIN_FLAGGED`] flagged windows
     /// within 2 s, 10 s cooldown.
     pub fn syscall_default() -> Self {

@@ -118,10 +118,7 @@ pub fn operator_view(
         let (mut start, mut end) = (i64::MAX, i64::MIN);
         // Each signal has its own state, so only the order within a signal matters. A context
         // item is one event, not a run of windows: it alerts at once.
-        let single = AlertRule {
-            min_flagged: 1,
-            ..*rule
-        };
+        let single = rule.at_once();
         for w in windows.iter().filter(|w| w.recording == rec) {
             start = start.min(w.start_ns);
             end = end.max(w.end_ns);

@@ -9,7 +9,7 @@ use mamori_detect::classes::ClassTable;
 use serde::Serialize;
 
 use mamori_core::alert::Fired;
-use mamori_core::rule::{AlertRule, AlertState, Decision, RuleCounts};
+use mamori_core::rule::{AlertState, Decision, RuleCounts};
 use mamori_core::sink::{AlertSink, JsonLines};
 use mamori_core::{Alert, Evidence, Subject};
 
@@ -134,10 +134,7 @@ pub fn run(args: ScoreArgs) -> Result<i32> {
     let mut watcher = ContextWatcher::new();
     let found: RefCell<Vec<(Novelty, u64, Option<String>)>> = RefCell::new(Vec::new());
     let mut context_states: HashMap<(NoveltyKind, String), AlertState> = HashMap::new();
-    let context_rule = AlertRule {
-        min_flagged: 1,
-        ..rule
-    };
+    let context_rule = rule.at_once();
     let mut emit_context = |out: &mut BufWriter<std::io::StdoutLock<'_>>,
                             alert_sink: &mut JsonLines<std::io::Stdout>,
                             counts: &mut RuleCounts|
