@@ -318,6 +318,9 @@ pub struct EvalConfig {
     pub lidds_exploit: bool,
     /// ADFA-LD: at most this many validation and attack traces.
     pub limit_traces: Option<usize>,
+    /// ADFA-LD: this share of the (normal) validation traces, evenly spread, joins the training
+    /// traces; the rest alternate between calibration and test as before.
+    pub adfa_train_share: f64,
     /// How a whole trace is scored.
     pub trace_score: TraceScore,
     /// Models to evaluate.
@@ -792,12 +795,37 @@ fn adfa_dataset(
     cfg: &EvalConfig,
     window: WindowConfig,
 ) -> Result<(ClassTable, Dataset)> {
+    let share = cfg.adfa_train_share;
+    if !(0.0..1.0).contains(&share) {
+        bail!("--adfa-train-share must be in [0, 1), got {share}");
+    }
     let ds = mamori_ingest::read_adfa_dataset(root)
         .with_context(|| format!("cannot read ADFA-LD from {}", root.display()))?;
+    let spread = |n: usize| -> Vec<usize> {
+        match cfg.limit_traces {
+            Some(k) if k < n => (0..k).map(|i| i * n / k).collect(),
+            _ => (0..n).collect(),
+        }
+    };
+    // Each chosen validation trace's role: an even `adfa_train_share` of them join the
+    // training traces, the rest alternate between calibration and test.
+    let chosen = spread(ds.validation.len());
+    let roles = validation_roles(chosen.len(), share);
+    let training: Vec<&mamori_ingest::Trace> = ds
+        .training
+        .iter()
+        .chain(
+            chosen
+                .iter()
+                .enumerate()
+                .filter(|&(k, _)| roles[k].is_none())
+                .map(|(_, &i)| &ds.validation[i]),
+        )
+        .collect();
     let table = match &cfg.profile {
         Some(p) => recording::load_profile(p)?,
         None => {
-            let events: Vec<_> = ds.training.iter().flat_map(|t| t.events()).collect();
+            let events: Vec<_> = training.iter().flat_map(|t| t.events()).collect();
             let params = LearnParams {
                 name: "adfa-ld".into(),
                 ..cfg.learn.clone()
@@ -809,18 +837,12 @@ fn adfa_dataset(
         x_label: "test window (validation traces, then attack traces)".into(),
         ..Dataset::default()
     };
-    for t in &ds.training {
+    for t in &training {
         let sym = recording::classify_trace(&table, t.events());
         data.train
             .extend(sequence_windows(&sym, window.size, window.stride).map(<[Symbol]>::to_vec));
         data.train_traces.push(sym);
     }
-    let spread = |n: usize| -> Vec<usize> {
-        match cfg.limit_traces {
-            Some(k) if k < n => (0..k).map(|i| i * n / k).collect(),
-            _ => (0..n).collect(),
-        }
-    };
     let add =
         |data: &mut Dataset, trace: &mamori_ingest::Trace, role: Role, family: Option<String>| {
             let sym = recording::classify_trace(&table, trace.events());
@@ -853,20 +875,37 @@ fn adfa_dataset(
                 symbols: sym,
             });
         };
-    let chosen = spread(ds.validation.len());
     for (k, &i) in chosen.iter().enumerate() {
-        let role = if k % 2 == 0 {
-            Role::Calibration
-        } else {
-            Role::Normal
-        };
-        add(&mut data, &ds.validation[i], role, None);
+        if let Some(role) = roles[k] {
+            add(&mut data, &ds.validation[i], role, None);
+        }
     }
     for i in spread(ds.attacks.len()) {
         let t = &ds.attacks[i];
         add(&mut data, t, Role::Attack, t.family.clone());
     }
     Ok((table, data))
+}
+
+/// The role of each of `n` validation traces: an evenly spread `train_share` of them become
+/// training traces (`None`), the others alternate between calibration and normal test,
+/// calibration first.
+fn validation_roles(n: usize, train_share: f64) -> Vec<Option<Role>> {
+    let mut rest = 0usize;
+    (0..n)
+        .map(|k| {
+            let trains = ((k + 1) as f64 * train_share).floor() > (k as f64 * train_share).floor();
+            if trains {
+                return None;
+            }
+            rest += 1;
+            Some(if rest % 2 == 1 {
+                Role::Calibration
+            } else {
+                Role::Normal
+            })
+        })
+        .collect()
 }
 
 /// Recordings on disk, labelled by file or by time.
@@ -1144,6 +1183,29 @@ mod tests {
 
     const S: i64 = 1_000_000_000;
 
+    #[test]
+    fn validation_roles_alternate_or_give_an_even_share_to_training() {
+        use Role::{Calibration as C, Normal as N};
+        assert_eq!(
+            validation_roles(5, 0.0),
+            vec![Some(C), Some(N), Some(C), Some(N), Some(C)]
+        );
+        // A third to training, spread evenly; the rest still alternate.
+        assert_eq!(
+            validation_roles(6, 1.0 / 3.0),
+            vec![Some(C), Some(N), None, Some(C), Some(N), None]
+        );
+        let roles = validation_roles(4_372, 0.8);
+        let trained = roles.iter().filter(|r| r.is_none()).count();
+        assert_eq!(trained, (4_372.0_f64 * 0.8).floor() as usize);
+        let cal = roles.iter().filter(|r| **r == Some(C)).count();
+        let test = roles.iter().filter(|r| **r == Some(N)).count();
+        assert!(cal.abs_diff(test) <= 1, "{cal} calibration, {test} test");
+        // Evenly spread: no long run of training traces at one end.
+        assert!(roles[..100].iter().any(Option::is_some));
+        assert!(roles[roles.len() - 100..].iter().any(Option::is_some));
+    }
+
     /// A dataset by hand: normal windows cycle 0,1,2; attack windows hold symbol 3.
     fn dataset() -> Dataset {
         let normal =
@@ -1193,6 +1255,7 @@ mod tests {
             train_before: None,
             lidds_exploit: false,
             limit_traces: None,
+            adfa_train_share: 0.0,
             trace_score: TraceScore::Mean,
             models: vec![ModelKind::Stide],
             seeds: 2,

@@ -89,6 +89,15 @@ pub struct EvalArgs {
     /// ADFA-LD: use at most this many validation and attack traces (evenly spread), for quick runs.
     #[arg(long, value_name = "N", help_heading = "Data")]
     pub limit_traces: Option<usize>,
+    /// ADFA-LD: also train on this share of the (normal) validation traces, evenly spread; the
+    /// rest alternate between calibration and test. 0 trains on Training_Data_Master alone.
+    #[arg(
+        value_parser = crate::cmd::numbers::below_one,
+        long,
+        value_name = "SHARE",
+        help_heading = "Data"
+    )]
+    pub adfa_train_share: Option<f64>,
 
     /// How a whole trace is scored from its window scores (per-trace datasets such as ADFA-LD):
     /// the mean window score, the highest, or the share of windows over the window threshold.
@@ -181,6 +190,11 @@ pub struct EvalArgs {
 impl EvalArgs {
     /// The library's evaluation settings these flags describe.
     pub fn config(&self) -> Result<EvalConfig> {
+        if self.adfa_train_share.is_some() && self.adfa.is_none() {
+            anyhow::bail!(
+                "--adfa-train-share needs --adfa (it splits ADFA-LD's validation traces)"
+            );
+        }
         Ok(EvalConfig {
             adfa: self.adfa.clone(),
             train: self.train.clone(),
@@ -195,6 +209,7 @@ impl EvalArgs {
             train_before: self.train_before.clone(),
             lidds_exploit: self.lidds_exploit,
             limit_traces: self.limit_traces,
+            adfa_train_share: self.adfa_train_share.unwrap_or(0.0),
             trace_score: self.trace_score,
             models: self.models.clone(),
             seeds: self.seeds,
