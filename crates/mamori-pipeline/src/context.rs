@@ -12,13 +12,17 @@
 //! Both are sets learned from training recordings ([`ContextLearner`]) and checked while
 //! scoring ([`ContextWatcher`]). Items are kept as text, so an alert says what was new.
 //! Requests need the received data (strace `-s`, Falco `evt.buffer`); sources without it give
-//! program novelty only.
+//! program novelty only. With the device's Thing Description ([`crate::declared`]), a request
+//! new to training that the device declares as a read is not raised, and the alert of any other
+//! says whether the TD declares it (and as what) or not.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use mamori_core::alert::Fired;
 use mamori_core::{Alert, Evidence, Subject, SyscallEvent};
 use serde::{Deserialize, Serialize};
+
+use crate::declared::{declaration, Declaration, DeclaredRequest};
 
 /// How many characters of a request key are kept.
 const MAX_KEY_CHARS: usize = 160;
@@ -59,6 +63,9 @@ pub struct ContextProfile {
     /// cannot be judged and is not raised.
     #[serde(default)]
     pub saw_received_data: bool,
+    /// The device's HTTP API as its Thing Description declares it (empty: no TD given).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub declared: Vec<DeclaredRequest>,
 }
 
 impl ContextProfile {
@@ -83,6 +90,10 @@ pub struct Novelty {
     pub pid: Option<u32>,
     /// See `pid`.
     pub tid: Option<u32>,
+    /// For a request, what the device's Thing Description says of it (`action pause`, or
+    /// that it is not declared); none without a TD.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared: Option<String>,
 }
 
 impl Novelty {
@@ -114,6 +125,7 @@ impl Novelty {
                 "tid": self.tid,
                 "process": process,
                 "seen_before": repeats,
+                "declared": self.declared,
             }),
         };
         Alert::warning(
@@ -130,7 +142,10 @@ impl Novelty {
     pub fn explain(&self) -> String {
         match self.kind {
             NoveltyKind::Program => format!("a program never run in training: {}", self.what),
-            NoveltyKind::Request => format!("a request never seen in training: {}", self.what),
+            NoveltyKind::Request => match &self.declared {
+                Some(d) => format!("a request never seen in training: {} ({d})", self.what),
+                None => format!("a request never seen in training: {}", self.what),
+            },
         }
     }
 }
@@ -269,6 +284,17 @@ impl ContextWatcher {
         if profile.set(kind).contains(&what) {
             return None;
         }
+        let declared = match kind {
+            NoveltyKind::Request if !profile.declared.is_empty() => {
+                match declaration(&profile.declared, &what) {
+                    // the device used as documented, changing nothing
+                    Declaration::Read(_) => return None,
+                    Declaration::Change(w) => Some(format!("the Thing Description's {w}")),
+                    Declaration::Undeclared => Some("not in the device's Thing Description".into()),
+                }
+            }
+            _ => None,
+        };
         if self.seen.len() >= MAX_ITEMS {
             self.seen.clear();
         }
@@ -282,6 +308,7 @@ impl ContextWatcher {
                 time_ns: e.time_ns,
                 pid: e.pid,
                 tid: e.tid,
+                declared,
             },
             repeats,
         ))
@@ -485,6 +512,46 @@ mod tests {
                 (NoveltyKind::Program, "/usr/bin/ps".to_string(), 1),
             ]
         );
+    }
+
+    #[test]
+    fn with_a_thing_description_declared_reads_are_not_raised_and_the_rest_say_what_they_are() {
+        let mut learner = ContextLearner::new();
+        for e in request(1, CONN, "GET /0/config/list HTTP/1.1\r\n") {
+            learner.observe(&e);
+        }
+        let mut profile = learner.finish();
+        profile.declared = vec![
+            DeclaredRequest::new("GET", "/0/detection/status", true, "property status"),
+            DeclaredRequest::new("GET", "/0/detection/pause", false, "action pause"),
+        ];
+        let mut watcher = ContextWatcher::new();
+        let mut found = Vec::new();
+        for line in [
+            "GET /0/config/list HTTP/1.1\r\n",
+            "GET /0/detection/status HTTP/1.1\r\n",
+            "GET /0/detection/pause HTTP/1.1\r\n",
+            "GET /cgi-bin/x HTTP/1.1\r\n",
+        ] {
+            for e in request(1, CONN, line) {
+                if let Some((n, _)) = watcher.observe(&profile, &e) {
+                    found.push(n.explain());
+                }
+            }
+        }
+        assert_eq!(
+            found,
+            [
+                "a request never seen in training: 8080 GET /0/detection/pause \
+                 (the Thing Description's action pause)",
+                "a request never seen in training: 8080 GET /cgi-bin/x \
+                 (not in the device's Thing Description)",
+            ]
+        );
+        // the declared surface is part of the model file
+        let back: ContextProfile =
+            serde_json::from_str(&serde_json::to_string(&profile).unwrap()).unwrap();
+        assert_eq!(back, profile);
     }
 
     #[test]

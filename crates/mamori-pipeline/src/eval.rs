@@ -20,6 +20,7 @@ use mamori_detect::Symbol;
 use serde::Serialize;
 
 use crate::context::{ContextLearner, ContextProfile, ContextWatcher, Novelty};
+use crate::declared::DeclaredRequest;
 use crate::labels::{self, AttackRange};
 use crate::model::{Detector, ModelKind, ModelSettings};
 use crate::operator::{operator_view, steps_hit, OperatorView, ScoredWindow};
@@ -357,6 +358,8 @@ pub struct EvalConfig {
     /// Learn the context signals (programs, requests) from the training recordings and add
     /// them to the operator view (timed recordings only).
     pub context: bool,
+    /// The device's HTTP API from its Thing Description, for the request signal (empty: none).
+    pub declared_api: Vec<DeclaredRequest>,
 }
 
 /// Reads the data an evaluation describes: the class table, the windows and their labels, and
@@ -1011,7 +1014,12 @@ fn file_dataset(cfg: &EvalConfig, window: WindowConfig) -> Result<(ClassTable, D
             Ok(())
         },
     )?;
-    let mut scan = learner.map(|l| ContextScan::new(l.finish()));
+    let mut scan = learner.map(|l| {
+        ContextScan::new(ContextProfile {
+            declared: cfg.declared_api.clone(),
+            ..l.finish()
+        })
+    });
     data.x_label = if timed {
         "seconds from the first window of the test recording".into()
     } else {
@@ -1280,6 +1288,7 @@ mod tests {
             warn: false,
             context: false,
             train_seconds: None,
+            declared_api: Vec::new(),
         }
     }
 

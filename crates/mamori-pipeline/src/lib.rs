@@ -46,6 +46,7 @@
 #![deny(missing_docs)]
 
 pub mod context;
+pub mod declared;
 pub mod eval;
 pub mod labels;
 pub mod model;

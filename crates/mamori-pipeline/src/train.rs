@@ -12,7 +12,8 @@ use mamori_detect::classes::LearnParams;
 use mamori_detect::window::{stitch_streams, WindowConfig};
 use mamori_detect::Symbol;
 
-use crate::context::ContextLearner;
+use crate::context::{ContextLearner, ContextProfile};
+use crate::declared::DeclaredRequest;
 use crate::model::{class_share, Detector, ModelKind, ModelSettings, TrainedModel, TrainingInfo};
 use crate::recording::{self, ReadOptions};
 
@@ -47,6 +48,8 @@ pub struct TrainConfig {
     pub tolerate_novel_calls: usize,
     /// Leave a calibration tail unlike the rest (shutdown, exits) out of calibration.
     pub trim_unlike_tail: bool,
+    /// The device's HTTP API from its Thing Description, for the request signal (empty: none).
+    pub declared_api: Vec<DeclaredRequest>,
 }
 
 /// What happened besides the model, for the caller to report.
@@ -211,7 +214,10 @@ pub fn train(cfg: &TrainConfig, mut on_window: impl FnMut()) -> Result<(TrainedM
             fit_seconds,
             input: Some(read.profile),
         },
-        context: Some(context.finish()),
+        context: Some(ContextProfile {
+            declared: cfg.declared_api.clone(),
+            ..context.finish()
+        }),
         detector,
     };
     Ok((model, notes))

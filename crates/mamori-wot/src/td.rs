@@ -192,6 +192,11 @@ impl ThingDescription {
         Ok(td)
     }
 
+    /// What relative hrefs resolve against: the TD's `base`, else its URL.
+    pub(crate) fn base_url(&self) -> Option<&Url> {
+        self.base.as_ref()
+    }
+
     /// The Thing's title.
     pub fn title(&self) -> &str {
         &self.thing.title

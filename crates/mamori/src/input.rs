@@ -8,7 +8,9 @@ use clap::Args;
 use mamori_detect::classes::LearnParams;
 use mamori_detect::window::{StreamMode, WindowConfig};
 use mamori_ingest::Format;
+use mamori_pipeline::declared::DeclaredRequest;
 use mamori_pipeline::recording::{self, ReadOptions};
+use mamori_wot::td::ThingDescription;
 
 pub use mamori_pipeline::recording::load_profile;
 
@@ -53,9 +55,38 @@ pub struct ProfileArgs {
         help_heading = "Classes"
     )]
     pub min_syscall_share: f64,
+    /// The device's W3C WoT Thing Description (JSON file), e.g. profiles/motion.td.json: a
+    /// request never seen in training that the TD declares as a read (readproperty, an event
+    /// subscription) is not raised by the request signal; any other says whether the TD
+    /// declares it (an action, a property write) or not. Stored in the model.
+    #[arg(long, value_name = "TD.json", help_heading = "Context")]
+    pub thing_description: Option<PathBuf>,
 }
 
 impl ProfileArgs {
+    /// The HTTP requests the `--thing-description` declares (none without one).
+    pub fn declared_api(&self) -> Result<Vec<DeclaredRequest>> {
+        let Some(path) = &self.thing_description else {
+            return Ok(Vec::new());
+        };
+        let bytes = std::fs::read(path).map_err(|e| {
+            anyhow::anyhow!("--thing-description {}: cannot read: {e}", path.display())
+        })?;
+        let td = ThingDescription::parse(&path.display().to_string(), &bytes)
+            .map_err(|e| anyhow::anyhow!("--thing-description {e}"))?;
+        let forms = td.http_forms();
+        if forms.is_empty() {
+            bail!(
+                "--thing-description {}: the TD declares no HTTP(S) forms",
+                path.display()
+            );
+        }
+        Ok(forms
+            .into_iter()
+            .map(|f| DeclaredRequest::new(&f.method, &f.href, f.reads, f.what))
+            .collect())
+    }
+
     /// Settings for learning a class table.
     pub fn learn_params(&self, name: &str) -> LearnParams {
         LearnParams {

@@ -446,3 +446,146 @@ fn bundled_motion_recordings_default_catches_every_visible_step_without_false_al
         .as_str()
         .is_some_and(|w| w.ends_with("GET /0/detection/pause"))));
 }
+
+/// The device's Thing Description (profiles/motion.td.json) tells the request signal which new
+/// endpoints only read. Trained on the first minute of `normal-a` only, the driver had not yet
+/// called `GET /0/detection/status` (a readOnly property), and its later calls are the context
+/// signals' only false alarms; with the TD they are not raised, while the three web-API attack
+/// steps (an action, a configuration change, a write of motion.conf) still alert at once and
+/// say what the TD declares them as.
+#[test]
+fn a_thing_description_keeps_declared_reads_quiet_and_names_what_the_attack_steps_were() {
+    let d = repo().join("data/motion");
+    let eval = |td: bool| -> serde_json::Value {
+        let mut cmd = mamori();
+        cmd.args(["eval", "--json", "-q", "--warmup", "10", "--models", "hmm"])
+            .args(["--train-seconds", "60"])
+            .arg("--profile")
+            .arg(repo().join("profiles/motion.toml"))
+            .arg("--train")
+            .arg(d.join("normal-a.strace.gz"))
+            .arg("--normal")
+            .arg(d.join("normal-b.strace.gz"))
+            .arg("--test")
+            .arg(d.join("api-tamper.strace.gz"))
+            .arg("--labels")
+            .arg(d.join("api-tamper.labels"));
+        if td {
+            cmd.arg("--thing-description")
+                .arg(repo().join("profiles/motion.td.json"));
+        }
+        serde_json::from_slice(&run(&mut cmd).stdout).expect("JSON report")
+    };
+    let requests = |report: &serde_json::Value| -> Vec<(String, Option<String>)> {
+        report["context"]["novelties"]
+            .as_array()
+            .expect("novelties")
+            .iter()
+            .map(|n| &n["novelty"])
+            .filter(|n| n["kind"] == "request")
+            .map(|n| {
+                let what = n["what"].as_str().unwrap_or("?").to_string();
+                (what, n["declared"].as_str().map(str::to_string))
+            })
+            .collect()
+    };
+    let api_steps = ["pause-detection", "raise-threshold", "write-config"];
+    let caught = |report: &serde_json::Value| -> Vec<String> {
+        report["context"]["operator"]["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .filter(|s| s["latency_s"].as_f64().is_some_and(|l| l <= 2.0))
+            .filter_map(|s| s["name"].as_str().map(str::to_string))
+            .filter(|n| api_steps.contains(&n.as_str()))
+            .collect()
+    };
+
+    let plain = eval(false);
+    let status = "18080 GET /0/detection/status";
+    assert!(requests(&plain).iter().any(|(w, _)| w == status));
+    assert!(plain["context"]["operator"]["false_alarms"].as_u64() > Some(0));
+    assert_eq!(caught(&plain), api_steps);
+
+    let with_td = eval(true);
+    let seen = requests(&with_td);
+    assert!(seen.iter().all(|(w, _)| w != status), "{seen:?}");
+    assert_eq!(with_td["context"]["operator"]["false_alarms"], 0);
+    assert_eq!(caught(&with_td), api_steps);
+    let declared = |what: &str| {
+        seen.iter()
+            .find(|(w, _)| w == what)
+            .and_then(|(_, d)| d.clone())
+    };
+    assert_eq!(
+        declared("18080 GET /0/detection/pause").as_deref(),
+        Some("the Thing Description's action pauseDetection")
+    );
+    assert_eq!(
+        declared("18080 GET /0/config/set?threshold").as_deref(),
+        Some("the Thing Description's action setOption")
+    );
+}
+
+/// `mamori train --thing-description` stores the declared API in the model, and `mamori score`
+/// explains a new request with it; a TD that cannot be used is refused with where it is wrong.
+#[test]
+fn train_stores_the_thing_description_and_score_explains_with_it() {
+    let d = repo().join("data/motion");
+    let tmp = TempDir::new("td");
+    let model = tmp.0.join("m.json");
+    run(mamori()
+        .args(["train", "-q", "--warmup", "10", "--model", "hmm"])
+        .arg("--profile")
+        .arg(repo().join("profiles/motion.toml"))
+        .arg("--thing-description")
+        .arg(repo().join("profiles/motion.td.json"))
+        .arg("-o")
+        .arg(&model)
+        .arg(d.join("normal-a.strace.gz")));
+    let out = mamori()
+        .args(["score", "--alerts-only", "-m"])
+        .arg(&model)
+        .arg(d.join("api-tamper.strace.gz"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "alerts were raised");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "a request never seen in training: 18080 GET /0/config/write \
+             (the Thing Description's action writeConfiguration)"
+        ),
+        "{text}"
+    );
+
+    let bad = tmp.0.join("broken.td.json");
+    std::fs::write(&bad, "{\"title\": \"cam\",\n \"properties\": [}").expect("write");
+    for body in [&bad, &tmp.0.join("missing.td.json")] {
+        let out = mamori()
+            .args(["train", "-q", "--thing-description"])
+            .arg(body)
+            .arg("-o")
+            .arg(tmp.0.join("never.json"))
+            .arg(d.join("normal-a.strace.gz"))
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&*body.display().to_string()), "{err}");
+    }
+    let err = String::from_utf8_lossy(
+        &mamori()
+            .args(["train", "-q", "--thing-description"])
+            .arg(&bad)
+            .arg("-o")
+            .arg(tmp.0.join("never.json"))
+            .arg(d.join("normal-a.strace.gz"))
+            .output()
+            .expect("runs")
+            .stderr,
+    )
+    .to_string();
+    assert!(err.contains("line 2"), "{err}");
+    assert!(!tmp.0.join("never.json").exists());
+}

@@ -229,6 +229,7 @@ impl EvalArgs {
             warn: !self.quiet,
             context: !self.no_context,
             train_seconds: self.train_seconds,
+            declared_api: self.profile.declared_api()?,
         })
     }
 }

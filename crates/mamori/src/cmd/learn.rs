@@ -139,6 +139,7 @@ pub fn run(args: LearnArgs) -> Result<()> {
         tolerate_novel_calls: args.tolerate_novel_calls,
         // a live recording is cut when --duration ends, often mid-operation
         trim_unlike_tail: true,
+        declared_api: args.profile.declared_api()?,
     };
     train::train_and_save(
         &config,

@@ -38,6 +38,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             "window": m.window,
             "threshold": m.threshold,
             "training": m.training,
+            "context": m.context,
         });
         if let Some(hmm) = m.detector.hmmlearn_layout() {
             v["hmm"] = hmm;
@@ -68,6 +69,27 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
         println!("            {input}");
     }
     println!("detector    {}", m.detector.describe());
+    match &m.context {
+        Some(c) => {
+            let reads = c.declared.iter().filter(|d| d.reads).count();
+            println!(
+                "context     {} programs, {} request kinds{}; declared API: {}",
+                c.programs.len(),
+                c.requests.len(),
+                if c.saw_received_data {
+                    ""
+                } else {
+                    " (no received data: requests not judged)"
+                },
+                if c.declared.is_empty() {
+                    "none".to_string()
+                } else {
+                    format!("{} request forms, {reads} of them reads", c.declared.len())
+                }
+            );
+        }
+        None => println!("context     none (a model file from before the context signals)"),
+    }
     println!(
         "classes     `{}`, {} classes + unknown, unmatched calls: {:?}",
         m.classes.name,

@@ -94,6 +94,7 @@ impl TrainArgs {
             threshold: self.threshold,
             tolerate_novel_calls: self.tolerate_novel_calls,
             trim_unlike_tail: self.calibrate_trim == CalibrateTrim::Auto,
+            declared_api: self.profile.declared_api()?,
         })
     }
 }
