@@ -110,7 +110,10 @@ impl ThingDescription {
             Some(Value::Array(ops)) => ops.iter().filter_map(Value::as_str).collect(),
             _ => default_ops.to_vec(),
         };
-        let method = form.get("htv:methodName").and_then(Value::as_str);
+        let method = form
+            .get("htv:methodName")
+            .and_then(Value::as_str)
+            .filter(|m| !m.trim().is_empty());
         for op in ops {
             let Some((default_method, reads)) = operation(op) else {
                 continue;

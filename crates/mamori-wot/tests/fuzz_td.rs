@@ -87,7 +87,7 @@ fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
     }
 }
 
-/// Everything the Thing monitor does with a TD it accepted.
+/// Everything the Thing monitor (and `--thing-description`) does with a TD it accepted.
 fn use_td(td: &ThingDescription) {
     let (targets, _skipped) = td.readable_properties();
     for t in &targets {
@@ -96,6 +96,11 @@ fn use_td(td: &ThingDescription) {
     let _ = td.subscriptions();
     let _ = td.action("toggle");
     let _ = td.title();
+    // the request signal's view of it
+    for f in td.http_forms() {
+        assert!(f.href.starts_with('/'), "{}", f.href);
+        assert!(!f.method.is_empty());
+    }
 }
 
 #[test]
