@@ -348,7 +348,7 @@ impl MetricsSnapshot {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
         use MetricType::{Counter, Gauge};
         type Field = fn(&ContainerMetrics) -> u64;
-        let per_container: [(&str, MetricType, &str, Field); 12] = [
+        let per_container: [(&str, MetricType, &str, Field); 13] = [
             (
                 "mamori_events_total",
                 Counter,
@@ -405,6 +405,12 @@ impl MetricsSnapshot {
                 Counter,
                 "Alerts raised by first-time programs and requests (also in mamori_alerts_total).",
                 |c| c.stats.context_alerts,
+            ),
+            (
+                "mamori_context_declared_reads_total",
+                Counter,
+                "Requests never seen in training that the model's Thing Description declares as reads (not raised).",
+                |c| c.stats.declared_reads,
             ),
             (
                 "mamori_joined_short_streams_total",
@@ -1033,6 +1039,7 @@ pub(crate) mod tests {
             "mamori_streams_evicted",
             "mamori_context_novelties",
             "mamori_context_alerts",
+            "mamori_context_declared_reads",
             "mamori_joined_short_streams",
             "mamori_probe_records",
             "mamori_probe_dropped",
@@ -1184,7 +1191,7 @@ pub(crate) mod tests {
             families["mamori_resident_memory_bytes"].family_type,
             PrometheusType::Gauge
         );
-        assert_eq!(families.len(), 30);
+        assert_eq!(families.len(), 31);
     }
 
     #[test]

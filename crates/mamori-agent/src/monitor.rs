@@ -62,6 +62,8 @@ pub struct MonitorStats {
     pub novelties: u64,
     /// Alerts raised by them (also counted in `alerts`).
     pub context_alerts: u64,
+    /// New requests the model's Thing Description declares as reads (not raised).
+    pub declared_reads: u64,
 }
 
 struct StreamRecent {
@@ -305,7 +307,9 @@ impl ContainerMonitor {
         let Some(profile) = self.model.model.context.as_ref() else {
             return;
         };
-        let Some((novelty, repeats)) = self.context.observe(profile, e) else {
+        let found = self.context.observe(profile, e);
+        self.stats.declared_reads = self.context.declared_reads();
+        let Some((novelty, repeats)) = found else {
             return;
         };
         self.stats.novelties += 1;

@@ -259,12 +259,20 @@ pub struct ContextWatcher {
     tracker: Tracker,
     /// Items already reported by this watcher, by kind, with how often each was seen.
     seen: HashMap<(NoveltyKind, String), u64>,
+    /// Requests new to training that the Thing Description declares as reads (not returned).
+    declared_reads: u64,
 }
 
 impl ContextWatcher {
     /// A watcher that has seen nothing yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many requests new to training were not returned because the device's Thing
+    /// Description declares them as reads.
+    pub fn declared_reads(&self) -> u64 {
+        self.declared_reads
     }
 
     /// The first-time action this event shows, if any. Every occurrence of an item missing
@@ -288,7 +296,10 @@ impl ContextWatcher {
             NoveltyKind::Request if !profile.declared.is_empty() => {
                 match declaration(&profile.declared, &what) {
                     // the device used as documented, changing nothing
-                    Declaration::Read(_) => return None,
+                    Declaration::Read(_) => {
+                        self.declared_reads += 1;
+                        return None;
+                    }
                     Declaration::Change(w) => Some(format!("the Thing Description's {w}")),
                     Declaration::Undeclared => Some("not in the device's Thing Description".into()),
                 }
@@ -539,6 +550,7 @@ mod tests {
                 }
             }
         }
+        assert_eq!(watcher.declared_reads(), 1);
         assert_eq!(
             found,
             [
