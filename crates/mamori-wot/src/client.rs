@@ -82,6 +82,14 @@ pub enum FetchError {
         /// Its first bytes, escaped.
         start: String,
     },
+    /// A reply declared as text was not UTF-8.
+    #[error("reply is not UTF-8 text: {message}; starts {start}")]
+    NotText {
+        /// The decoder's message.
+        message: String,
+        /// Its first bytes, escaped.
+        start: String,
+    },
     /// The URL or the request could not be built.
     #[error("{message}")]
     Request {
@@ -107,6 +115,7 @@ impl FetchError {
             FetchError::Status { .. } => "status",
             FetchError::TooLarge { .. } => "too-large",
             FetchError::NotJson { .. } => "not-json",
+            FetchError::NotText { .. } => "not-text",
             FetchError::Request { .. } => "request",
             FetchError::NoCredentials { .. } => "credentials",
         }
@@ -223,6 +232,29 @@ impl HttpClient {
             .await
     }
 
+    /// GET `url` whose form declares a text content type (`text/plain`, `text/html`): the body
+    /// is the value, as a JSON string.
+    pub async fn get_text(
+        &self,
+        url: &str,
+        auth: Auth,
+        credentials: &Credentials,
+        timeout: Duration,
+    ) -> Result<Reply, FetchError> {
+        let started = Instant::now();
+        let (_, body) = self
+            .exchange(Method::GET, url, None, auth, credentials, timeout)
+            .await?;
+        let text = String::from_utf8(body.to_vec()).map_err(|e| FetchError::NotText {
+            message: e.to_string(),
+            start: escaped_start(&body, 60),
+        })?;
+        Ok(Reply {
+            value: Value::String(text),
+            latency: started.elapsed(),
+        })
+    }
+
     /// Sends a request with an optional JSON body and decodes a JSON reply (an empty body is
     /// `null`).
     pub async fn send(
@@ -235,6 +267,34 @@ impl HttpClient {
         timeout: Duration,
     ) -> Result<Reply, FetchError> {
         let started = Instant::now();
+        let (content_type, body) = self
+            .exchange(method, url, body, auth, credentials, timeout)
+            .await?;
+        let value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body).map_err(|e| FetchError::NotJson {
+                content_type,
+                message: e.to_string(),
+                start: escaped_start(&body, 60),
+            })?
+        };
+        Ok(Reply {
+            value,
+            latency: started.elapsed(),
+        })
+    }
+
+    /// Sends a request; a successful reply's content type and body.
+    async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        auth: Auth,
+        credentials: &Credentials,
+        timeout: Duration,
+    ) -> Result<(String, Bytes), FetchError> {
         let request = build_request(method, url, body, auth, credentials)?;
         let exchange = async {
             let response = self
@@ -280,21 +340,11 @@ impl HttpClient {
                 body: escaped_start(&body, 120),
             });
         }
-        let value = if body.iter().all(u8::is_ascii_whitespace) && status == StatusCode::NO_CONTENT
-            || body.is_empty()
-        {
-            Value::Null
-        } else {
-            serde_json::from_slice(&body).map_err(|e| FetchError::NotJson {
-                content_type,
-                message: e.to_string(),
-                start: escaped_start(&body, 60),
-            })?
-        };
-        Ok(Reply {
-            value,
-            latency: started.elapsed(),
-        })
+        // a 204's body is nothing, whatever whitespace a server sends with it
+        if status == StatusCode::NO_CONTENT && body.iter().all(u8::is_ascii_whitespace) {
+            return Ok((content_type, Bytes::new()));
+        }
+        Ok((content_type, body))
     }
 }
 

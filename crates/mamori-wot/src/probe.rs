@@ -79,10 +79,16 @@ pub async fn read_property(
     timeout: Duration,
 ) -> PropertyResult {
     let started = std::time::Instant::now();
-    let outcome = match client
-        .get_json(&target.url, target.auth, credentials, timeout)
-        .await
-    {
+    let reply = if target.text {
+        client
+            .get_text(&target.url, target.auth, credentials, timeout)
+            .await
+    } else {
+        client
+            .get_json(&target.url, target.auth, credentials, timeout)
+            .await
+    };
+    let outcome = match reply {
         Ok(reply) => {
             let violations = validate_at(&reply.value, &target.schema, &target.schema_path);
             if violations.is_empty() {

@@ -102,6 +102,9 @@ pub struct PropertyTarget {
     pub schema_path: String,
     /// What the form's security asks for.
     pub auth: Auth,
+    /// The form declares a text content type (`text/plain`, `text/html`): the reply's body is
+    /// the value, a string, instead of JSON.
+    pub text: bool,
 }
 
 /// An observable property or an event offered over HTTP long-poll or SSE.
@@ -292,6 +295,20 @@ impl ThingDescription {
                 });
                 continue;
             };
+            if form.href.contains('{') {
+                skipped.push(Skipped {
+                    name: name.clone(),
+                    reason: format!(
+                        "its href `{}` needs uriVariables values to be read",
+                        form.href
+                    ),
+                });
+                continue;
+            }
+            let text = form
+                .content_type
+                .as_deref()
+                .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/"));
             let resolved = self
                 .resolve(&form.href)
                 .and_then(|url| Ok((url, self.auth_for(form.security.as_ref())?)));
@@ -302,6 +319,7 @@ impl ThingDescription {
                     schema: self.raw["properties"][name.as_str()].clone(),
                     schema_path: join("/properties", name),
                     auth,
+                    text,
                 }),
                 Err(reason) => skipped.push(Skipped {
                     name: name.clone(),
@@ -600,7 +618,12 @@ mod tests {
                 ]},
                 "secret": {"type": "string", "writeOnly": true, "forms": [{"href": "properties/secret"}]},
                 "coaponly": {"type": "string", "forms": [{"href": "coap://127.0.0.1/x"}]},
-                "locked": {"type": "string", "forms": [{"href": "properties/locked", "security": "b"}]}
+                "locked": {"type": "string", "forms": [{"href": "properties/locked", "security": "b"}]},
+                "status": {"type": "string", "readOnly": true,
+                           "forms": [{"href": "status", "contentType": "text/html"}]},
+                "option": {"type": "string", "readOnly": true,
+                           "uriVariables": {"q": {"type": "string"}},
+                           "forms": [{"href": "config{?q}"}]}
             },
             "actions": {"increment": {"forms": [{"href": "actions/increment", "op": "invokeaction"}]}},
             "events": {"change": {"data": {"type": "integer"}, "forms": [
@@ -615,7 +638,7 @@ mod tests {
         let (targets, skipped) = td.readable_properties();
         let names: Vec<_> = targets
             .iter()
-            .map(|t| (t.name.as_str(), t.url.as_str(), t.auth))
+            .map(|t| (t.name.as_str(), t.url.as_str(), t.auth, t.text))
             .collect();
         assert_eq!(
             names,
@@ -623,12 +646,21 @@ mod tests {
                 (
                     "count",
                     "http://127.0.0.1:8080/counter/properties/count",
-                    Auth::None
+                    Auth::None,
+                    false
                 ),
                 (
                     "locked",
                     "http://127.0.0.1:8080/counter/properties/locked",
-                    Auth::Bearer
+                    Auth::Bearer,
+                    false
+                ),
+                // a text reply is the value itself, a string
+                (
+                    "status",
+                    "http://127.0.0.1:8080/counter/status",
+                    Auth::None,
+                    true
                 ),
             ]
         );
@@ -640,6 +672,10 @@ mod tests {
             why,
             vec![
                 ("coaponly", "no readproperty form over http(s)"),
+                (
+                    "option",
+                    "its href `config{?q}` needs uriVariables values to be read"
+                ),
                 ("secret", "writeOnly")
             ]
         );
