@@ -116,17 +116,20 @@ impl Novelty {
             run_len: 1,
             run_start_ns,
         };
+        let mut data = serde_json::json!({
+            "signal": self.kind.name(),
+            "what": self.what,
+            "pid": self.pid,
+            "tid": self.tid,
+            "process": process,
+            "seen_before": repeats,
+        });
+        if let Some(d) = &self.declared {
+            data["declared"] = d.clone().into();
+        }
         let evidence = Evidence::Detail {
             message: self.explain(),
-            data: serde_json::json!({
-                "signal": self.kind.name(),
-                "what": self.what,
-                "pid": self.pid,
-                "tid": self.tid,
-                "process": process,
-                "seen_before": repeats,
-                "declared": self.declared,
-            }),
+            data,
         };
         Alert::warning(
             subject,
