@@ -62,6 +62,7 @@ pub mod classes;
 pub mod cover;
 pub mod dataset;
 pub mod error;
+pub mod gated;
 /// The system-call event, defined in `mamori-core` (re-exported so the algorithms read alone).
 pub use mamori_core::event;
 pub mod hmm;

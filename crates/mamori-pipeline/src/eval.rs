@@ -435,6 +435,9 @@ pub fn evaluate(
             let fit_seconds = started.elapsed().as_secs_f64();
             let started = Instant::now();
             let scores = det.scorer().score_many(&uniq_refs);
+            // a gated model is calibrated on its ungated scores (see Detector::calibration_scorer)
+            let calibration_scores = matches!(det, Detector::HmmStide(_))
+                .then(|| det.calibration_scorer().score_many(&uniq_refs));
             // Models that score whole traces natively do so instead of aggregating windows.
             let trace_scores: Option<Vec<f64>> = data
                 .traces
@@ -452,8 +455,11 @@ pub fn evaluate(
             whole_trace_scores = trace_scores.is_some();
             runs.push(measure(
                 data,
-                &scores,
-                trace_scores.as_deref(),
+                RunScores {
+                    windows: &scores,
+                    calibration: calibration_scores.as_deref().unwrap_or(&scores),
+                    traces: trace_scores.as_deref(),
+                },
                 seed,
                 fit_seconds,
                 score_seconds,
@@ -490,19 +496,31 @@ pub fn evaluate(
     Ok((report_data, plotted))
 }
 
+/// One run's scores: per distinct window, what the threshold is calibrated on (the same except
+/// for a gated model), and per trace for models that score traces natively.
+struct RunScores<'a> {
+    windows: &'a [f64],
+    calibration: &'a [f64],
+    traces: Option<&'a [f64]>,
+}
+
 fn measure(
     data: &Dataset,
-    scores: &[f64],
-    trace_scores: Option<&[f64]>,
+    run: RunScores<'_>,
     seed: u64,
     fit_seconds: f64,
     score_seconds: f64,
     cfg: &EvalConfig,
 ) -> Result<RunResult> {
+    let RunScores {
+        windows: scores,
+        calibration: calibration_scores,
+        traces: trace_scores,
+    } = run;
     let cal: Vec<f64> = data
         .calibration
         .iter()
-        .map(|&i| scores[i as usize])
+        .map(|&i| calibration_scores[i as usize])
         .collect();
     let threshold = calibrate(&cal, cfg.target_fpr)?.value;
     let unlike = mamori_detect::calibrate::unlike_tail(&cal, cfg.target_fpr);

@@ -5,6 +5,7 @@ use mamori_detect::autoencoder::{Autoencoder, AutoencoderParams, Encoding};
 use mamori_detect::calibrate::Threshold;
 use mamori_detect::classes::ClassTableConfig;
 use mamori_detect::cover::SequenceCover;
+use mamori_detect::gated::NoveltyGatedHmm;
 use mamori_detect::hmm::{
     CategoricalHmm, CategoricalHmmParams, FlatBoscHmm, MultinomialMixture, MultinomialMixtureParams,
 };
@@ -43,6 +44,9 @@ pub enum ModelKind {
     /// GRU language model over the call sequence (Kim et al. 2016): mean negative
     /// log-likelihood per call. Trained on whole sequences; scores whole traces as well as windows.
     Gru,
+    /// The HMM counted only in windows holding an n-gram never seen in training (STIDE's
+    /// novelty): both must agree. Calibrated on the HMM's own scores.
+    HmmStide,
 }
 
 impl ModelKind {
@@ -54,7 +58,8 @@ impl ModelKind {
             | ModelKind::AeIndex
             | ModelKind::Stide
             | ModelKind::Cover
-            | ModelKind::Gru => "sequence",
+            | ModelKind::Gru
+            | ModelKind::HmmStide => "sequence",
             ModelKind::HmmBoscFlat | ModelKind::HmmBosc | ModelKind::AeBosc | ModelKind::Kmeans => {
                 "BoSC"
             }
@@ -64,7 +69,7 @@ impl ModelKind {
 
 impl ModelKind {
     /// Every kind, in the order they are documented.
-    pub const ALL: [ModelKind; 10] = [
+    pub const ALL: [ModelKind; 11] = [
         ModelKind::Hmm,
         ModelKind::HmmBoscFlat,
         ModelKind::HmmBosc,
@@ -75,6 +80,7 @@ impl ModelKind {
         ModelKind::Kmeans,
         ModelKind::Cover,
         ModelKind::Gru,
+        ModelKind::HmmStide,
     ];
 
     /// The name flags, files and alerts use (`ae-bosc`).
@@ -90,6 +96,7 @@ impl ModelKind {
             ModelKind::Kmeans => "kmeans",
             ModelKind::Cover => "cover",
             ModelKind::Gru => "gru",
+            ModelKind::HmmStide => "hmm-stide",
         }
     }
 }
@@ -245,6 +252,8 @@ pub enum Detector {
     Cover(SequenceCover),
     /// See [`ModelKind::Gru`].
     Gru(GruLm),
+    /// See [`ModelKind::HmmStide`].
+    HmmStide(NoveltyGatedHmm),
 }
 
 impl Detector {
@@ -324,7 +333,20 @@ impl Detector {
                 };
                 Detector::Gru(GruLm::fit(&params, seqs, n_symbols).with_context(ctx)?)
             }
+            ModelKind::HmmStide => Detector::HmmStide(NoveltyGatedHmm {
+                hmm: s.hmm(seed).fit(windows, n_symbols).with_context(ctx)?,
+                novelty: Stide::fit(windows, &StideParams { ngram: s.ngram }).with_context(ctx)?,
+            }),
         })
+    }
+
+    /// What thresholds are calibrated on: the model itself, except for [`ModelKind::HmmStide`],
+    /// whose gated scores are mostly 0 and which is calibrated on its HMM's scores.
+    pub fn calibration_scorer(&self) -> &dyn WindowScorer {
+        match self {
+            Detector::HmmStide(m) => m.ungated(),
+            other => other.scorer(),
+        }
     }
 
     /// The score of a whole sequence (trace), for models that score sequences natively rather
@@ -348,6 +370,7 @@ impl Detector {
             Detector::Kmeans(m) => m,
             Detector::Cover(m) => m,
             Detector::Gru(m) => m,
+            Detector::HmmStide(m) => m,
         }
     }
 
@@ -393,6 +416,13 @@ impl Detector {
                 m.n_symbols(),
                 m.history().last().copied().unwrap_or(f64::NAN)
             ),
+            Detector::HmmStide(m) => format!(
+                "categorical HMM, {} states, {} symbols, counted only in windows with a {}-gram outside the {} of training",
+                m.hmm.n_states(),
+                m.hmm.n_symbols(),
+                m.novelty.ngram(),
+                m.novelty.n_grams()
+            ),
         }
     }
 
@@ -401,6 +431,7 @@ impl Detector {
         let hmm = match self {
             Detector::Hmm(m) => m,
             Detector::HmmBoscFlat(m) => m.hmm(),
+            Detector::HmmStide(m) => &m.hmm,
             _ => return None,
         };
         let (n, m) = (hmm.n_states(), hmm.n_symbols());

@@ -165,14 +165,14 @@ pub fn train(cfg: &TrainConfig, mut on_window: impl FnMut()) -> Result<(TrainedM
         }),
         None if !calibration.is_empty() => {
             let refs: Vec<&[Symbol]> = calibration.iter().map(Vec::as_slice).collect();
-            let mut scores = detector.scorer().score_many(&refs);
+            let mut scores = detector.calibration_scorer().score_many(&refs);
             notes.unlike_tail = unlike_tail(&scores, cfg.target_fpr);
             if notes.unlike_tail > 0 && cfg.trim_unlike_tail {
                 scores.truncate(scores.len() - notes.unlike_tail);
                 notes.trimmed = true;
             }
             let t = calibrate(&scores, cfg.target_fpr).context("calibrating the threshold")?;
-            check_reachable(t.value, detector.scorer().max_score())
+            check_reachable(t.value, detector.calibration_scorer().max_score())
                 .context("calibrating the threshold")?;
             Some(t)
         }

@@ -387,16 +387,17 @@ fn train_and_score_cover_model() {
 }
 
 /// The bundled motion recordings (data/motion) with the defaults an operator gets (EVALUATION.md,
-/// issue #17): the HMM on per-thread streams at the syscall rule (10th flagged window) plus the
-/// context signals, counted strictly. Every step but `exit-shell` (whose calls are in none of
-/// Table 1's classes and which runs no program) is alerted within 2 s, with no false alarm in
-/// the ~30 min of normal time; neither the context signals nor the HMM alone do both.
+/// issue #17): `hmm-stide` (and the plain HMM it gates) on per-thread streams at the syscall rule
+/// (10th flagged window) plus the context signals, counted strictly. Every step but `exit-shell`
+/// (whose calls are in none of Table 1's classes and which runs no program) is alerted within
+/// 2 s, with no false alarm in the ~30 min of normal time; neither the context signals nor a
+/// window model alone do both.
 #[test]
 fn bundled_motion_recordings_default_catches_every_visible_step_without_false_alarms() {
     let d = repo().join("data/motion");
     let mut cmd = mamori();
     cmd.args(["eval", "--json", "-q", "--warmup", "10"])
-        .args(["--models", "hmm"])
+        .args(["--models", "hmm,hmm-stide"])
         .arg("--profile")
         .arg(repo().join("profiles/motion.toml"))
         .arg("--train")
@@ -424,10 +425,30 @@ fn bundled_motion_recordings_default_catches_every_visible_step_without_false_al
             .map(|s| s["name"].as_str().unwrap_or("?").to_string())
             .collect()
     };
-    let run0 = &report["models"][0]["runs"][0];
-    let default = &run0["operator_with_context"];
-    assert_eq!(missed(default), vec!["exit-shell".to_string()]);
-    assert_eq!(default["false_alarms"], 0, "{default}");
+    let models = report["models"].as_array().expect("models");
+    assert_eq!(models[1]["model"], "hmm-stide");
+    // the gated model is calibrated on its HMM's own scores: the same threshold as the HMM's
+    assert_eq!(
+        models[1]["runs"][0]["threshold"],
+        models[0]["runs"][0]["threshold"]
+    );
+    for m in models {
+        let default = &m["runs"][0]["operator_with_context"];
+        assert_eq!(
+            missed(default),
+            vec!["exit-shell".to_string()],
+            "{}",
+            m["model"]
+        );
+        assert_eq!(default["false_alarms"], 0, "{}: {default}", m["model"]);
+        let alone = &m["runs"][0]["operator"];
+        assert!(
+            missed(alone).len() >= 5,
+            "{} alone: {:?}",
+            m["model"],
+            missed(alone)
+        );
+    }
     // each part alone is worse on steps
     let context = &report["context"]["operator"];
     assert!(
@@ -436,8 +457,6 @@ fn bundled_motion_recordings_default_catches_every_visible_step_without_false_al
         missed(context)
     );
     assert!(missed(context).contains(&"restart".to_string()));
-    let hmm = &run0["operator"];
-    assert!(missed(hmm).len() >= 5, "hmm alone: {:?}", missed(hmm));
     // the web-API steps start no process: only their requests are new
     let novelties = report["context"]["novelties"]
         .as_array()

@@ -104,7 +104,7 @@ pub struct EvalArgs {
     #[arg(long, value_parser = parse_trace_score, default_value_t = TraceScore::Mean, value_name = "HOW", help_heading = "Evaluation")]
     pub trace_score: TraceScore,
     /// Models to evaluate, comma-separated (hmm, hmm-bosc-flat, hmm-bosc, ae, ae-index, ae-bosc,
-    /// stide, kmeans, cover, gru).
+    /// stide, kmeans, cover, gru, hmm-stide).
     #[arg(
         long,
         value_parser = parse_model_kind,

@@ -49,8 +49,9 @@ pub struct TrainArgs {
     /// calibration says (a floor under the threshold; see `mamori learn`).
     #[arg(long, default_value_t = 0, value_name = "CALLS")]
     pub tolerate_novel_calls: usize,
-    /// Which model to train.
-    #[arg(long = "model", value_parser = parse_model_kind, default_value_t = ModelKind::Hmm, value_name = "MODEL")]
+    /// Which model to train. The default, hmm-stide, is the 3-state HMM counted only in windows
+    /// that hold an n-gram never seen in training (EVALUATION.md, issue #17).
+    #[arg(long = "model", value_parser = parse_model_kind, default_value_t = ModelKind::HmmStide, value_name = "MODEL")]
     pub kind: ModelKind,
     #[command(flatten)]
     pub input: InputArgs,
