@@ -19,8 +19,9 @@ done
 echo "== the paper's settings: Table 1 classes, one interleaved stream, window 19" >&2
 target/release/mamori eval "${common[@]}" --stream interleaved --plots out/demo/paper "$@" |
   tee out/demo/paper/report.txt
-echo "== recommended: the same classes, one stream per thread, motion's Thing Description" >&2
+echo "== recommended: the same classes, one stream per thread, motion's Thing Description; hmm-stide (the default) first" >&2
 target/release/mamori eval "${common[@]}" --stream per-thread --thing-description profiles/motion.td.json \
+  --models hmm-stide,hmm,hmm-bosc-flat,hmm-bosc,ae,ae-bosc,stide,kmeans,cover \
   --plots out/demo/recommended "$@" |
   tee out/demo/recommended/report.txt
 echo "reports: out/demo/{paper,recommended}/report.txt, plots: out/demo/*/roc.svg, timeline-*.svg"
