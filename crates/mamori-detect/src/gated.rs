@@ -37,6 +37,16 @@ impl NoveltyGatedHmm {
     pub fn is_novel(&self, window: &[Symbol]) -> bool {
         self.novelty.mismatch_rate(window) > 0.0
     }
+
+    /// The gated scores of `windows` from their HMM scores (`ungated().score_many(windows)`), so
+    /// a caller that needs both computes the HMM once.
+    pub fn gate(&self, windows: &[&[Symbol]], hmm_scores: &[f64]) -> Vec<f64> {
+        windows
+            .iter()
+            .zip(hmm_scores)
+            .map(|(w, &s)| if self.is_novel(w) { s } else { 0.0 })
+            .collect()
+    }
 }
 
 impl WindowScorer for NoveltyGatedHmm {
@@ -50,12 +60,7 @@ impl WindowScorer for NoveltyGatedHmm {
     }
 
     fn score_many(&self, windows: &[&[Symbol]]) -> Vec<f64> {
-        let hmm = self.hmm.score_many(windows);
-        windows
-            .iter()
-            .zip(hmm)
-            .map(|(w, s)| if self.is_novel(w) { s } else { 0.0 })
-            .collect()
+        self.gate(windows, &self.hmm.score_many(windows))
     }
 }
 

@@ -434,10 +434,7 @@ pub fn evaluate(
             .with_context(|| format!("training {kind}"))?;
             let fit_seconds = started.elapsed().as_secs_f64();
             let started = Instant::now();
-            let scores = det.scorer().score_many(&uniq_refs);
-            // a gated model is calibrated on its ungated scores (see Detector::calibration_scorer)
-            let calibration_scores = matches!(det, Detector::HmmStide(_))
-                .then(|| det.calibration_scorer().score_many(&uniq_refs));
+            let (scores, calibration_scores) = det.score_with_calibration(&uniq_refs);
             // Models that score whole traces natively do so instead of aggregating windows.
             let trace_scores: Option<Vec<f64>> = data
                 .traces

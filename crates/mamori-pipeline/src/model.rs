@@ -349,6 +349,18 @@ impl Detector {
         }
     }
 
+    /// Scores `windows`, and when thresholds are calibrated on other scores
+    /// ([`Self::calibration_scorer`]) those too, each model scoring every window once.
+    pub fn score_with_calibration(&self, windows: &[&[Symbol]]) -> (Vec<f64>, Option<Vec<f64>>) {
+        match self {
+            Detector::HmmStide(m) => {
+                let hmm = m.ungated().score_many(windows);
+                (m.gate(windows, &hmm), Some(hmm))
+            }
+            other => (other.scorer().score_many(windows), None),
+        }
+    }
+
     /// The score of a whole sequence (trace), for models that score sequences natively rather
     /// than as an aggregate of window scores.
     pub fn sequence_score(&self, sequence: &[Symbol]) -> Option<f64> {

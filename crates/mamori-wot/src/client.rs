@@ -131,6 +131,16 @@ pub struct Reply {
     pub latency: Duration,
 }
 
+impl Reply {
+    /// A value decoded from a reply to a request sent at `started`.
+    fn after(started: Instant, value: Value) -> Self {
+        Self {
+            value,
+            latency: started.elapsed(),
+        }
+    }
+}
+
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// A pooled HTTP(S) client. Cheap to clone.
@@ -245,14 +255,13 @@ impl HttpClient {
         let (_, body) = self
             .exchange(Method::GET, url, None, auth, credentials, timeout)
             .await?;
-        let text = String::from_utf8(body.to_vec()).map_err(|e| FetchError::NotText {
-            message: e.to_string(),
-            start: escaped_start(&body, 60),
-        })?;
-        Ok(Reply {
-            value: Value::String(text),
-            latency: started.elapsed(),
-        })
+        let value = String::from_utf8(body.to_vec())
+            .map(Value::String)
+            .map_err(|e| FetchError::NotText {
+                message: e.to_string(),
+                start: escaped_start(&body, 60),
+            })?;
+        Ok(Reply::after(started, value))
     }
 
     /// Sends a request with an optional JSON body and decodes a JSON reply (an empty body is
@@ -279,10 +288,7 @@ impl HttpClient {
                 start: escaped_start(&body, 60),
             })?
         };
-        Ok(Reply {
-            value,
-            latency: started.elapsed(),
-        })
+        Ok(Reply::after(started, value))
     }
 
     /// Sends a request; a successful reply's content type and body.
