@@ -10,6 +10,7 @@ use mamori_detect::event::SyscallEvent;
 use mamori_ingest::Record;
 
 use crate::raw::{Kind, RawEvent};
+use crate::sockets::{accepted_name, socket_inode, socket_names};
 use crate::syscalls_table::{table, CallInfo, Payload};
 
 /// One assembled record and the cgroup it came from (the caller names the container).
@@ -58,6 +59,7 @@ impl FdSnapshots {
                 continue;
             };
             let mut table = FdTable::new();
+            let mut sockets = None;
             for entry in entries.flatten().take(FDS_PER_PROCESS) {
                 let Some(fd) = entry
                     .file_name()
@@ -67,7 +69,16 @@ impl FdSnapshots {
                     continue;
                 };
                 if let Ok(link) = std::fs::read_link(entry.path()) {
-                    table.insert(fd, Some(Arc::from(link.to_string_lossy().as_ref())));
+                    let link = link.to_string_lossy();
+                    let name = match socket_inode(&link) {
+                        Some(inode) => sockets
+                            .get_or_insert_with(|| socket_names(proc_root, pid))
+                            .get(&inode)
+                            .cloned()
+                            .unwrap_or_else(|| link.to_string()),
+                        None => link.to_string(),
+                    };
+                    table.insert(fd, Some(Arc::from(name)));
                 }
             }
             tables.push((pid, table));
@@ -104,6 +115,9 @@ pub struct Assembler {
     fds: HashMap<u32, FdTable>,
     /// Tables read when watching began, claimed per process on first sight.
     snapshots: FdSnapshots,
+    /// The parent's table at each fork, by parent and the child's id as the fork returned it,
+    /// until the child's own first record claims it.
+    forks: HashMap<(u32, u32), FdTable>,
     /// Added to CLOCK_MONOTONIC to get nanoseconds since the epoch.
     epoch_offset_ns: i64,
     /// Where /proc is (tests point it elsewhere).
@@ -166,6 +180,11 @@ pub fn sockaddr_text(b: &[u8]) -> Option<String> {
     }
 }
 
+/// The descriptor a call works on, from its argument words.
+fn fd_arg(raw: &RawEvent<'_>, info: &CallInfo) -> Option<i64> {
+    info.fd_arg.map(|i| raw.args[usize::from(i)] as i32 as i64)
+}
+
 fn socket_kind(domain: u64, ty: u64) -> &'static str {
     match (domain as i32, (ty & 0xf) as i32) {
         (libc::AF_INET, libc::SOCK_STREAM) => "TCP",
@@ -190,6 +209,7 @@ impl Assembler {
             proc_root: "/proc".into(),
             unknown_names: HashMap::new(),
             snapshots: FdSnapshots::default(),
+            forks: HashMap::new(),
         }
     }
 
@@ -233,9 +253,12 @@ impl Assembler {
             return known.as_deref().map(str::to_string);
         }
         let link = format!("{}/{tgid}/fd/{fd}", self.proc_root);
-        let path: Option<Arc<str>> = std::fs::read_link(link)
-            .ok()
-            .map(|p| Arc::from(p.to_string_lossy().as_ref()));
+        let path: Option<Arc<str>> = std::fs::read_link(link).ok().map(|p| {
+            let link = p.to_string_lossy();
+            let named = socket_inode(&link)
+                .and_then(|inode| socket_names(&self.proc_root, tgid).remove(&inode));
+            Arc::from(named.as_deref().unwrap_or(&link))
+        });
         let table = self.table(tgid);
         if table.len() >= FDS_PER_PROCESS {
             table.clear();
@@ -290,30 +313,35 @@ impl Assembler {
     /// Feeds one raw record; completed records go to `out`.
     pub fn push(&mut self, raw: &RawEvent<'_>, out: &mut impl FnMut(Captured)) {
         match raw.kind {
-            Kind::Enter => self.enter(raw, out),
+            Kind::Enter | Kind::EnterExitFollows => self.enter(raw, out),
             Kind::Exit => self.exit(raw, out),
         }
     }
 
-    fn enter(&mut self, raw: &RawEvent<'_>, out: &mut impl FnMut(Captured)) {
-        let info = self.info(raw.nr).cloned().unwrap_or_default();
-        let syscall = self.name(raw.nr);
+    /// A call's event from its record's header: name, process, and the descriptor it works on.
+    fn base_event(&mut self, raw: &RawEvent<'_>, info: &CallInfo) -> SyscallEvent {
         let mut event = SyscallEvent {
             time_ns: Some(raw.mono_ns as i64 + self.epoch_offset_ns),
             pid: Some(raw.tgid),
             tid: Some(raw.tid),
             process: Some(raw.comm()),
             container: None,
-            syscall,
+            syscall: self.name(raw.nr),
             args: Vec::new(),
             fd_path: None,
             ret: None,
         };
-        let fd_arg = info.fd_arg.map(|i| raw.args[usize::from(i)] as i32 as i64);
-        if let Some(fd) = fd_arg {
+        if let Some(fd) = fd_arg(raw, info) {
             event.args.push(fd.to_string());
             event.fd_path = self.fd_path(raw.tgid, fd);
         }
+        event
+    }
+
+    fn enter(&mut self, raw: &RawEvent<'_>, out: &mut impl FnMut(Captured)) {
+        let info = self.info(raw.nr).cloned().unwrap_or_default();
+        let mut event = self.base_event(raw, &info);
+        let fd_arg = fd_arg(raw, &info);
         match info.payload {
             Some(Payload::Str { .. }) => event.args.push(text(nul_terminated(raw.payload).0)),
             Some(Payload::Str2 { .. }) => {
@@ -390,7 +418,7 @@ impl Assembler {
             }
             _ => {}
         }
-        if info.want_exit {
+        if info.want_exit || raw.kind == Kind::EnterExitFollows {
             if self.pending.len() >= PENDING_MAX {
                 self.flush(out);
             }
@@ -419,9 +447,24 @@ impl Assembler {
     }
 
     fn exit(&mut self, raw: &RawEvent<'_>, out: &mut impl FnMut(Captured)) {
-        // a new thread's first return (clone in the child) has no entry here
-        let Some(mut p) = self.pending.remove(&raw.tid) else {
-            return;
+        let info = self.info(raw.nr).cloned().unwrap_or_default();
+        let mut p = match self.pending.remove(&raw.tid) {
+            Some(p) => p,
+            // capture began while the call was blocked (a server waiting in accept); the exit
+            // carries the arguments again, and the connection must be named
+            None if info.accepts => Pending {
+                cgroup: raw.cgroup,
+                nr: raw.nr,
+                args: raw.args,
+                event: self.base_event(raw, &info),
+            },
+            // a child's first return (from clone or fork in the child) has no entry here
+            None => {
+                if info.new_task && raw.ret == 0 {
+                    self.child_started(raw);
+                }
+                return;
+            }
         };
         if p.nr != raw.nr {
             out(Captured {
@@ -431,13 +474,15 @@ impl Assembler {
             return;
         }
         p.event.ret = Some(raw.ret);
-        let info = self.info(raw.nr).cloned().unwrap_or_default();
         let name = p.event.syscall.as_str();
         if info.opens_fd && raw.ret >= 0 {
             let fd = raw.ret;
             let path = match info.payload {
                 Some(Payload::Str { .. }) => p.event.args.last().cloned(),
                 _ if name == "socket" => Some(format!("{}:[]", socket_kind(p.args[0], p.args[1]))),
+                // the listening socket's name and the peer's address, as strace -yy shows it
+                _ if info.accepts => sockaddr_text(raw.payload)
+                    .and_then(|peer| accepted_name(p.event.fd_path.as_deref()?, &peer)),
                 _ if name.starts_with("dup") => p.event.fd_path.clone(),
                 _ => None,
             };
@@ -446,6 +491,11 @@ impl Assembler {
         } else if info.opens_fd && info.payload.is_some() {
             // a failed open names no descriptor, as strace's parser does
             p.event.fd_path = None;
+        }
+        if info.first_data && !raw.payload.is_empty() {
+            // a new connection's first data, as strace shows a read: descriptor, data, size
+            p.event.args.push(text(raw.payload));
+            p.event.args.push(p.args[2].to_string());
         }
         if name == "fcntl" && matches!(p.args[1], F_DUPFD | F_DUPFD_CLOEXEC) && raw.ret >= 0 {
             // the shell saves a descriptor this way before a redirection and restores it after
@@ -456,12 +506,16 @@ impl Assembler {
             "clone" => p.args[0] & CLONE_THREAD == 0,
             _ => false,
         };
+        // the child's id as the parent's pid namespace numbers it: right on the host, and
+        // overwritten by the child's own first record (`child_started`) inside a container
         if new_process && raw.ret > 0 {
             if let Ok(child) = u32::try_from(raw.ret) {
-                if !self.fds.contains_key(&child) {
-                    let table = self.table(raw.tgid).clone();
-                    self.fds.insert(child, table);
+                let table = self.table(raw.tgid).clone();
+                if self.forks.len() >= PROCESSES {
+                    self.forks.clear();
                 }
+                self.forks.insert((raw.tgid, child), table.clone());
+                self.fds.entry(child).or_insert(table);
             }
         }
         if name.starts_with("execve") && raw.ret == 0 {
@@ -473,6 +527,36 @@ impl Assembler {
             cgroup: p.cgroup,
             record: Record::Call(p.event),
         });
+    }
+
+    /// A child's first record: it starts from its parent's descriptor table (the probe names
+    /// the parent; the parent's own return value is the child's id in the parent's pid
+    /// namespace, not the id records carry, when the parent runs in a container).
+    fn child_started(&mut self, raw: &RawEvent<'_>) {
+        let word = |i: usize| {
+            let b = raw.payload.get(4 * i..4 * i + 4)?;
+            Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let (Some(parent), Some(own_id)) = (word(0), word(1)) else {
+            return;
+        };
+        if parent == raw.tgid {
+            return; // a thread shares its process's table
+        }
+        // the table as it was at the fork, if the parent's return came first; otherwise the
+        // parent has done nothing since the fork that was assembled, so its table is that one
+        let table = match self.forks.remove(&(parent, own_id)) {
+            Some(t) => t,
+            None if self.fds.contains_key(&raw.tgid) => return,
+            None => match self.fds.get(&parent) {
+                Some(t) => t.clone(),
+                None => return,
+            },
+        };
+        if self.fds.len() >= PROCESSES {
+            self.fds.clear();
+        }
+        self.fds.insert(raw.tgid, table);
     }
 
     /// Emits every call still waiting for its exit, without a result.
@@ -843,5 +927,202 @@ mod tests {
         });
         assert_eq!(call(&got[0]).fd_path.as_deref(), Some("pipe:[77]"));
         assert!(snapshots.claim(400).is_none(), "a snapshot is used once");
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rec(
+        t: u64,
+        tgid: u32,
+        tid: u32,
+        name: &str,
+        kind: Kind,
+        ret: i64,
+        args: [u64; 6],
+        payload: &[u8],
+    ) -> Vec<u8> {
+        encode(t, 1, tgid, tid, nr(name), kind, ret, args, "httpd", payload)
+    }
+
+    fn sockaddr_in(ip: [u8; 4], port: u16) -> Vec<u8> {
+        let mut b = (libc::AF_INET as u16).to_ne_bytes().to_vec();
+        b.extend_from_slice(&port.to_be_bytes());
+        b.extend_from_slice(&ip);
+        b.extend_from_slice(&[0; 8]);
+        b
+    }
+
+    /// busybox httpd: accept in the server, fork, dup2 the connection to 0 in the child, read the
+    /// request there. The probe reports that first read's exit with the data.
+    #[test]
+    fn a_forked_servers_first_read_carries_the_request_on_the_accepted_connection() {
+        let request = b"GET /cgi-bin/admin HTTP/1.1\r\nHost: x\r\n\r\n";
+        let got = run(&[
+            rec(1, 10, 10, "socket", Kind::Enter, 0, [2, 1, 0, 0, 0, 0], b""),
+            rec(2, 10, 10, "socket", Kind::Exit, 3, [0; 6], b""),
+            rec(
+                3,
+                10,
+                10,
+                "bind",
+                Kind::Enter,
+                0,
+                [3, 0, 16, 0, 0, 0],
+                &sockaddr_in([127, 0, 0, 1], 8080),
+            ),
+            rec(4, 10, 10, "accept", Kind::Enter, 0, [3, 0, 0, 0, 0, 0], b""),
+            rec(
+                5,
+                10,
+                10,
+                "accept",
+                Kind::Exit,
+                4,
+                [0; 6],
+                &sockaddr_in([127, 0, 0, 1], 41674),
+            ),
+            rec(6, 10, 10, "fork", Kind::Enter, 0, [0; 6], b""),
+            rec(7, 10, 10, "fork", Kind::Exit, 11, [0; 6], b""),
+            rec(8, 11, 11, "dup2", Kind::Enter, 0, [4, 0, 0, 0, 0, 0], b""),
+            rec(9, 11, 11, "dup2", Kind::Exit, 0, [0; 6], b""),
+            rec(
+                10,
+                11,
+                11,
+                "read",
+                Kind::EnterExitFollows,
+                0,
+                [0, 0, 1024, 0, 0, 0],
+                b"",
+            ),
+            rec(11, 11, 11, "read", Kind::Exit, 40, [0; 6], request),
+            // a later read of the same connection: no exit, no data
+            rec(
+                12,
+                11,
+                11,
+                "read",
+                Kind::Enter,
+                0,
+                [0, 0, 1024, 0, 0, 0],
+                b"",
+            ),
+        ]);
+        let calls: Vec<&SyscallEvent> = got.iter().map(call).collect();
+        let names: Vec<&str> = calls.iter().map(|e| e.syscall.as_str()).collect();
+        assert_eq!(
+            names,
+            ["socket", "bind", "accept", "fork", "dup2", "read", "read"]
+        );
+        let connection = "TCP:[127.0.0.1:8080->127.0.0.1:41674]";
+        assert_eq!(calls[1].fd_path.as_deref(), Some("TCP:[127.0.0.1:8080]"));
+        assert_eq!(calls[2].fd_path.as_deref(), Some(connection));
+        assert_eq!(calls[2].ret, Some(4));
+        assert_eq!(calls[5].fd_path.as_deref(), Some(connection));
+        assert_eq!(calls[5].ret, Some(40));
+        assert_eq!(
+            calls[5].args,
+            vec![
+                "0".to_string(),
+                String::from_utf8_lossy(request).into_owned(),
+                "1024".into()
+            ]
+        );
+        assert_eq!(calls[6].args, vec!["0"]);
+        assert_eq!(calls[6].ret, None);
+    }
+
+    /// A first read that finds no data yet (EAGAIN on a non-blocking socket) is reported with
+    /// its result and no data.
+    #[test]
+    fn a_first_read_without_data_has_only_its_result() {
+        let got = run(&[
+            rec(
+                1,
+                10,
+                12,
+                "recvfrom",
+                Kind::EnterExitFollows,
+                0,
+                [7, 0, 16384, 0, 0, 0],
+                b"",
+            ),
+            rec(2, 10, 12, "recvfrom", Kind::Exit, -11, [0; 6], b""),
+        ]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(call(&got[0]).args, vec!["7"]);
+        assert_eq!(call(&got[0]).ret, Some(-11));
+    }
+
+    /// In a container the parent's fork returns the child's namespace id (15), not the id the
+    /// probe reports (11013); the child's own return names the parent, so the accepted
+    /// connection it reads is still named.
+    #[test]
+    fn a_child_in_a_pid_namespace_inherits_from_the_parent_its_own_return_names() {
+        let got = run(&[
+            rec(
+                1,
+                10,
+                10,
+                "openat",
+                Kind::Enter,
+                0,
+                [0; 6],
+                b"/www/index.html\0",
+            ),
+            rec(2, 10, 10, "openat", Kind::Exit, 4, [0; 6], b""),
+            rec(3, 10, 10, "fork", Kind::Enter, 0, [0; 6], b""),
+            // the child runs first; its return carries the parent's id and its own (15)
+            rec(4, 11013, 11013, "fork", Kind::Exit, 0, [0; 6], &ids(10, 15)),
+            rec(
+                5,
+                11013,
+                11013,
+                "read",
+                Kind::Enter,
+                0,
+                [4, 0, 9, 0, 0, 0],
+                b"",
+            ),
+            rec(6, 10, 10, "fork", Kind::Exit, 15, [0; 6], b""),
+            // second child: the parent returns and closes its copy before the child's return
+            rec(7, 10, 10, "fork", Kind::Enter, 0, [0; 6], b""),
+            rec(8, 10, 10, "fork", Kind::Exit, 16, [0; 6], b""),
+            rec(9, 10, 10, "close", Kind::Enter, 0, [4, 0, 0, 0, 0, 0], b""),
+            rec(
+                10,
+                11014,
+                11014,
+                "fork",
+                Kind::Exit,
+                0,
+                [0; 6],
+                &ids(10, 16),
+            ),
+            rec(
+                11,
+                11014,
+                11014,
+                "read",
+                Kind::Enter,
+                0,
+                [4, 0, 9, 0, 0, 0],
+                b"",
+            ),
+        ]);
+        let reads: Vec<&SyscallEvent> = got
+            .iter()
+            .map(call)
+            .filter(|e| e.syscall == "read")
+            .collect();
+        assert_eq!(reads.len(), 2);
+        assert_eq!(reads[0].pid, Some(11013));
+        assert_eq!(reads[1].pid, Some(11014));
+        for read in reads {
+            assert_eq!(read.fd_path.as_deref(), Some("/www/index.html"));
+        }
+    }
+
+    fn ids(parent: u32, own: u32) -> Vec<u8> {
+        [parent.to_ne_bytes(), own.to_ne_bytes()].concat()
     }
 }

@@ -10,6 +10,9 @@ pub enum Kind {
     Enter,
     /// The call returned; `ret` is filled in.
     Exit,
+    /// The call started and, although its kind of call reports no exit, this one will: a read
+    /// of a newly accepted connection, whose exit carries the data received.
+    EnterExitFollows,
 }
 
 /// One record from the probe, borrowing the ring buffer's bytes.
@@ -71,6 +74,7 @@ impl<'a> RawEvent<'a> {
         let kind = match u16_at(b, 28) {
             0 => Kind::Enter,
             1 => Kind::Exit,
+            2 => Kind::EnterExitFollows,
             _ => return Err(err("unknown kind")),
         };
         let len = usize::from(u16_at(b, 30));
@@ -126,7 +130,12 @@ pub fn encode(
     b.extend_from_slice(&tgid.to_ne_bytes());
     b.extend_from_slice(&tid.to_ne_bytes());
     b.extend_from_slice(&nr.to_ne_bytes());
-    b.extend_from_slice(&(if kind == Kind::Enter { 0u16 } else { 1 }).to_ne_bytes());
+    let kind: u16 = match kind {
+        Kind::Enter => 0,
+        Kind::Exit => 1,
+        Kind::EnterExitFollows => 2,
+    };
+    b.extend_from_slice(&kind.to_ne_bytes());
     b.extend_from_slice(&(payload.len() as u16).to_ne_bytes());
     b.extend_from_slice(&ret.to_ne_bytes());
     for a in args {

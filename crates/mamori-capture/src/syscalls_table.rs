@@ -44,6 +44,13 @@ impl Payload {
 
 /// Bit in a spec word asking the probe for the exit record too.
 const WANT_EXIT: u32 = 1 << 16;
+/// Bit for `accept`/`accept4`: the exit carries the peer's address, and the probe remembers the
+/// new connection until its first data.
+const ACCEPTS: u32 = 1 << 17;
+/// Bit for `read`/`recvfrom`: on a remembered connection the exit carries the first bytes.
+const FIRST_DATA: u32 = 1 << 18;
+/// Bit for the calls that start a process or thread: the child's return carries its parent's id.
+const NEW_TASK: u32 = 1 << 19;
 
 /// Per-call facts, indexed by syscall number.
 #[derive(Debug, Clone, Default)]
@@ -58,6 +65,14 @@ pub struct CallInfo {
     pub opens_fd: bool,
     /// The return value is wanted, so the probe also reports the exit.
     pub want_exit: bool,
+    /// Accepts a connection: the exit's payload is the peer's socket address.
+    pub accepts: bool,
+    /// Receives data: on a newly accepted connection the probe reports the exit with the first
+    /// bytes received (what the connection asks for), and otherwise no exit.
+    pub first_data: bool,
+    /// Starts a process or thread: the child's own return (result 0) carries, as four bytes,
+    /// the process id of its parent, whose descriptors it inherits.
+    pub new_task: bool,
 }
 
 /// Calls with a path argument, by index.
@@ -204,6 +219,10 @@ const FD_RETURNING: &[&str] = &[
     "userfaultfd",
 ];
 
+/// Calls that read a connection's request (what servers use; `readv`/`recvmsg` scatter into
+/// several buffers and are not read).
+const FIRST_DATA_CALLS: &[&str] = &["read", "recvfrom"];
+
 /// Other calls whose result matters: new processes and threads, program changes, connections.
 const RESULT_WANTED: &[&str] = &[
     "clone", "clone3", "fork", "vfork", "execve", "execveat", "connect", "fcntl",
@@ -273,6 +292,21 @@ pub fn table() -> Vec<CallInfo> {
             c.want_exit = true;
         }
     }
+    for name in ["accept", "accept4"] {
+        if let Some(c) = at(&mut t, name) {
+            c.accepts = true;
+        }
+    }
+    for name in FIRST_DATA_CALLS {
+        if let Some(c) = at(&mut t, name) {
+            c.first_data = true;
+        }
+    }
+    for name in ["clone", "clone3", "fork", "vfork"] {
+        if let Some(c) = at(&mut t, name) {
+            c.new_task = true;
+        }
+    }
     t
 }
 
@@ -280,7 +314,14 @@ pub fn table() -> Vec<CallInfo> {
 pub fn spec_words(table: &[CallInfo]) -> Vec<u32> {
     table
         .iter()
-        .map(|c| c.payload.map_or(0, Payload::encode) | if c.want_exit { WANT_EXIT } else { 0 })
+        .map(|c| {
+            let flag = |on: bool, bit: u32| if on { bit } else { 0 };
+            c.payload.map_or(0, Payload::encode)
+                | flag(c.want_exit, WANT_EXIT)
+                | flag(c.accepts, ACCEPTS)
+                | flag(c.first_data, FIRST_DATA)
+                | flag(c.new_task, NEW_TASK)
+        })
         .collect()
 }
 
@@ -325,6 +366,14 @@ mod tests {
         // kind 1 (string), argument 1, exit wanted
         assert_eq!(words[nr], 1 | (1 << 4) | WANT_EXIT);
         let nr = t.iter().position(|c| c.name == Some("read")).expect("read");
-        assert_eq!(words[nr], 0);
+        assert_eq!(
+            words[nr], FIRST_DATA,
+            "read's exit only on a fresh connection"
+        );
+        let nr = t
+            .iter()
+            .position(|c| c.name == Some("accept4"))
+            .expect("accept4");
+        assert_eq!(words[nr], WANT_EXIT | ACCEPTS);
     }
 }

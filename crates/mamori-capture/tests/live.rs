@@ -187,3 +187,110 @@ fn records_only_watched_cgroups() {
     std::thread::sleep(Duration::from_millis(100));
     probe.stop().expect("probe stops");
 }
+
+/// A forking web server started before capture (busybox httpd, as in the lab image): the accepted
+/// connection is named with its listening port (read from /proc for a socket opened before
+/// capture) and the client's address, and the child's first read carries the request line, which
+/// is what the request signal reads. Later reads carry no data.
+#[test]
+fn a_servers_first_read_of_a_new_connection_carries_the_request() {
+    if !can_run() {
+        return;
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("busybox is installed (the live lab installs busybox-static)");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let root = std::env::temp_dir().join(format!("mamori-httpd-{}", std::process::id()));
+    std::fs::create_dir_all(&root).expect("web root");
+    struct Server(std::process::Child, std::path::PathBuf);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_dir_all(&self.1);
+        }
+    }
+    let server = Server(
+        Command::new(busybox)
+            .args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}"), "-h"])
+            .arg(&root)
+            .spawn()
+            .expect("busybox httpd starts"),
+        root.clone(),
+    );
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10), "httpd listens");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let (probe, sink) = start(ProbeConfig {
+        only_watched: false,
+        ..ProbeConfig::default()
+    });
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let client_port = client.local_addr().expect("client address").port();
+    client
+        .write_all(b"GET /mamori-probe-check?x=1 HTTP/1.0\r\nHost: test\r\n\r\n")
+        .expect("send the request");
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut client, &mut reply).expect("httpd answers");
+    assert!(reply.contains(" 404 "), "{reply}");
+
+    let connection = format!("TCP:[127.0.0.1:{port}->127.0.0.1:{client_port}]");
+    let reads = |sink: &Sink| -> Vec<mamori_detect::event::SyscallEvent> {
+        sink.lock()
+            .expect("sink lock")
+            .iter()
+            .filter_map(|c| match &c.record {
+                Record::Call(e) if e.fd_path.as_deref() == Some(connection.as_str()) => {
+                    Some(e.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && !reads(&sink).iter().any(|e| e.syscall == "read") {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let on_connection = reads(&sink);
+    let pid = server.0.id();
+    assert!(
+        on_connection
+            .iter()
+            .any(|e| e.syscall == "accept" && e.pid == Some(pid) && e.ret.is_some()),
+        "the server's accept names the connection: {on_connection:#?}"
+    );
+    let first = on_connection
+        .iter()
+        .find(|e| e.syscall == "read")
+        .expect("the child reads the connection");
+    assert_ne!(
+        first.pid,
+        Some(pid),
+        "busybox httpd reads in a forked child"
+    );
+    assert!(
+        first
+            .args
+            .get(1)
+            .is_some_and(|d| d.starts_with("GET /mamori-probe-check?x=1 HTTP/1.0\r\n")),
+        "{first:?}"
+    );
+    assert!(first.ret.is_some_and(|n| n > 0), "{first:?}");
+    assert!(
+        on_connection
+            .iter()
+            .filter(|e| e.syscall == "read")
+            .skip(1)
+            .all(|e| e.args.len() == 1),
+        "only the first read carries data: {on_connection:#?}"
+    );
+    probe.stop().expect("probe stops");
+}

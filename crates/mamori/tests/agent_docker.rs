@@ -223,11 +223,12 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
         assert!(!first[field].is_null(), "alert has {field}: {first}");
     }
     // the first alert is a window model's (with its reasons) or a context signal's (a program
-    // the container never ran in training, named)
+    // the container never ran in training, or a request its server never answered, named)
     if first["source"] == "context" {
         let message = first["evidence"]["message"].as_str().unwrap_or("");
         assert!(
-            message.starts_with("a program never run in training: "),
+            message.starts_with("a program never run in training: ")
+                || message.starts_with("a request never seen in training: "),
             "{first}"
         );
     } else {
@@ -317,6 +318,146 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
     );
     let (status, body) = http_get(listen, "/healthz");
     assert_eq!((status, body.trim()), (200, "ok"));
+}
+
+/// The request signal live. `mamori learn` records what each connection to the container's
+/// server asked for (the probe reports a new connection's first data), so the model knows the
+/// workload's own request (`GET /index.html` on 8080). A request for a page it never served
+/// then alerts at once, named, while the same program (`wget`) fetching the known page does not.
+#[test]
+fn agent_names_a_request_the_container_never_served_in_training() {
+    if !enabled() {
+        return;
+    }
+    let c = "mamori-lab-req";
+    let _containers = Containers::run(&[c]);
+    let dir = std::env::temp_dir().join(format!("mamori-req-test-{}", std::process::id()));
+    let models = dir.join("models");
+    std::fs::create_dir_all(&models).expect("model dir");
+    succeeds(
+        mamori()
+            .args([
+                "learn",
+                "--container",
+                c,
+                "--duration",
+                "30s",
+                "--quiet",
+                "--models",
+            ])
+            .arg(&models),
+    );
+    let model = models.join(format!("{IMAGE}.model"));
+    let shown = mamori()
+        .args(["model", "show", "--json"])
+        .arg(&model)
+        .output()
+        .expect("mamori model show runs");
+    let shown: Value = serde_json::from_slice(&shown.stdout).expect("model show --json");
+    let context = &shown["context"];
+    assert_eq!(context["saw_received_data"], true, "{context}");
+    assert!(
+        context["requests"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x == "8080 GET /index.html")),
+        "the workload's request was learned live: {context}"
+    );
+
+    let alerts = dir.join("alerts.jsonl");
+    let listen = "127.0.0.1:19465";
+    let mut agent = Agent(
+        mamori()
+            .args(["agent", "--quiet", "--listen", listen, "--models"])
+            .arg(&models)
+            .arg("--alerts")
+            .arg(&alerts)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mamori agent starts"),
+    );
+    let stderr = agent.0.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let started = Instant::now();
+    loop {
+        let line = lines
+            .next()
+            .expect("agent stderr")
+            .expect("agent stderr line");
+        eprintln!("agent: {line}");
+        if line.contains("agent watching") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "agent did not start"
+        );
+    }
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            eprintln!("agent: {line}");
+        }
+    });
+    let request_alerts = |from: usize| -> Vec<Value> {
+        alerts_in(&alerts)
+            .into_iter()
+            .skip(from)
+            .filter(|x| {
+                x["record"] == "alert"
+                    && x["source"] == "context"
+                    && x["evidence"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("a request never seen in training"))
+            })
+            .collect()
+    };
+    // the workload keeps fetching /index.html: known, not raised
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(
+        request_alerts(0).is_empty(),
+        "the workload's own requests alerted: {:?}",
+        request_alerts(0)
+    );
+    let before = alerts_in(&alerts).len();
+
+    let t0 = Instant::now();
+    let _probe = KillOnDrop(
+        Command::new("docker")
+            .args(["exec", c, "wget", "-q", "-O", "/dev/null"])
+            .arg("http://127.0.0.1:8080/cgi-bin/admin.cgi?cmd=1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker exec runs"),
+    );
+    let alert = loop {
+        if let Some(a) = request_alerts(before).into_iter().next() {
+            break a;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no request alert; alerts since: {:?}",
+            &alerts_in(&alerts)[before..]
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let latency = t0.elapsed();
+    eprintln!("request alert after {:.3}s: {alert}", latency.as_secs_f64());
+    assert!(latency <= Duration::from_secs(2), "alert took {latency:?}");
+    assert_eq!(
+        alert["evidence"]["message"],
+        "a request never seen in training: 8080 GET /cgi-bin/admin.cgi?cmd",
+        "{alert}"
+    );
+    assert_eq!(alert["subject"]["name"], c, "{alert}");
+    // the agent refreshes its metrics every second
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, body) = http_get(listen, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metric(&body, "mamori_context_alerts_total", c) >= 1.0,
+        "{body}"
+    );
+    assert!(metric(&body, "mamori_alerts_total", c) >= 1.0, "{body}");
 }
 
 #[test]

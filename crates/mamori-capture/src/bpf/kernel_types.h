@@ -24,6 +24,7 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
 };
 
@@ -53,6 +54,29 @@ struct kernfs_node { __u64 id; } __attribute__((preserve_access_index));
 struct cgroup { struct kernfs_node *kn; } __attribute__((preserve_access_index));
 struct cgroup_subsys_state { struct cgroup *cgroup; } __attribute__((preserve_access_index));
 struct css_set { struct cgroup_subsys_state *subsys[14]; } __attribute__((preserve_access_index));
-struct task_struct { struct css_set *cgroups; } __attribute__((preserve_access_index));
+/* A descriptor's open file: the probe only compares its address, which fork and dup keep. */
+struct file;
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+} __attribute__((preserve_access_index));
+struct files_struct { struct fdtable *fdt; } __attribute__((preserve_access_index));
+/* A task's id in each pid namespace it lives in, numbers[level] being its own namespace's.
+ * struct upid is laid out in full so that indexing numbers[] steps by the kernel's size. */
+struct upid {
+	int nr;
+	void *ns;
+};
+struct pid {
+	unsigned int level;
+	struct upid numbers[1];
+} __attribute__((preserve_access_index));
+struct task_struct {
+	struct css_set *cgroups;
+	struct files_struct *files;
+	struct task_struct *real_parent;
+	int tgid;
+	struct pid *thread_pid;
+} __attribute__((preserve_access_index));
 
 #endif

@@ -19,6 +19,8 @@
 #define BPF_RB_NO_WAKEUP 1
 #define BPF_RB_FORCE_WAKEUP 2
 #define BPF_RB_AVAIL_DATA 0
+/* from linux/bpf.h: map update flag */
+#define BPF_ANY 0
 #define SOCKADDR_MAX 112
 #define SYSCALL_MAX 512
 
@@ -34,9 +36,23 @@ enum payload_kind {
 	PAY_STR2 = 5,    /* two strings, at args A and B (rename, link, symlink) */
 };
 #define SPEC_WANT_EXIT (1u << 16)
+/* accept, accept4: the exit also carries the peer's address, and the new connection is
+ * remembered until its first data */
+#define SPEC_ACCEPT (1u << 17)
+/* read, recvfrom: on a remembered connection, the exit carries the first bytes received */
+#define SPEC_FIRST_DATA (1u << 18)
+/* clone, fork, vfork, clone3: the child's own return carries its parent's process id. The
+ * parent's return value is the child's id in the parent's pid namespace, which inside a
+ * container is not the id the probe reports, so only the child can say whose descriptors it
+ * inherited. */
+#define SPEC_NEW_TASK (1u << 19)
 
 #define KIND_ENTER 0
 #define KIND_EXIT 1
+/* an entry whose exit record follows although its spec does not ask for one (first data) */
+#define KIND_ENTER_EXIT_FOLLOWS 2
+/* bytes of a connection's first data: the request line a context rule reads */
+#define REQUEST_BYTES HALF
 
 struct event {
 	__u64 ts;       /* CLOCK_MONOTONIC ns */
@@ -88,6 +104,30 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
+
+/* Accepted connections that have not received data yet, by their open file's address. Keyed by
+ * the file, not (process, descriptor): a forking server (busybox httpd, inetd) accepts in the
+ * parent and reads in a child, after moving the descriptor to 0 with dup2. LRU: a connection
+ * that never sends data is forgotten in time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+} fresh_conns SEC(".maps");
+
+struct first_read {
+	__u64 file;
+	__u64 buf;
+};
+
+/* Threads inside a read of a remembered connection, by thread id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct first_read);
+} first_reads SEC(".maps");
 
 /* One scratch record per CPU: too big for the 512-byte BPF stack. */
 struct {
@@ -145,6 +185,24 @@ static __always_inline unsigned long syscall_arg(struct pt_regs *regs, int i)
 #endif
 }
 
+/* The open file behind descriptor `fd` of the current task, or 0. */
+static __always_inline __u64 file_of(__s64 fd)
+{
+	if (fd < 0)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return 0;
+	if ((__u64)fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return 0;
+	return (__u64)f;
+}
+
 static __always_inline __u32 read_str(struct event *e, __u32 off, unsigned long ptr)
 {
 	off &= HALF - 1;
@@ -200,6 +258,15 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		__u32 *s = bpf_map_lookup_elem(&specs, &key);
 		if (s)
 			spec = *s;
+	}
+	if (spec & SPEC_FIRST_DATA) {
+		__u64 f = file_of((__s32)e->args[0]);
+		if (f && bpf_map_lookup_elem(&fresh_conns, &f)) {
+			struct first_read r = { .file = f, .buf = e->args[1] };
+			__u32 tid = e->tid;
+			if (bpf_map_update_elem(&first_reads, &tid, &r, BPF_ANY) == 0)
+				e->kind = KIND_ENTER_EXIT_FOLLOWS;
+		}
 	}
 	__u32 a = (spec >> 4) & 7, b = (spec >> 8) & 7, len = 0;
 	switch (spec & 15) {
@@ -265,10 +332,21 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	__u32 key = id;
 	__u32 *s = bpf_map_lookup_elem(&specs, &key);
-	if (!s || !(*s & SPEC_WANT_EXIT))
+	__u32 spec = s ? *s : 0;
+	if (!(spec & (SPEC_WANT_EXIT | SPEC_FIRST_DATA)))
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
+	__u32 tid = (__u32)pid_tgid;
+	/* a read reports its exit only when its entry found a remembered connection */
+	struct first_read r = {};
+	if (spec & SPEC_FIRST_DATA) {
+		struct first_read *found = bpf_map_lookup_elem(&first_reads, &tid);
+		if (!found)
+			return 0;
+		r = *found;
+		bpf_map_delete_elem(&first_reads, &tid);
+	}
 	__u64 cg = wanted(tgid);
 	if (!cg)
 		return 0;
@@ -279,12 +357,52 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	e->ts = bpf_ktime_get_ns();
 	e->cgroup = cg;
 	e->tgid = tgid;
-	e->tid = (__u32)pid_tgid;
+	e->tid = tid;
 	e->nr = id;
 	e->kind = KIND_EXIT;
 	e->ret = ret;
+	/* the arguments again: a call that was already blocked when capture began (a server
+	 * waiting in accept) has no entry record */
+	for (int i = 0; i < 6; i++)
+		e->args[i] = syscall_arg(regs, i);
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
-	submit(e, 0);
+	__u32 len = 0;
+	if (r.file) {
+		/* EAGAIN on a non-blocking socket: the data is still to come */
+		if (ret >= 0)
+			bpf_map_delete_elem(&fresh_conns, &r.file);
+		__u64 n = ret > 0 ? (__u64)ret : 0;
+		if (n > REQUEST_BYTES)
+			n = REQUEST_BYTES;
+		if (n > 0 && bpf_probe_read_user(e->payload, n & (PAYLOAD_MAX - 1), (const void *)r.buf) == 0)
+			len = n;
+	} else if ((spec & SPEC_NEW_TASK) && ret == 0) {
+		/* the parent's process id, and the child's id in its own pid namespace: what the
+		 * parent's return value says (for a child in a new namespace, 1, which matches nothing) */
+		struct task_struct *task = bpf_get_current_task_btf();
+		__u32 ids[2] = { BPF_CORE_READ(task, real_parent, tgid), 0 };
+		struct pid *pid = BPF_CORE_READ(task, thread_pid);
+		unsigned int level = BPF_CORE_READ(pid, level);
+		struct upid *numbers = (struct upid *)((char *)pid + bpf_core_field_offset(struct pid, numbers));
+		bpf_probe_read_kernel(&ids[1], sizeof(ids[1]), &numbers[level & 31].nr);
+		__builtin_memcpy(e->payload, ids, sizeof(ids));
+		len = sizeof(ids);
+	} else if ((spec & SPEC_ACCEPT) && ret >= 0) {
+		__u64 f = file_of(ret);
+		__u8 one = 1;
+		if (f)
+			bpf_map_update_elem(&fresh_conns, &f, &one, BPF_ANY);
+		/* the peer's address, which the kernel wrote to the caller's buffer */
+		unsigned long addr = syscall_arg(regs, 1), addrlen = syscall_arg(regs, 2);
+		__u32 n = 0;
+		if (addr && addrlen && bpf_probe_read_user(&n, sizeof(n), (const void *)addrlen) == 0) {
+			if (n > SOCKADDR_MAX)
+				n = SOCKADDR_MAX;
+			if (n > 0 && bpf_probe_read_user(e->payload, n & 127, (const void *)addr) == 0)
+				len = n;
+		}
+	}
+	submit(e, len);
 	return 0;
 }
 
