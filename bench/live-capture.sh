@@ -10,18 +10,27 @@
 # --workload http instead runs N fetches from the container's busybox httpd with busybox wget
 # (fork, exec, connect, accept, a forked server child per request: a gateway-like mix).
 #
-#   bench/live-capture.sh [--workload dd|http] [--count N] [--reps R]     (as root)
+# --mamori PATH times another build of mamori (e.g. an older commit's) instead of building this
+# checkout's, for before/after comparisons of the probe; --capture-args "ARGS" adds arguments to
+# the timed `mamori capture` (e.g. --no-request-data).
+#
+#   bench/live-capture.sh [--workload dd|http] [--count N] [--reps R] [--mamori PATH]
+#                         [--capture-args ARGS]                                      (as root)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 workload=dd
 count=2000000
 reps=3
+mamori=
+capture_args=
 while [ $# -gt 0 ]; do
     case "$1" in
         --count) count=$2; shift 2 ;;
         --workload) workload=$2; shift 2 ;;
         --reps) reps=$2; shift 2 ;;
-        -h|--help) sed -n 2,10p "$0"; exit 0 ;;
+        --mamori) mamori=$2; shift 2 ;;
+        --capture-args) capture_args=$2; shift 2 ;;
+        -h|--help) sed -n 2,19p "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -29,8 +38,10 @@ done
 if [ "$workload" = dd ]; then strace_count=$((count / 20)); else strace_count=$((count / 5)); fi
 
 "$root/scripts/lab/setup-live-lab.sh"
-(cd "$root" && cargo build --release --quiet -p mamori)
-mamori="$root/target/release/mamori"
+if [ -z "$mamori" ]; then
+    (cd "$root" && cargo build --release --quiet -p mamori)
+    mamori="$root/target/release/mamori"
+fi
 image=$("$root/scripts/lab/build-lab-image.sh")
 work=$(mktemp -d)
 name=mamori-bench-$$
@@ -88,7 +99,8 @@ printf '%-28s %9s %12s %9s %14s %9s %10s %9s\n' none "$t_none" "$(awk -v b="$bas
 
 # mamori capture: eBPF probe → assembled events → JSON lines (to /dev/null: no disk in the figure)
 # (background jobs of a script ignore SIGINT, so they are stopped with SIGTERM)
-"$mamori" capture --container "$name" -o /dev/null --duration 1h 2>"$work/capture.err" &
+# shellcheck disable=SC2086 # capture_args is a list of arguments
+"$mamori" capture --container "$name" -o /dev/null --duration 1h $capture_args 2>"$work/capture.err" &
 cap_pid=$!
 sleep 2
 cpu0=$(cpu_seconds $cap_pid)

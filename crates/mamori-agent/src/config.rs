@@ -445,6 +445,9 @@ pub struct CaptureConfig {
     pub include_host: bool,
     /// Bytes of each written buffer the probe keeps for class rules (at most 256).
     pub write_bytes: u32,
+    /// Record the request line of each connection accepted inside a watched container (the
+    /// request signal; false keeps received data out of the probe entirely).
+    pub request_data: bool,
     /// Ring-buffer size in MiB (a power of two).
     pub ring_mib: u32,
 }
@@ -510,6 +513,7 @@ impl Default for CaptureConfig {
             containers: Vec::new(),
             include_host: false,
             write_bytes: 128,
+            request_data: true,
             ring_mib: 16,
         }
     }

@@ -407,6 +407,7 @@ fn start_capture(config: &AgentConfig) -> Result<SyscallCapture> {
         &LiveOptions {
             backend: config.capture.backend,
             write_bytes: config.capture.write_bytes,
+            request_data: config.capture.request_data,
             ring_mib: config.capture.ring_mib,
             queue_batches: config.limits.queue_batches,
         },

@@ -46,6 +46,8 @@ pub struct LiveOptions {
     pub backend: Backend,
     /// Bytes of written buffers to keep.
     pub write_bytes: u32,
+    /// Report each newly accepted connection's first data (eBPF; strace always shows it).
+    pub request_data: bool,
     /// Ring-buffer size in MiB.
     pub ring_mib: u32,
     /// Batches queued towards the consumer.
@@ -182,6 +184,7 @@ impl SyscallCapture {
                     ProbeConfig {
                         only_watched: !scope.include_host,
                         write_bytes: options.write_bytes,
+                        request_data: options.request_data,
                         cgroup_v1: false,
                         ring_bytes: options.ring_mib.saturating_mul(1 << 20),
                     },

@@ -493,8 +493,15 @@ impl Assembler {
             p.event.fd_path = None;
         }
         if info.first_data && !raw.payload.is_empty() {
-            // a new connection's first data, as strace shows a read: descriptor, data, size
-            p.event.args.push(text(raw.payload));
+            // A new connection's first data, as strace shows a read: descriptor, data, size.
+            // Only its first line is kept: what the request signal reads, without the headers
+            // (cookies, credentials) that follow it.
+            let line_end = raw
+                .payload
+                .iter()
+                .position(|&b| b == b'\r' || b == b'\n')
+                .unwrap_or(raw.payload.len());
+            p.event.args.push(text(&raw.payload[..line_end]));
             p.event.args.push(p.args[2].to_string());
         }
         if name == "fcntl" && matches!(p.args[1], F_DUPFD | F_DUPFD_CLOEXEC) && raw.ret >= 0 {
@@ -540,7 +547,7 @@ impl Assembler {
         let (Some(parent), Some(own_id)) = (word(0), word(1)) else {
             return;
         };
-        if parent == raw.tgid {
+        if raw.tid != raw.tgid {
             return; // a thread shares its process's table
         }
         // the table as it was at the fork, if the parent's return came first; otherwise the
@@ -1021,11 +1028,8 @@ mod tests {
         assert_eq!(calls[5].ret, Some(40));
         assert_eq!(
             calls[5].args,
-            vec![
-                "0".to_string(),
-                String::from_utf8_lossy(request).into_owned(),
-                "1024".into()
-            ]
+            vec!["0", "GET /cgi-bin/admin HTTP/1.1", "1024"],
+            "the request line, not the headers"
         );
         assert_eq!(calls[6].args, vec!["0"]);
         assert_eq!(calls[6].ret, None);

@@ -44,6 +44,8 @@ pub struct ProbeConfig {
     pub only_watched: bool,
     /// Bytes of each written buffer to keep (at most 256): what `contains` rules can see.
     pub write_bytes: u32,
+    /// Report the first data each newly accepted connection receives (the request signal).
+    pub request_data: bool,
     /// Attribute tasks by their cgroup-v1 memory controller instead of the cgroup-v2 id (hosts
     /// without a unified hierarchy).
     pub cgroup_v1: bool,
@@ -56,6 +58,7 @@ impl Default for ProbeConfig {
         ProbeConfig {
             only_watched: true,
             write_bytes: 128,
+            request_data: true,
             cgroup_v1: false,
             ring_bytes: 16 << 20,
         }
@@ -173,6 +176,7 @@ impl Probe {
                     rodata.filter_cgroups = config.only_watched;
                     rodata.use_v1_memory_cgroup = config.cgroup_v1;
                     rodata.write_bytes = config.write_bytes.min(256);
+                    rodata.read_requests = config.request_data;
                 }
                 if let Err(e) = open.maps.events.set_max_entries(config.ring_bytes) {
                     return Err(fail(load_err("sized")(e)));

@@ -53,6 +53,10 @@ enum payload_kind {
 #define KIND_ENTER_EXIT_FOLLOWS 2
 /* bytes of a connection's first data: the request line a context rule reads */
 #define REQUEST_BYTES HALF
+/* reads are checked for a remembered connection only this long after the last accept: a
+ * workload that accepts nothing (or long ago) pays one array lookup per read, not a descriptor
+ * walk and a hash lookup */
+#define FRESH_NS (30ull * 1000000000ull)
 
 struct event {
 	__u64 ts;       /* CLOCK_MONOTONIC ns */
@@ -76,6 +80,7 @@ const volatile __u32 self_tgid = 0;
 const volatile bool filter_cgroups = false;
 const volatile bool use_v1_memory_cgroup = false;
 const volatile __u32 write_bytes = 128;
+const volatile bool read_requests = true;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -128,6 +133,22 @@ struct {
 	__type(key, __u32);
 	__type(value, struct first_read);
 } first_reads SEC(".maps");
+
+/* Cheap gates for the read path: 0 the time of the last accept, 1 the reads of remembered
+ * connections still waiting for their exit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} conn_gate SEC(".maps");
+#define GATE_LAST_ACCEPT 0
+#define GATE_OPEN_READS 1
+
+static __always_inline __u64 *gate(__u32 which)
+{
+	return bpf_map_lookup_elem(&conn_gate, &which);
+}
 
 /* One scratch record per CPU: too big for the 512-byte BPF stack. */
 struct {
@@ -259,13 +280,17 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		if (s)
 			spec = *s;
 	}
-	if (spec & SPEC_FIRST_DATA) {
+	__u64 *last_accept = (read_requests && (spec & SPEC_FIRST_DATA)) ? gate(GATE_LAST_ACCEPT) : 0;
+	if (last_accept && *last_accept && e->ts - *last_accept < FRESH_NS) {
 		__u64 f = file_of((__s32)e->args[0]);
 		if (f && bpf_map_lookup_elem(&fresh_conns, &f)) {
 			struct first_read r = { .file = f, .buf = e->args[1] };
 			__u32 tid = e->tid;
-			if (bpf_map_update_elem(&first_reads, &tid, &r, BPF_ANY) == 0)
+			__u64 *open_reads = gate(GATE_OPEN_READS);
+			if (open_reads && bpf_map_update_elem(&first_reads, &tid, &r, BPF_ANY) == 0) {
+				__sync_fetch_and_add(open_reads, 1);
 				e->kind = KIND_ENTER_EXIT_FOLLOWS;
+			}
 		}
 	}
 	__u32 a = (spec >> 4) & 7, b = (spec >> 8) & 7, len = 0;
@@ -341,11 +366,15 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	/* a read reports its exit only when its entry found a remembered connection */
 	struct first_read r = {};
 	if (spec & SPEC_FIRST_DATA) {
+		__u64 *open_reads = gate(GATE_OPEN_READS);
+		if (!open_reads || !*open_reads)
+			return 0;
 		struct first_read *found = bpf_map_lookup_elem(&first_reads, &tid);
 		if (!found)
 			return 0;
 		r = *found;
-		bpf_map_delete_elem(&first_reads, &tid);
+		if (bpf_map_delete_elem(&first_reads, &tid) == 0)
+			__sync_fetch_and_sub(open_reads, 1);
 	}
 	__u64 cg = wanted(tgid);
 	if (!cg)
@@ -388,10 +417,11 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		__builtin_memcpy(e->payload, ids, sizeof(ids));
 		len = sizeof(ids);
 	} else if ((spec & SPEC_ACCEPT) && ret >= 0) {
-		__u64 f = file_of(ret);
+		__u64 f = read_requests ? file_of(ret) : 0;
 		__u8 one = 1;
-		if (f)
-			bpf_map_update_elem(&fresh_conns, &f, &one, BPF_ANY);
+		__u64 *last_accept = gate(GATE_LAST_ACCEPT);
+		if (f && bpf_map_update_elem(&fresh_conns, &f, &one, BPF_ANY) == 0 && last_accept)
+			*last_accept = e->ts;
 		/* the peer's address, which the kernel wrote to the caller's buffer */
 		unsigned long addr = syscall_arg(regs, 1), addrlen = syscall_arg(regs, 2);
 		__u32 n = 0;

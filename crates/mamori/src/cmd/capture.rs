@@ -38,6 +38,9 @@ pub struct CaptureArgs {
     /// Bytes of each written buffer to keep (at most 256).
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub write_bytes: u32,
+    /// Do not record the request line each newly accepted connection receives (eBPF).
+    #[arg(long)]
+    pub no_request_data: bool,
     /// No summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -58,6 +61,7 @@ pub fn capture_to(
     scope: Scope,
     backend: Backend,
     write_bytes: u32,
+    request_data: bool,
     duration: Option<Duration>,
     out: &mut dyn Write,
 ) -> Result<CaptureSummary> {
@@ -66,6 +70,7 @@ pub fn capture_to(
         &LiveOptions {
             backend,
             write_bytes,
+            request_data,
             ring_mib: 16,
             queue_batches: 1024,
         },
@@ -134,6 +139,7 @@ pub fn run(args: CaptureArgs) -> Result<()> {
         scope,
         args.backend,
         args.write_bytes,
+        !args.no_request_data,
         args.duration,
         &mut out,
     )?;

@@ -98,6 +98,7 @@ pub fn run(args: LearnArgs) -> Result<()> {
                 },
                 args.backend,
                 128,
+                true,
                 Some(args.duration),
                 &mut out,
             )?;
