@@ -10,7 +10,7 @@ use mamori_detect::event::SyscallEvent;
 use mamori_ingest::Record;
 
 use crate::raw::{Kind, RawEvent};
-use crate::sockets::{accepted_name, socket_inode, socket_names};
+use crate::sockets::{accepted_name, socket_inode, SocketNamer};
 use crate::syscalls_table::{table, CallInfo, Payload};
 
 /// One assembled record and the cgroup it came from (the caller names the container).
@@ -54,12 +54,12 @@ impl FdSnapshots {
 
     fn take_under(&self, proc_root: &str, pids: &[u32]) {
         let mut tables = Vec::new();
+        let mut sockets = SocketNamer::default();
         for &pid in pids {
             let Ok(entries) = std::fs::read_dir(format!("{proc_root}/{pid}/fd")) else {
                 continue;
             };
             let mut table = FdTable::new();
-            let mut sockets = None;
             for entry in entries.flatten().take(FDS_PER_PROCESS) {
                 let Some(fd) = entry
                     .file_name()
@@ -70,14 +70,9 @@ impl FdSnapshots {
                 };
                 if let Ok(link) = std::fs::read_link(entry.path()) {
                     let link = link.to_string_lossy();
-                    let name = match socket_inode(&link) {
-                        Some(inode) => sockets
-                            .get_or_insert_with(|| socket_names(proc_root, pid))
-                            .get(&inode)
-                            .cloned()
-                            .unwrap_or_else(|| link.to_string()),
-                        None => link.to_string(),
-                    };
+                    let name = socket_inode(&link)
+                        .and_then(|inode| sockets.name(proc_root, pid, inode))
+                        .unwrap_or_else(|| link.to_string());
                     table.insert(fd, Some(Arc::from(name)));
                 }
             }
@@ -122,6 +117,8 @@ pub struct Assembler {
     epoch_offset_ns: i64,
     /// Where /proc is (tests point it elsewhere).
     proc_root: String,
+    /// Names of sockets first met by their /proc link.
+    sockets: SocketNamer,
     /// Names for unknown syscall numbers, made once.
     unknown_names: HashMap<i32, String>,
 }
@@ -210,6 +207,7 @@ impl Assembler {
             unknown_names: HashMap::new(),
             snapshots: FdSnapshots::default(),
             forks: HashMap::new(),
+            sockets: SocketNamer::default(),
         }
     }
 
@@ -256,7 +254,7 @@ impl Assembler {
         let path: Option<Arc<str>> = std::fs::read_link(link).ok().map(|p| {
             let link = p.to_string_lossy();
             let named = socket_inode(&link)
-                .and_then(|inode| socket_names(&self.proc_root, tgid).remove(&inode));
+                .and_then(|inode| self.sockets.name(&self.proc_root, tgid, inode));
             Arc::from(named.as_deref().unwrap_or(&link))
         });
         let table = self.table(tgid);

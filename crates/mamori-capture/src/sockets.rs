@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
 
 /// TCP state number of a listening socket in `/proc/net/tcp`.
 const TCP_LISTEN: &str = "0A";
@@ -16,6 +17,43 @@ pub fn socket_inode(link: &str) -> Option<u64> {
         .strip_suffix(']')?
         .parse()
         .ok()
+}
+
+/// How often a namespace's tables may be read again for a socket they did not name.
+const REREAD_AFTER: Duration = Duration::from_secs(1);
+/// Most network namespaces remembered.
+const NAMESPACES: usize = 256;
+
+/// Socket names per network namespace, read again at most once a second. Most unnamed sockets
+/// a lookup meets are not TCP or UDP (the UNIX sockets of `runc`, syslog clients, D-Bus), and
+/// reading `/proc/net/tcp` walks the kernel's whole connection table: reading it for each of
+/// them made `docker exec` cost the agent milliseconds.
+#[derive(Debug, Default)]
+pub struct SocketNamer {
+    namespaces: HashMap<String, (Instant, HashMap<u64, String>)>,
+}
+
+impl SocketNamer {
+    /// The name of socket `inode` as process `pid`'s network namespace shows it.
+    pub fn name(&mut self, proc_root: &str, pid: u32, inode: u64) -> Option<String> {
+        let namespace = std::fs::read_link(format!("{proc_root}/{pid}/ns/net")).ok()?;
+        let namespace = namespace.to_string_lossy().into_owned();
+        if let Some((read_at, names)) = self.namespaces.get(&namespace) {
+            if let Some(name) = names.get(&inode) {
+                return Some(name.clone());
+            }
+            if read_at.elapsed() < REREAD_AFTER {
+                return None;
+            }
+        }
+        if self.namespaces.len() >= NAMESPACES {
+            self.namespaces.clear();
+        }
+        let names = socket_names(proc_root, pid);
+        let found = names.get(&inode).cloned();
+        self.namespaces.insert(namespace, (Instant::now(), names));
+        found
+    }
 }
 
 /// Socket names by inode for the network namespace of process `pid`.
@@ -121,6 +159,32 @@ mod tests {
         let udp = "header\n  10: 00000000:0035 00000000:0000 07 0:0 0:0 0 0 0 88 2\n";
         let names: HashMap<u64, String> = parse_table(udp, "UDP").collect();
         assert_eq!(names[&88], "UDP:[0.0.0.0:53]");
+    }
+
+    #[test]
+    fn a_namespace_is_read_again_at_most_once_a_second() {
+        let root = std::env::temp_dir().join(format!("mamori-sockets-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("7/ns")).expect("proc dirs");
+        std::fs::create_dir_all(root.join("7/net")).expect("proc dirs");
+        let link = root.join("7/ns/net");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("net:[4026531840]", &link).expect("ns link");
+        std::fs::write(root.join("7/net/tcp"), TCP).expect("tcp table");
+        let proc_root = root.to_string_lossy().into_owned();
+        let mut namer = SocketNamer::default();
+        assert_eq!(
+            namer.name(&proc_root, 7, 4242).as_deref(),
+            Some("TCP:[127.0.0.1:8080]")
+        );
+        // a socket the tables do not name (a UNIX socket): not read again within the second
+        let more = format!("{TCP}   3: 0100007F:1F91 00000000:0000 0A 0:0 0:0 0 0 0 5555 1\n");
+        std::fs::write(root.join("7/net/tcp"), more).expect("tcp table");
+        assert_eq!(namer.name(&proc_root, 7, 5555), None);
+        assert_eq!(
+            namer.name(&proc_root, 7, 4343).as_deref(),
+            Some("TCP:[127.0.0.1:8080->127.0.0.1:41642]")
+        );
+        std::fs::remove_dir_all(&root).expect("clean up");
     }
 
     #[test]
