@@ -53,6 +53,34 @@ use common::mamori;
 
 struct Agent(Child);
 
+impl Agent {
+    /// Waits until the agent reports it is watching, then echoes the rest of its stderr.
+    fn wait_until_watching(&mut self) {
+        let stderr = self.0.stderr.take().expect("the agent's stderr is piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let started = Instant::now();
+        loop {
+            let line = lines
+                .next()
+                .expect("agent stderr")
+                .expect("agent stderr line");
+            eprintln!("agent: {line}");
+            if line.contains("agent watching") {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "agent did not start"
+            );
+        }
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                eprintln!("agent: {line}");
+            }
+        });
+    }
+}
+
 impl Drop for Agent {
     fn drop(&mut self) {
         // SAFETY: kill only signals the agent this test started.
@@ -152,29 +180,7 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
             .spawn()
             .expect("mamori agent starts"),
     );
-    // wait until the agent reports it is watching
-    let stderr = agent.0.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let started = Instant::now();
-    loop {
-        let line = lines
-            .next()
-            .expect("agent stderr")
-            .expect("agent stderr line");
-        eprintln!("agent: {line}");
-        if line.contains("agent watching") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "agent did not start"
-        );
-    }
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            eprintln!("agent: {line}");
-        }
-    });
+    agent.wait_until_watching();
 
     // quiet period: normal operation of both containers
     std::thread::sleep(Duration::from_secs(15));
@@ -375,28 +381,7 @@ fn agent_names_a_request_the_container_never_served_in_training() {
             .spawn()
             .expect("mamori agent starts"),
     );
-    let stderr = agent.0.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let started = Instant::now();
-    loop {
-        let line = lines
-            .next()
-            .expect("agent stderr")
-            .expect("agent stderr line");
-        eprintln!("agent: {line}");
-        if line.contains("agent watching") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "agent did not start"
-        );
-    }
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            eprintln!("agent: {line}");
-        }
-    });
+    agent.wait_until_watching();
     let request_alerts = |from: usize| -> Vec<Value> {
         alerts_in(&alerts)
             .into_iter()
