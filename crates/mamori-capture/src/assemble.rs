@@ -3,7 +3,7 @@
 //! per-process descriptor table so `fd_path` names the file or socket a call works on, as
 //! strace's `-yy` does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use mamori_detect::event::SyscallEvent;
@@ -113,6 +113,9 @@ pub struct Assembler {
     /// The parent's table at each fork, by parent and the child's id as the fork returned it,
     /// until the child's own first record claims it.
     forks: HashMap<(u32, u32), FdTable>,
+    /// Children whose own first record came before their parent's return (same key): the
+    /// parent's return then has no table to keep for them.
+    started_first: HashSet<(u32, u32)>,
     /// Added to CLOCK_MONOTONIC to get nanoseconds since the epoch.
     epoch_offset_ns: i64,
     /// Where /proc is (tests point it elsewhere).
@@ -207,6 +210,7 @@ impl Assembler {
             unknown_names: HashMap::new(),
             snapshots: FdSnapshots::default(),
             forks: HashMap::new(),
+            started_first: HashSet::new(),
             sockets: SocketNamer::default(),
         }
     }
@@ -515,12 +519,14 @@ impl Assembler {
         // overwritten by the child's own first record (`child_started`) inside a container
         if new_process && raw.ret > 0 {
             if let Ok(child) = u32::try_from(raw.ret) {
-                let table = self.table(raw.tgid).clone();
-                if self.forks.len() >= PROCESSES {
-                    self.forks.clear();
+                if !self.started_first.remove(&(raw.tgid, child)) {
+                    let table = self.table(raw.tgid).clone();
+                    if self.forks.len() >= PROCESSES {
+                        self.forks.clear();
+                    }
+                    self.forks.insert((raw.tgid, child), table.clone());
+                    self.fds.entry(child).or_insert(table);
                 }
-                self.forks.insert((raw.tgid, child), table.clone());
-                self.fds.entry(child).or_insert(table);
             }
         }
         if name.starts_with("execve") && raw.ret == 0 {
@@ -552,11 +558,19 @@ impl Assembler {
         // parent has done nothing since the fork that was assembled, so its table is that one
         let table = match self.forks.remove(&(parent, own_id)) {
             Some(t) => t,
-            None if self.fds.contains_key(&raw.tgid) => return,
-            None => match self.fds.get(&parent) {
-                Some(t) => t.clone(),
-                None => return,
-            },
+            None => {
+                if self.started_first.len() >= PROCESSES {
+                    self.started_first.clear();
+                }
+                self.started_first.insert((parent, own_id));
+                if self.fds.contains_key(&raw.tgid) {
+                    return;
+                }
+                match self.fds.get(&parent) {
+                    Some(t) => t.clone(),
+                    None => return,
+                }
+            }
         };
         if self.fds.len() >= PROCESSES {
             self.fds.clear();
@@ -589,7 +603,13 @@ mod tests {
     }
 
     fn run(records: &[Vec<u8>]) -> Vec<Captured> {
-        let mut a = Assembler::new().with_proc_root("/nonexistent");
+        run_on(
+            &mut Assembler::new().with_proc_root("/nonexistent"),
+            records,
+        )
+    }
+
+    fn run_on(a: &mut Assembler, records: &[Vec<u8>]) -> Vec<Captured> {
         let mut out = Vec::new();
         for r in records {
             a.push(&RawEvent::decode(r).expect("decodes"), &mut |c| out.push(c));
@@ -1060,57 +1080,61 @@ mod tests {
     /// connection it reads is still named.
     #[test]
     fn a_child_in_a_pid_namespace_inherits_from_the_parent_its_own_return_names() {
-        let got = run(&[
-            rec(
-                1,
-                10,
-                10,
-                "openat",
-                Kind::Enter,
-                0,
-                [0; 6],
-                b"/www/index.html\0",
-            ),
-            rec(2, 10, 10, "openat", Kind::Exit, 4, [0; 6], b""),
-            rec(3, 10, 10, "fork", Kind::Enter, 0, [0; 6], b""),
-            // the child runs first; its return carries the parent's id and its own (15)
-            rec(4, 11013, 11013, "fork", Kind::Exit, 0, [0; 6], &ids(10, 15)),
-            rec(
-                5,
-                11013,
-                11013,
-                "read",
-                Kind::Enter,
-                0,
-                [4, 0, 9, 0, 0, 0],
-                b"",
-            ),
-            rec(6, 10, 10, "fork", Kind::Exit, 15, [0; 6], b""),
-            // second child: the parent returns and closes its copy before the child's return
-            rec(7, 10, 10, "fork", Kind::Enter, 0, [0; 6], b""),
-            rec(8, 10, 10, "fork", Kind::Exit, 16, [0; 6], b""),
-            rec(9, 10, 10, "close", Kind::Enter, 0, [4, 0, 0, 0, 0, 0], b""),
-            rec(
-                10,
-                11014,
-                11014,
-                "fork",
-                Kind::Exit,
-                0,
-                [0; 6],
-                &ids(10, 16),
-            ),
-            rec(
-                11,
-                11014,
-                11014,
-                "read",
-                Kind::Enter,
-                0,
-                [4, 0, 9, 0, 0, 0],
-                b"",
-            ),
-        ]);
+        let mut assembler = Assembler::new().with_proc_root("/nonexistent");
+        let got = run_on(
+            &mut assembler,
+            &[
+                rec(
+                    1,
+                    10,
+                    10,
+                    "openat",
+                    Kind::Enter,
+                    0,
+                    [0; 6],
+                    b"/www/index.html\0",
+                ),
+                rec(2, 10, 10, "openat", Kind::Exit, 4, [0; 6], b""),
+                rec(3, 10, 10, "fork", Kind::Enter, 0, [0; 6], b""),
+                // the child runs first; its return carries the parent's id and its own (15)
+                rec(4, 11013, 11013, "fork", Kind::Exit, 0, [0; 6], &ids(10, 15)),
+                rec(
+                    5,
+                    11013,
+                    11013,
+                    "read",
+                    Kind::Enter,
+                    0,
+                    [4, 0, 9, 0, 0, 0],
+                    b"",
+                ),
+                rec(6, 10, 10, "fork", Kind::Exit, 15, [0; 6], b""),
+                // second child: the parent returns and closes its copy before the child's return
+                rec(7, 10, 10, "fork", Kind::Enter, 0, [0; 6], b""),
+                rec(8, 10, 10, "fork", Kind::Exit, 16, [0; 6], b""),
+                rec(9, 10, 10, "close", Kind::Enter, 0, [4, 0, 0, 0, 0, 0], b""),
+                rec(
+                    10,
+                    11014,
+                    11014,
+                    "fork",
+                    Kind::Exit,
+                    0,
+                    [0; 6],
+                    &ids(10, 16),
+                ),
+                rec(
+                    11,
+                    11014,
+                    11014,
+                    "read",
+                    Kind::Enter,
+                    0,
+                    [4, 0, 9, 0, 0, 0],
+                    b"",
+                ),
+            ],
+        );
         let reads: Vec<&SyscallEvent> = got
             .iter()
             .map(call)
@@ -1122,6 +1146,8 @@ mod tests {
         for read in reads {
             assert_eq!(read.fd_path.as_deref(), Some("/www/index.html"));
         }
+        // every fork's kept table was claimed: nothing is left waiting
+        assert!(assembler.forks.is_empty() && assembler.started_first.is_empty());
     }
 
     fn ids(parent: u32, own: u32) -> Vec<u8> {

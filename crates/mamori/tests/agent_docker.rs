@@ -89,6 +89,16 @@ impl Drop for Agent {
     }
 }
 
+/// `mamori learn` on a running container, live, into the model directory `models`.
+fn learn_live(container: &str, duration: &str, models: &Path) {
+    succeeds(
+        mamori()
+            .args(["learn", "--container", container, "--duration", duration])
+            .args(["--quiet", "--models"])
+            .arg(models),
+    );
+}
+
 /// Runs a mamori command to its end; fails the test with its stderr unless it succeeds.
 fn succeeds(command: &mut Command) {
     let out = command.output().expect("mamori runs");
@@ -144,19 +154,7 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
     std::fs::create_dir_all(&models).expect("model dir");
 
     // learn the image from container a, live
-    succeeds(
-        mamori()
-            .args([
-                "learn",
-                "--container",
-                a,
-                "--duration",
-                "40s",
-                "--quiet",
-                "--models",
-            ])
-            .arg(&models),
-    );
+    learn_live(a, "40s", &models);
     let model = models.join(format!("{IMAGE}.model"));
     assert!(model.exists(), "learn wrote {}", model.display());
 
@@ -340,19 +338,7 @@ fn agent_names_a_request_the_container_never_served_in_training() {
     let dir = std::env::temp_dir().join(format!("mamori-req-test-{}", std::process::id()));
     let models = dir.join("models");
     std::fs::create_dir_all(&models).expect("model dir");
-    succeeds(
-        mamori()
-            .args([
-                "learn",
-                "--container",
-                c,
-                "--duration",
-                "30s",
-                "--quiet",
-                "--models",
-            ])
-            .arg(&models),
-    );
+    learn_live(c, "30s", &models);
     let model = models.join(format!("{IMAGE}.model"));
     let shown = mamori()
         .args(["model", "show", "--json"])
