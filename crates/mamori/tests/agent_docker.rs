@@ -83,10 +83,28 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        // SAFETY: kill only signals the agent this test started.
-        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = self.0.wait();
+        terminate(&mut self.0);
     }
+}
+
+/// Sends SIGTERM to a child this test started and reaps it; kills it if it has not ended within
+/// 10 s, so a tracer or agent that cannot stop never hangs the test run.
+fn terminate(child: &mut Child) {
+    // SAFETY: kill only signals a process this test started and has not yet reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "process {} ignored SIGTERM for 10 s; killing it",
+        child.id()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// `mamori learn` on a running container, live, into the model directory `models`.
@@ -99,14 +117,37 @@ fn learn_live(container: &str, duration: &str, models: &Path) {
     );
 }
 
-/// Runs a mamori command to its end; fails the test with its stderr unless it succeeds.
+/// Runs a mamori command to its end; fails the test with its stderr unless it succeeds within
+/// two minutes (every command here is given a duration well under that).
 fn succeeds(command: &mut Command) {
-    let out = command.output().expect("mamori runs");
-    assert!(
-        out.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mamori runs");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for mamori") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = reader.join().unwrap_or_default();
+    match status {
+        Some(s) => assert!(s.success(), "{command:?} failed ({s}): {stderr}"),
+        None => panic!("{command:?} did not end within 120 s: {stderr}"),
+    }
 }
 
 fn alerts_in(path: &Path) -> Vec<Value> {
@@ -169,6 +210,12 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
                 listen,
                 "--on-alert",
                 "pause",
+                // only this test's containers: the other tests run the same image at the same
+                // time, and pausing the one strace follows would leave strace unable to detach
+                "--container",
+                a,
+                "--container",
+                b,
                 "--models",
             ])
             .arg(&models)
@@ -359,7 +406,15 @@ fn agent_names_a_request_the_container_never_served_in_training() {
     let listen = "127.0.0.1:19465";
     let mut agent = Agent(
         mamori()
-            .args(["agent", "--quiet", "--listen", listen, "--models"])
+            .args([
+                "agent",
+                "--quiet",
+                "--listen",
+                listen,
+                "--container",
+                c,
+                "--models",
+            ])
             .arg(&models)
             .arg("--alerts")
             .arg(&alerts)
@@ -466,9 +521,7 @@ fn probe_and_strace_see_the_same_calls_of_a_container() {
             .arg(&capture),
     );
     std::thread::sleep(Duration::from_millis(500));
-    // SAFETY: signals only the strace this test started.
-    unsafe { libc::kill(strace.id() as libc::pid_t, libc::SIGTERM) };
-    let _ = strace.wait();
+    terminate(&mut strace);
 
     let probe: Vec<(String, u32, i64)> = std::fs::read_to_string(&capture)
         .expect("capture file")
