@@ -35,15 +35,6 @@ log() { echo "live-alerts: $*" >&2; }
 die() { log "$*"; exit 1; }
 # shellcheck source=bench/lib.sh
 . "$root/bench/lib.sh"
-seconds() { # 90s, 10m, 1h -> seconds
-    case "$1" in
-        *h) echo $(( ${1%h} * 3600 )) ;;
-        *m) echo $(( ${1%m} * 60 )) ;;
-        *s) echo "${1%s}" ;;
-        *) echo "$1" ;;
-    esac
-}
-watch_s=$(seconds "$watch")
 
 "$root/scripts/lab/setup-live-lab.sh" >/dev/null
 need_tool python3 python3
@@ -88,7 +79,7 @@ for kind in "${kinds[@]}"; do
 done
 watch_start=$(date +%s%N)
 log "agents watching (${kinds[*]}); $watch of normal operation"
-sleep "$watch_s"
+sleep "$watch"   # GNU sleep reads 30m, 1h
 
 # The intrusion: each step one docker exec, timed from before it starts to after it ends.
 # "exec:" runs the words as they are, with no shell: a program the container already runs.
@@ -128,7 +119,6 @@ steps = []
 for line in open(f"{work}/steps.tsv"):
     start, end, label, _ = line.rstrip("\n").split("\t", 3)
     steps.append((int(start), int(end), label))
-end_of_run = steps[-1][1] + 20 * 10**9
 normal_s = (steps[0][0] - watch_start) / 1e9
 print(f"normal operation watched: {normal_s:.0f} s, then {len(steps)} steps 20 s apart\n")
 print("| model | false alarms | per hour | steps caught | alerts by source | " + " | ".join(s[2] for s in steps) + " |")

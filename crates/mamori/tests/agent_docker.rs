@@ -92,19 +92,24 @@ impl Drop for Agent {
 fn terminate(child: &mut Child) {
     // SAFETY: kill only signals a process this test started and has not yet reaped.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
+    if wait_within(child, Duration::from_secs(10)).is_none() {
+        eprintln!("process {} ignored SIGTERM for 10 s; killed it", child.id());
+    }
+}
+
+/// The child's exit status if it ends within `limit`; otherwise kills and reaps it and returns
+/// `None`.
+fn wait_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    eprintln!(
-        "process {} ignored SIGTERM for 10 s; killing it",
-        child.id()
-    );
     let _ = child.kill();
     let _ = child.wait();
+    None
 }
 
 /// `mamori learn` on a running container, live, into the model directory `models`.
@@ -131,18 +136,7 @@ fn succeeds(command: &mut Command) {
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for mamori") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_within(&mut child, Duration::from_secs(120));
     let stderr = reader.join().unwrap_or_default();
     match status {
         Some(s) => assert!(s.success(), "{command:?} failed ({s}): {stderr}"),
