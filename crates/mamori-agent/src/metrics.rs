@@ -397,13 +397,13 @@ impl MetricsSnapshot {
             (
                 "mamori_context_novelties_total",
                 Counter,
-                "Programs and requests never seen in training (every occurrence).",
+                "Programs, requests and network standard input lines never seen in training (every occurrence).",
                 |c| c.stats.novelties,
             ),
             (
                 "mamori_context_alerts_total",
                 Counter,
-                "Alerts raised by first-time programs and requests (also in mamori_alerts_total).",
+                "Alerts raised by first-time programs, requests and network standard input lines (also in mamori_alerts_total).",
                 |c| c.stats.context_alerts,
             ),
             (

@@ -301,8 +301,9 @@ impl ContainerMonitor {
         ));
     }
 
-    /// Raises an alert for a program or request never seen in training, with the context
-    /// signals' rule: one occurrence fires, the same item again within the cooldown does not.
+    /// Raises an alert for a program, request or network standard input line never seen in
+    /// training, with the context signals' rule: one occurrence fires, the same item again
+    /// within the cooldown does not.
     fn check_context(&mut self, e: &SyscallEvent, alerts: &mut Vec<Alert>) {
         let Some(profile) = self.model.model.context.as_ref() else {
             return;

@@ -142,6 +142,19 @@ fn clock_ns(clock: libc::clockid_t) -> i64 {
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
+/// What is kept of received data: its first line, the request line the request signal reads,
+/// without the headers (cookies, credentials) that follow it. On standard input, where a remote
+/// shell's commands arrive a byte or a line at a time, every line is kept up to a protocol's
+/// `\r\n` (a forking server reads its client's request on descriptor 0 too).
+fn kept_data(payload: &[u8], standard_input: bool) -> &[u8] {
+    let end = if standard_input {
+        payload.windows(2).position(|w| w == b"\r\n")
+    } else {
+        payload.iter().position(|&b| b == b'\r' || b == b'\n')
+    };
+    &payload[..end.unwrap_or(payload.len())]
+}
+
 fn nul_terminated(b: &[u8]) -> (&[u8], &[u8]) {
     match b.iter().position(|&c| c == 0) {
         Some(i) => (&b[..i], &b[i + 1..]),
@@ -495,15 +508,11 @@ impl Assembler {
             p.event.fd_path = None;
         }
         if info.first_data && !raw.payload.is_empty() {
-            // A new connection's first data, as strace shows a read: descriptor, data, size.
-            // Only its first line is kept: what the request signal reads, without the headers
-            // (cookies, credentials) that follow it.
-            let line_end = raw
-                .payload
-                .iter()
-                .position(|&b| b == b'\r' || b == b'\n')
-                .unwrap_or(raw.payload.len());
-            p.event.args.push(text(&raw.payload[..line_end]));
+            // A new connection's first data, or what a remote shell reads from the socket on
+            // its standard input, as strace shows a read: descriptor, data, size.
+            p.event
+                .args
+                .push(text(kept_data(raw.payload, p.args[0] == 0)));
             p.event.args.push(p.args[2].to_string());
         }
         if name == "fcntl" && matches!(p.args[1], F_DUPFD | F_DUPFD_CLOEXEC) && raw.ret >= 0 {
@@ -1051,6 +1060,25 @@ mod tests {
         );
         assert_eq!(calls[6].args, vec!["0"]);
         assert_eq!(calls[6].ret, None);
+    }
+
+    /// A remote shell (`bash 0</dev/tcp/…`) reads its commands from the socket on descriptor 0:
+    /// every read's data is kept, line ends included, so the commands can be put together.
+    #[test]
+    fn a_remote_shells_reads_of_standard_input_keep_every_line() {
+        let read = |seq, kind, ret, data: &'static [u8]| {
+            rec(seq, 20, 20, "read", kind, ret, [0, 0, 1, 0, 0, 0], data)
+        };
+        let got = run(&[
+            read(1, Kind::EnterExitFollows, 0, b""),
+            read(2, Kind::Exit, 1, b"\n"),
+            read(3, Kind::EnterExitFollows, 0, b""),
+            read(4, Kind::Exit, 6, b"id\nls\n"),
+            read(5, Kind::EnterExitFollows, 0, b""),
+            read(6, Kind::Exit, 9, b"GET /\r\nA: b"),
+        ]);
+        let data: Vec<&str> = got.iter().map(|r| call(r).args[1].as_str()).collect();
+        assert_eq!(data, ["\n", "id\nls\n", "GET /"]);
     }
 
     /// A first read that finds no data yet (EAGAIN on a non-blocking socket) is reported with

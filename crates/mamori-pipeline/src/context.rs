@@ -8,6 +8,12 @@
 //!   (for HTTP the method, the path and the names of the query parameters). A device's API has
 //!   a fixed surface; a call of an endpoint never used in training (`/0/detection/pause`) starts
 //!   no process, and its system calls look like every other request's.
+//! - **Network standard input**: a process whose standard input is a network connection is a
+//!   remote shell (`bash 0</dev/tcp/…`, a shell under `nc -e`), the rule Falco calls "redirect
+//!   stdin to network connection". Each line it reads is the attacker's next command, so each is
+//!   its own alert, and the alert quotes it. Training learns which connections (by listening port,
+//!   or by the remote port of an outbound one) fed a process's standard input normally, as an
+//!   inetd-style service does; lines from those are not raised.
 //!
 //! Both are sets learned from training recordings ([`ContextLearner`]) and checked while
 //! scoring ([`ContextWatcher`]). Items are kept as text, so an alert says what was new.
@@ -40,6 +46,8 @@ pub enum NoveltyKind {
     Program,
     /// A request to a listening port unlike every one in training.
     Request,
+    /// A line read as standard input from a network connection not seen doing so in training.
+    NetworkStdin,
 }
 
 impl NoveltyKind {
@@ -48,6 +56,7 @@ impl NoveltyKind {
         match self {
             NoveltyKind::Program => "new-program",
             NoveltyKind::Request => "new-request",
+            NoveltyKind::NetworkStdin => "network-stdin",
         }
     }
 }
@@ -59,6 +68,10 @@ pub struct ContextProfile {
     pub programs: BTreeSet<String>,
     /// Request keys (`PORT METHOD /path?names`, or `PORT text…` for other protocols).
     pub requests: BTreeSet<String>,
+    /// Connections that fed a process's standard input in training (`port 23` for a listening
+    /// port, `->4444` for the remote port of an outbound connection).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub network_stdin: BTreeSet<String>,
     /// Whether the training input carried received data at all: without it, request novelty
     /// cannot be judged and is not raised.
     #[serde(default)]
@@ -73,6 +86,7 @@ impl ContextProfile {
         match kind {
             NoveltyKind::Program => &self.programs,
             NoveltyKind::Request => &self.requests,
+            NoveltyKind::NetworkStdin => &self.network_stdin,
         }
     }
 }
@@ -82,7 +96,8 @@ impl ContextProfile {
 pub struct Novelty {
     /// Which signal.
     pub kind: NoveltyKind,
-    /// The program path or request key.
+    /// The program path, the request key, or for network standard input the connection and the
+    /// line read (`->18083: exit`).
     pub what: String,
     /// When (ns), if the event had a time.
     pub time_ns: Option<i64>,
@@ -149,6 +164,33 @@ impl Novelty {
                 Some(d) => format!("a request never seen in training: {} ({d})", self.what),
                 None => format!("a request never seen in training: {}", self.what),
             },
+            NoveltyKind::NetworkStdin => format!(
+                "a command read from a network connection as standard input (a remote shell): {}",
+                self.what
+            ),
+        }
+    }
+}
+
+/// Longest line of network standard input kept while waiting for its end; a longer one is
+/// reported as it stands.
+const MAX_STDIN_LINE: usize = 4_096;
+
+/// What one event shows: its signal, the key a profile is checked against, and what an alert
+/// names (the key itself, but for network standard input the connection and the line).
+#[derive(Debug, Clone, PartialEq)]
+struct Item {
+    kind: NoveltyKind,
+    key: String,
+    what: String,
+}
+
+impl Item {
+    fn named(kind: NoveltyKind, key: String) -> Self {
+        Item {
+            kind,
+            what: key.clone(),
+            key,
         }
     }
 }
@@ -160,11 +202,13 @@ struct Tracker {
     listening: HashSet<u16>,
     /// Inbound connections (pid, descriptor text) whose first data was already seen.
     answered: HashSet<(u32, String)>,
+    /// Per process, the part of a line read so far from a network standard input.
+    stdin_lines: HashMap<u32, String>,
 }
 
 impl Tracker {
     /// The context item this event shows, if any.
-    fn item(&mut self, e: &SyscallEvent) -> Option<(NoveltyKind, String)> {
+    fn item(&mut self, e: &SyscallEvent) -> Option<Item> {
         let name = e.syscall.as_str();
         if name == "execve" || name == "execveat" {
             if e.ret.is_some_and(|r| r != 0) {
@@ -175,7 +219,7 @@ impl Tracker {
             } else {
                 e.args.first()
             }?;
-            return (!path.is_empty()).then(|| (NoveltyKind::Program, path.clone()));
+            return (!path.is_empty()).then(|| Item::named(NoveltyKind::Program, path.clone()));
         }
         let fd_path = e.fd_path.as_deref()?;
         if matches!(name, "listen" | "accept" | "accept4") {
@@ -190,27 +234,101 @@ impl Tracker {
         if e.ret.is_none_or(|r| r <= 0) {
             return None;
         }
+        let pid = e.pid.unwrap_or(0);
+        if e.args.first().is_some_and(|fd| fd == "0") && is_network(fd_path) {
+            // A forking server (inetd, busybox httpd) reads its client's request on descriptor
+            // 0 too: that first data stays a request, what follows is standard input.
+            let request = connection_ports(fd_path).is_some_and(|(local, _)| {
+                self.listening.contains(&local)
+                    && !self.answered.contains(&(pid, fd_path.to_string()))
+            });
+            if !request {
+                return self.stdin_line(e, fd_path);
+            }
+        }
         let (local, _) = connection_ports(fd_path)?;
         if !self.listening.contains(&local) {
             return None;
         }
         let data = e.args.get(1)?;
-        let pid = e.pid.unwrap_or(0);
         if self.answered.len() >= MAX_CONNECTIONS {
             self.answered.clear();
         }
         if !self.answered.insert((pid, fd_path.to_string())) {
             return None; // only a connection's first data says what it asks for
         }
-        Some((NoveltyKind::Request, request_key(local, data)))
+        Some(Item::named(NoveltyKind::Request, request_key(local, data)))
     }
 
-    /// A descriptor was closed: a later connection may reuse its text.
-    fn closed(&mut self, e: &SyscallEvent) {
-        if e.syscall == "close" {
-            if let Some(p) = e.fd_path.as_deref() {
-                self.answered.remove(&(e.pid.unwrap_or(0), p.to_string()));
+    /// A read of standard input from a network connection: the line it completes, if any.
+    /// Shells read such input a byte at a time, so lines are put together per process. Without
+    /// the received data (a source that does not capture it), the connection is reported once.
+    fn stdin_line(&mut self, e: &SyscallEvent, fd_path: &str) -> Option<Item> {
+        // `TCP:[local->remote]` as strace writes it, or `TCP:[->remote]` as the eBPF probe
+        // names a socket it saw connect
+        let (local, remote) = socket_ends(fd_path);
+        let endpoint = match (local, remote) {
+            (Some(l), _) if self.listening.contains(&l) => format!("port {l}"),
+            (_, Some(r)) => format!("->{r}"),
+            _ => "network".to_string(),
+        };
+        let pid = e.pid.unwrap_or(0);
+        let Some(data) = e.args.get(1).filter(|d| !d.is_empty()) else {
+            if self.answered.len() >= MAX_CONNECTIONS {
+                self.answered.clear();
             }
+            let first = self.answered.insert((pid, format!("stdin {fd_path}")));
+            return first.then(|| Item {
+                kind: NoveltyKind::NetworkStdin,
+                what: format!("{endpoint}: (data not captured)"),
+                key: endpoint,
+            });
+        };
+        if self.stdin_lines.len() >= MAX_CONNECTIONS {
+            self.stdin_lines.clear();
+        }
+        let buffer = self.stdin_lines.entry(pid).or_default();
+        buffer.push_str(data);
+        let end = match buffer.rfind('\n') {
+            Some(i) => i,
+            None if buffer.len() > MAX_STDIN_LINE => buffer.len(),
+            None => return None,
+        };
+        let complete: String = buffer.drain(..end).collect();
+        if buffer.starts_with('\n') {
+            buffer.remove(0);
+        }
+        // several lines in one read are one alert, as one pasted command would be
+        let line = complete
+            .split('\n')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut what = format!("{endpoint}: {line}");
+        if what.chars().count() > MAX_KEY_CHARS {
+            what = what.chars().take(MAX_KEY_CHARS).collect();
+        }
+        Some(Item {
+            kind: NoveltyKind::NetworkStdin,
+            key: endpoint,
+            what,
+        })
+    }
+
+    /// A descriptor was closed: a later connection may reuse its text. A process that ended
+    /// leaves no half line behind.
+    fn closed(&mut self, e: &SyscallEvent) {
+        match e.syscall.as_str() {
+            "close" => {
+                if let Some(p) = e.fd_path.as_deref() {
+                    self.answered.remove(&(e.pid.unwrap_or(0), p.to_string()));
+                }
+            }
+            "exit_group" => {
+                self.stdin_lines.remove(&e.pid.unwrap_or(0));
+            }
+            _ => {}
         }
     }
 }
@@ -233,13 +351,14 @@ impl ContextLearner {
         if is_receive(e) && e.args.get(1).is_some_and(|d| !d.is_empty()) {
             self.profile.saw_received_data = true;
         }
-        if let Some((kind, what)) = self.tracker.item(e) {
-            let set = match kind {
+        if let Some(item) = self.tracker.item(e) {
+            let set = match item.kind {
                 NoveltyKind::Program => &mut self.profile.programs,
                 NoveltyKind::Request => &mut self.profile.requests,
+                NoveltyKind::NetworkStdin => &mut self.profile.network_stdin,
             };
             if set.len() < MAX_ITEMS {
-                set.insert(what);
+                set.insert(item.key);
             }
         }
         self.tracker.closed(e);
@@ -288,11 +407,11 @@ impl ContextWatcher {
     ) -> Option<(Novelty, u64)> {
         let found = self.tracker.item(e);
         self.tracker.closed(e);
-        let (kind, what) = found?;
+        let Item { kind, key, what } = found?;
         if kind == NoveltyKind::Request && !profile.saw_received_data {
             return None;
         }
-        if profile.set(kind).contains(&what) {
+        if profile.set(kind).contains(&key) {
             return None;
         }
         let declared = match kind {
@@ -333,10 +452,12 @@ fn is_receive(e: &SyscallEvent) -> bool {
     matches!(
         e.syscall.as_str(),
         "read" | "recvfrom" | "recv" | "recvmsg" | "readv"
-    ) && e
-        .fd_path
-        .as_deref()
-        .is_some_and(|p| p.starts_with("TCP") || p.starts_with("UDP"))
+    ) && e.fd_path.as_deref().is_some_and(is_network)
+}
+
+/// A descriptor text naming a network socket (TCP or UDP, IPv4 or IPv6).
+fn is_network(fd_path: &str) -> bool {
+    fd_path.starts_with("TCP") || fd_path.starts_with("UDP")
 }
 
 /// The port of a listening socket's text: `TCP:[0.0.0.0:8080]`, `TCPv6:[[::]:8080]`, or a
@@ -355,6 +476,18 @@ fn connection_ports(fd_path: &str) -> Option<(u16, u16)> {
     let inner = socket_inner(fd_path)?;
     let (local, remote) = inner.split_once("->")?;
     Some((port_of(local)?, port_of(remote)?))
+}
+
+/// Local and remote port of any network socket's text, each if it is there.
+fn socket_ends(fd_path: &str) -> (Option<u16>, Option<u16>) {
+    let inner = fd_path
+        .split_once(":[")
+        .and_then(|(_, rest)| rest.strip_suffix(']'))
+        .unwrap_or("");
+    match inner.split_once("->") {
+        Some((local, remote)) => (port_of(local), port_of(remote)),
+        None => (port_of(inner), None),
+    }
 }
 
 fn socket_inner(fd_path: &str) -> Option<&str> {
@@ -567,6 +700,79 @@ mod tests {
         let back: ContextProfile =
             serde_json::from_str(&serde_json::to_string(&profile).unwrap()).unwrap();
         assert_eq!(back, profile);
+    }
+
+    /// A process reading `text` a byte at a time from its standard input `conn`, as bash does.
+    fn typed(pid: u32, conn: &str, text: &str) -> Vec<SyscallEvent> {
+        text.chars()
+            .map(|c| call(pid, "read", &["0", &c.to_string(), "1"], Some(conn), 1))
+            .collect()
+    }
+
+    #[test]
+    fn each_line_a_remote_shell_reads_from_the_network_is_raised_and_quoted() {
+        const INETD: &str = "TCP:[127.0.0.1:23->127.0.0.1:40000]";
+        const SHELL: &str = "TCP:[127.0.0.1:53290->127.0.0.1:18083]";
+        let mut learner = ContextLearner::new();
+        // an inetd-style service: its standard input is the accepted connection
+        learner.observe(&call(1, "accept4", &["3"], Some("TCP:[0.0.0.0:23]"), 4));
+        for e in typed(7, INETD, "help\n") {
+            learner.observe(&e);
+        }
+        let profile = learner.finish();
+        assert_eq!(
+            profile.network_stdin.iter().collect::<Vec<_>>(),
+            ["port 23"]
+        );
+
+        let mut watcher = ContextWatcher::new();
+        let mut test = vec![call(1, "accept4", &["3"], Some("TCP:[0.0.0.0:23]"), 4)];
+        test.extend(typed(7, INETD, "help\nstatus\n"));
+        // `bash 0</dev/tcp/…`: a half line, a read of a pipe between, the rest, and `exit`
+        test.extend(typed(9, SHELL, "id; una"));
+        test.push(call(9, "read", &["3", "x", "1"], Some("pipe:[5]"), 1));
+        test.extend(typed(9, SHELL, "me -a\nexit\n"));
+        // a reply on an ordinary connection of the device is nobody's standard input
+        test.push(call(
+            1,
+            "read",
+            &["5", "ls\n"],
+            Some("TCP:[127.0.0.1:50000->127.0.0.1:9000]"),
+            3,
+        ));
+        let mut found = Vec::new();
+        for e in &test {
+            if let Some((n, _)) = watcher.observe(&profile, e) {
+                found.push(n.explain());
+            }
+        }
+        assert_eq!(
+            found,
+            [
+                "a command read from a network connection as standard input (a remote shell): \
+                 ->18083: id; uname -a",
+                "a command read from a network connection as standard input (a remote shell): \
+                 ->18083: exit",
+            ]
+        );
+
+        // the eBPF probe names a socket it saw connect by its remote end only
+        let mut watcher = ContextWatcher::new();
+        let live: Vec<_> = typed(9, "TCP:[->127.0.0.1:4444]", "id\n")
+            .iter()
+            .filter_map(|e| watcher.observe(&profile, e).map(|(n, _)| n.what))
+            .collect();
+        assert_eq!(live, ["->4444: id"]);
+
+        // a source without the received data reports the connection once
+        let mut watcher = ContextWatcher::new();
+        let blind: Vec<_> = (0..3)
+            .filter_map(|_| {
+                let e = call(9, "read", &["0"], Some(SHELL), 1);
+                watcher.observe(&profile, &e).map(|(n, _)| n.what)
+            })
+            .collect();
+        assert_eq!(blind, ["->18083: (data not captured)"]);
     }
 
     #[test]

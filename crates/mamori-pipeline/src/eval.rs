@@ -271,6 +271,8 @@ pub struct ContextReport {
     pub programs_learned: usize,
     /// Request kinds seen in training.
     pub requests_learned: usize,
+    /// Connections that fed a process's standard input in training.
+    pub network_stdin_learned: usize,
     /// First-time actions found in the test recordings (every occurrence).
     pub novelties: Vec<ContextUnit>,
     /// The operator view of the context signals alone.
@@ -659,6 +661,7 @@ fn context_report(cfg: &EvalConfig, data: &Dataset) -> Option<ContextReport> {
     Some(ContextReport {
         programs_learned: profile.programs.len(),
         requests_learned: profile.requests.len(),
+        network_stdin_learned: profile.network_stdin.len(),
         novelties: data.context_units.clone(),
         operator: operator_view(
             &units,

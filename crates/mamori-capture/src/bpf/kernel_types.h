@@ -54,8 +54,10 @@ struct kernfs_node { __u64 id; } __attribute__((preserve_access_index));
 struct cgroup { struct kernfs_node *kn; } __attribute__((preserve_access_index));
 struct cgroup_subsys_state { struct cgroup *cgroup; } __attribute__((preserve_access_index));
 struct css_set { struct cgroup_subsys_state *subsys[14]; } __attribute__((preserve_access_index));
-/* A descriptor's open file: the probe only compares its address, which fork and dup keep. */
-struct file;
+/* A descriptor's open file: the probe compares its address, which fork and dup keep, and reads
+ * its inode's type to tell a socket. */
+struct inode { unsigned short i_mode; } __attribute__((preserve_access_index));
+struct file { struct inode *f_inode; } __attribute__((preserve_access_index));
 struct fdtable {
 	unsigned int max_fds;
 	struct file **fd;

@@ -39,7 +39,8 @@ enum payload_kind {
 /* accept, accept4: the exit also carries the peer's address, and the new connection is
  * remembered until its first data */
 #define SPEC_ACCEPT (1u << 17)
-/* read, recvfrom: on a remembered connection, the exit carries the first bytes received */
+/* read, recvfrom: on a remembered connection, the exit carries the first bytes received; on a
+ * socket that is standard input (a remote shell), every read's bytes */
 #define SPEC_FIRST_DATA (1u << 18)
 /* clone, fork, vfork, clone3: the child's own return carries its parent's process id. The
  * parent's return value is the child's id in the parent's pid namespace, which inside a
@@ -224,6 +225,17 @@ static __always_inline __u64 file_of(__s64 fd)
 	return (__u64)f;
 }
 
+#define S_IFMT 0170000
+#define S_IFSOCK 0140000
+
+/* Whether an open file is a socket. */
+static __always_inline bool is_socket(__u64 f)
+{
+	struct file *file = (struct file *)f;
+	unsigned short mode = BPF_CORE_READ(file, f_inode, i_mode);
+	return (mode & S_IFMT) == S_IFSOCK;
+}
+
 static __always_inline __u32 read_str(struct event *e, __u32 off, unsigned long ptr)
 {
 	off &= HALF - 1;
@@ -281,9 +293,13 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 			spec = *s;
 	}
 	__u64 *last_accept = (read_requests && (spec & SPEC_FIRST_DATA)) ? gate(GATE_LAST_ACCEPT) : 0;
-	if (last_accept && *last_accept && e->ts - *last_accept < FRESH_NS) {
+	/* a remembered connection's first data; or standard input that is a socket, every read of
+	 * it: a remote shell (bash 0</dev/tcp/...) reading its next command */
+	bool fresh = last_accept && *last_accept && e->ts - *last_accept < FRESH_NS;
+	bool net_stdin = read_requests && (spec & SPEC_FIRST_DATA) && e->args[0] == 0;
+	if (fresh || net_stdin) {
 		__u64 f = file_of((__s32)e->args[0]);
-		if (f && bpf_map_lookup_elem(&fresh_conns, &f)) {
+		if (f && ((fresh && bpf_map_lookup_elem(&fresh_conns, &f)) || (net_stdin && is_socket(f)))) {
 			struct first_read r = { .file = f, .buf = e->args[1] };
 			__u32 tid = e->tid;
 			__u64 *open_reads = gate(GATE_OPEN_READS);
@@ -363,7 +379,8 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 	__u32 tid = (__u32)pid_tgid;
-	/* a read reports its exit only when its entry found a remembered connection */
+	/* a read reports its exit only when its entry found a remembered connection or a socket on
+ * standard input */
 	struct first_read r = {};
 	if (spec & SPEC_FIRST_DATA) {
 		__u64 *open_reads = gate(GATE_OPEN_READS);

@@ -481,11 +481,12 @@ fn print_operator_view(rep: &EvalReport) {
     print_operator_table(&alone);
     let Some(ctx) = &rep.context else { return };
     println!(
-        "\nwith the context signals ({} programs and {} request kinds learned from training; a \
-         first-time one alerts on its own rule state): {} new programs or requests in the test \
-         recordings",
+        "\nwith the context signals ({} programs, {} request kinds and {} network standard \
+         inputs learned from training; a first-time one alerts on its own rule state): {} new \
+         programs, requests or network-input lines in the test recordings",
         ctx.programs_learned,
         ctx.requests_learned,
+        ctx.network_stdin_learned,
         ctx.novelties.len()
     );
     let mut with: Vec<(String, &OperatorView)> = vec![("context alone".into(), &ctx.operator)];

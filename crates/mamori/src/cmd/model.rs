@@ -73,9 +73,11 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
         Some(c) => {
             let reads = c.declared.iter().filter(|d| d.reads).count();
             println!(
-                "context     {} programs, {} request kinds{}; declared API: {}",
+                "context     {} programs, {} request kinds, {} network standard inputs{}; \
+                 declared API: {}",
                 c.programs.len(),
                 c.requests.len(),
+                c.network_stdin.len(),
                 if c.saw_received_data {
                     ""
                 } else {
