@@ -263,7 +263,7 @@ impl Tracker {
     /// A read of standard input from a connection the process made (not one to a listening
     /// port): the line it completes, if any. Shells read such input a byte at a time, so lines
     /// are put together per process. Without the received data (a source that does not capture
-    /// it), the connection is reported once.
+    /// it), each process is reported once.
     fn stdin_line(&mut self, e: &SyscallEvent, fd_path: &str) -> Option<Item> {
         // `TCP:[local->remote]` as strace writes it, or `TCP:[->remote]` as the eBPF probe
         // names a socket it saw connect
@@ -272,21 +272,18 @@ impl Tracker {
             None => "network".to_string(),
         };
         let pid = e.pid.unwrap_or(0);
+        if self.stdin_lines.len() >= MAX_CONNECTIONS {
+            self.stdin_lines.clear();
+        }
+        let first = !self.stdin_lines.contains_key(&pid);
+        let buffer = self.stdin_lines.entry(pid).or_default();
         let Some(data) = e.args.get(1).filter(|d| !d.is_empty()) else {
-            if self.answered.len() >= MAX_CONNECTIONS {
-                self.answered.clear();
-            }
-            let first = self.answered.insert((pid, format!("stdin {fd_path}")));
             return first.then(|| Item {
                 kind: NoveltyKind::NetworkStdin,
                 what: format!("{endpoint}: (data not captured)"),
                 key: endpoint,
             });
         };
-        if self.stdin_lines.len() >= MAX_CONNECTIONS {
-            self.stdin_lines.clear();
-        }
-        let buffer = self.stdin_lines.entry(pid).or_default();
         buffer.push_str(data);
         let end = match buffer.rfind('\n') {
             Some(i) => i,
@@ -463,18 +460,24 @@ fn is_network(fd_path: &str) -> bool {
 /// connection's local port (`accept`'s descriptor names the listening socket; some sources
 /// name the new connection).
 fn listening_port(fd_path: &str) -> Option<u16> {
-    if let Some((local, _)) = connection_ports(fd_path) {
-        return Some(local);
-    }
-    let inner = socket_inner(fd_path)?;
-    port_of(inner)
+    tcp_ends(fd_path).0
 }
 
 /// Local and remote port of a connection's text: `TCP:[127.0.0.1:8080->127.0.0.1:39834]`.
 fn connection_ports(fd_path: &str) -> Option<(u16, u16)> {
-    let inner = socket_inner(fd_path)?;
-    let (local, remote) = inner.split_once("->")?;
-    Some((port_of(local)?, port_of(remote)?))
+    match tcp_ends(fd_path) {
+        (Some(local), Some(remote)) => Some((local, remote)),
+        _ => None,
+    }
+}
+
+/// [`socket_ends`] of a TCP socket (IPv4 or IPv6) only.
+fn tcp_ends(fd_path: &str) -> (Option<u16>, Option<u16>) {
+    if fd_path.starts_with("TCP:[") || fd_path.starts_with("TCPv6:[") {
+        socket_ends(fd_path)
+    } else {
+        (None, None)
+    }
 }
 
 /// Local and remote port of any network socket's text, each if it is there.
@@ -487,13 +490,6 @@ fn socket_ends(fd_path: &str) -> (Option<u16>, Option<u16>) {
         Some((local, remote)) => (port_of(local), port_of(remote)),
         None => (port_of(inner), None),
     }
-}
-
-fn socket_inner(fd_path: &str) -> Option<&str> {
-    let rest = fd_path
-        .strip_prefix("TCP:[")
-        .or_else(|| fd_path.strip_prefix("TCPv6:["))?;
-    rest.strip_suffix(']')
 }
 
 fn port_of(addr: &str) -> Option<u16> {
